@@ -1,0 +1,223 @@
+"""The store: one SQLite file (standard library) holding everything expensive or historical.
+
+- embeddings, keyed by (embedder fingerprint, text hash): each unique text is embedded once per model;
+- predictions, keyed by (candidate fingerprint, sample id, input hash): a rerun never pays twice;
+- run history: one row per (candidate, suite, embedder) scoring, from which leaderboards are rendered.
+
+Several processes may write at once (pytest-xdist workers): the database runs in WAL mode with a busy
+timeout, and every write is one short IMMEDIATE transaction. No secrets are ever written here: only
+fingerprints, texts and scores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_STORE_PATH = Path(".prh") / "store.sqlite"
+STORE_ENV = "PRH_STORE"
+_SQL_VARIABLE_LIMIT = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embeddings (
+    embedder TEXT NOT NULL, text_hash TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (embedder, text_hash)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS predictions (
+    candidate TEXT NOT NULL, sample_id TEXT NOT NULL, input_hash TEXT NOT NULL, prediction TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (candidate, sample_id, input_hash)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, session TEXT NOT NULL,
+    candidate TEXT NOT NULL, candidate_fingerprint TEXT NOT NULL, suite TEXT NOT NULL,
+    suite_fingerprint TEXT NOT NULL, embedder TEXT NOT NULL, embedder_fingerprint TEXT NOT NULL,
+    record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_by_embedder ON runs (embedder, suite, candidate);
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the history keeps of one scoring: enough to render a leaderboard row without rescoring."""
+
+    candidate: str
+    candidate_fingerprint: str
+    suite: str
+    suite_fingerprint: str
+    embedder: str
+    embedder_fingerprint: str
+    comparable_with_kaggle: bool
+    n: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    ci_method: str = "bca"
+    confidence: float = 0.95
+    n_empty: int = 0
+    candidate_spec: str = ""
+    seconds: float = 0.0
+    #: the paired comparison with the stored baseline (see harness.baselines.Comparison.to_dict), if any
+    baseline: Mapping | None = None
+    session: str = ""
+    created: float = field(default_factory=time.time)
+    run_id: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> RunRecord:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def default_store_path() -> Path:
+    return Path(os.environ.get(STORE_ENV) or DEFAULT_STORE_PATH)
+
+
+class Store:
+    """A handle on the SQLite store; cheap to open, safe to use from several processes."""
+
+    def __init__(self, path: str | Path | None = None, *, timeout_seconds: float = 60.0) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(self.path, timeout=timeout_seconds, isolation_level=None)
+        self._connection.execute(f"PRAGMA busy_timeout = {int(timeout_seconds * 1000)}")
+        self._retry(lambda: self._connection.execute("PRAGMA journal_mode = WAL"))
+        self._connection.execute("PRAGMA synchronous = NORMAL")
+        self._retry(lambda: self._connection.executescript(_SCHEMA))
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @staticmethod
+    def _retry(action, attempts: int = 20):
+        """Schema and mode changes can meet a lock even with busy_timeout when workers start together."""
+        for attempt in range(attempts):
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _write(self, sql: str, rows: Sequence[tuple]) -> None:
+        if not rows:
+            return
+
+        def transaction():
+            cursor = self._connection.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                cursor.executemany(sql, rows)
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+
+        self._retry(transaction)
+
+    # -- embeddings -------------------------------------------------------------------------------
+    def get_embeddings(self, embedder_fingerprint: str, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """The cached vectors among `text_hashes` (missing ones are simply absent)."""
+        found: dict[str, np.ndarray] = {}
+        hashes = list(dict.fromkeys(text_hashes))
+        for start in range(0, len(hashes), _SQL_VARIABLE_LIMIT):
+            chunk = hashes[start:start + _SQL_VARIABLE_LIMIT]
+            marks = ",".join("?" * len(chunk))
+            rows = self._connection.execute(
+                f"SELECT text_hash, vector FROM embeddings WHERE embedder = ? AND text_hash IN ({marks})",
+                (embedder_fingerprint, *chunk))
+            for text_hash, blob in rows:
+                found[text_hash] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_embeddings(self, embedder_fingerprint: str, text_hashes: Sequence[str], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows = [(embedder_fingerprint, h, int(v.shape[0]), v.tobytes()) for h, v in zip(text_hashes, vectors)]
+        self._write("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
+
+    def count_embeddings(self, embedder_fingerprint: str | None = None) -> int:
+        if embedder_fingerprint is None:
+            return self._connection.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+        return self._connection.execute("SELECT COUNT(*) FROM embeddings WHERE embedder = ?",
+                                        (embedder_fingerprint,)).fetchone()[0]
+
+    # -- predictions ------------------------------------------------------------------------------
+    def get_predictions(self, candidate_fingerprint: str, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Cached predictions for (sample id, input hash) keys."""
+        wanted = set(keys)
+        found: dict[tuple[str, str], str] = {}
+        ids = sorted({sample_id for sample_id, _ in wanted})
+        for start in range(0, len(ids), _SQL_VARIABLE_LIMIT):
+            chunk = ids[start:start + _SQL_VARIABLE_LIMIT]
+            marks = ",".join("?" * len(chunk))
+            rows = self._connection.execute(
+                f"SELECT sample_id, input_hash, prediction FROM predictions WHERE candidate = ? AND sample_id IN ({marks})",
+                (candidate_fingerprint, *chunk))
+            for sample_id, input_hash, prediction in rows:
+                if (sample_id, input_hash) in wanted:
+                    found[(sample_id, input_hash)] = prediction
+        return found
+
+    def put_predictions(self, candidate_fingerprint: str, items: Iterable[tuple[str, str, str]]) -> None:
+        """Store (sample id, input hash, prediction) triples as soon as they exist."""
+        now = time.time()
+        rows = [(candidate_fingerprint, sample_id, input_hash, prediction, now)
+                for sample_id, input_hash, prediction in items]
+        self._write("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?)", rows)
+
+    # -- run history ------------------------------------------------------------------------------
+    def record_run(self, record: RunRecord) -> int:
+        payload = json.dumps({k: v for k, v in record.to_dict().items() if k != "run_id"}, sort_keys=True)
+        holder: list[int] = []
+
+        def transaction():
+            cursor = self._connection.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                cursor.execute(
+                    "INSERT INTO runs (created, session, candidate, candidate_fingerprint, suite, suite_fingerprint,"
+                    " embedder, embedder_fingerprint, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (record.created, record.session, record.candidate, record.candidate_fingerprint, record.suite,
+                     record.suite_fingerprint, record.embedder, record.embedder_fingerprint, payload))
+                holder.append(int(cursor.lastrowid))
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+
+        self._retry(transaction)
+        return holder[0]
+
+    def runs(self, *, session: str | None = None, embedder: str | None = None) -> list[RunRecord]:
+        """Run history, oldest first, optionally for one pytest session or one embedder."""
+        sql, args = "SELECT run_id, record FROM runs", []
+        clauses = []
+        if session is not None:
+            clauses.append("session = ?")
+            args.append(session)
+        if embedder is not None:
+            clauses.append("embedder = ?")
+            args.append(embedder)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY run_id"
+        records = []
+        for run_id, payload in self._connection.execute(sql, args):
+            data = json.loads(payload)
+            data["run_id"] = run_id
+            records.append(RunRecord.from_dict(data))
+        return records

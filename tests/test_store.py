@@ -1,0 +1,76 @@
+"""The SQLite store: round trips, and several processes writing at once (as pytest-xdist workers do)."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+
+from harness.store import RunRecord, Store
+
+
+def make_record(i: int, session: str = "s") -> RunRecord:
+    return RunRecord(candidate=f"c{i}", candidate_fingerprint=f"f{i}", suite="public", suite_fingerprint="sf",
+                     embedder="minilm", embedder_fingerprint="ef", comparable_with_kaggle=False, n=10,
+                     mean=0.1 * (i % 10), ci_low=0.0, ci_high=1.0, session=session,
+                     baseline={"status": "no-baseline", "message": "none"})
+
+
+def test_embeddings_round_trip_and_are_keyed_by_embedder(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        vectors = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
+        store.put_embeddings("e1", ["a", "b", "c"], vectors)
+        found = store.get_embeddings("e1", ["a", "c", "zzz"])
+        assert set(found) == {"a", "c"}
+        np.testing.assert_array_equal(found["c"], vectors[2])
+        assert store.get_embeddings("e2", ["a"]) == {}
+        assert store.count_embeddings("e1") == 3
+
+
+def test_many_keys_beyond_sqlite_variable_limit(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        keys = [f"k{i}" for i in range(1234)]
+        store.put_embeddings("e", keys, np.ones((1234, 2), dtype=np.float32))
+        assert len(store.get_embeddings("e", keys)) == 1234
+
+
+def test_predictions_keyed_by_input_hash(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put_predictions("cand", [("1", "h1", "Make it formal."), ("2", "h2", "Make it a poem.")])
+        assert store.get_predictions("cand", [("1", "h1"), ("2", "changed")]) == {("1", "h1"): "Make it formal."}
+        assert store.get_predictions("other", [("1", "h1")]) == {}
+
+
+def test_run_history_round_trip_and_filters(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.record_run(make_record(1, "s1"))
+        store.record_run(make_record(2, "s2"))
+    with Store(path) as store:  # a fresh handle sees committed history
+        runs = store.runs()
+        assert [r.candidate for r in runs] == ["c1", "c2"] and runs[0].run_id < runs[1].run_id
+        assert runs[0].baseline == {"status": "no-baseline", "message": "none"}
+        assert [r.candidate for r in store.runs(session="s2")] == ["c2"]
+        assert store.runs(embedder="st5") == []
+
+
+def _writer(path: str, worker: int, count: int) -> None:
+    with Store(path) as store:
+        for i in range(count):
+            store.record_run(make_record(worker * 1000 + i))
+            store.put_embeddings(f"e{worker}", [f"t{i}"], np.full((1, 4), i, dtype=np.float32))
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    Store(path).close()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_writer, args=(path, w, 150)) for w in (1, 2)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(120)
+        assert process.exitcode == 0
+    with Store(path) as store:
+        assert len(store.runs()) == 300
+        assert store.count_embeddings("e1") == 150 and store.count_embeddings("e2") == 150
