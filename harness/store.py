@@ -180,7 +180,10 @@ class Store:
         self._write("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?)", rows)
 
     # -- run history ------------------------------------------------------------------------------
-    def record_run(self, record: RunRecord) -> int:
+    def record_run(self, record: RunRecord, *, once_per_session: bool = False) -> int:
+        """Append a run to the history. With `once_per_session`, a run of the same candidate, suite and
+        embedder already recorded under the record's session is kept instead (pytest-xdist workers may
+        both score a suite; the history must still say it was run once)."""
         payload = json.dumps({k: v for k, v in record.to_dict().items() if k != "run_id"}, sort_keys=True)
         holder: list[int] = []
 
@@ -188,6 +191,16 @@ class Store:
             cursor = self._connection.cursor()
             cursor.execute("BEGIN IMMEDIATE")
             try:
+                if once_per_session:
+                    existing = cursor.execute(
+                        "SELECT run_id FROM runs WHERE session = ? AND suite = ? AND candidate_fingerprint = ?"
+                        " AND embedder_fingerprint = ?", (record.session, record.suite,
+                                                          record.candidate_fingerprint, record.embedder_fingerprint)
+                    ).fetchone()
+                    if existing:
+                        holder.append(int(existing[0]))
+                        cursor.execute("COMMIT")
+                        return
                 cursor.execute(
                     "INSERT INTO runs (created, session, candidate, candidate_fingerprint, suite, suite_fingerprint,"
                     " embedder, embedder_fingerprint, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

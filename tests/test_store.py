@@ -54,6 +54,14 @@ def test_run_history_round_trip_and_filters(tmp_path):
         assert store.runs(embedder="st5") == []
 
 
+def test_record_once_per_session_keeps_the_first(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        first = store.record_run(make_record(1, "s1"), once_per_session=True)
+        assert store.record_run(make_record(1, "s1"), once_per_session=True) == first
+        assert store.record_run(make_record(1, "s2"), once_per_session=True) != first
+        assert len(store.runs()) == 2
+
+
 def _writer(path: str, worker: int, count: int) -> None:
     with Store(path) as store:
         for i in range(count):

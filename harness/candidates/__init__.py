@@ -1,0 +1,20 @@
+"""Candidates: anything that answers a suite's rows with recovered prompts.
+
+Each kind lives in its own module; `registry` builds them from `candidates.toml` entries or inline specs
+(`mean:TEXT`, `file:PATH.csv`).
+"""
+
+from harness.candidates.base import Candidate
+from harness.candidates.constant import ConstantCandidate
+from harness.candidates.predictions_file import MissingPredictionsError, PredictionsFileCandidate
+from harness.candidates.registry import CandidateRegistry, load_candidate_registry, resolve_candidate
+
+__all__ = [
+    "Candidate",
+    "CandidateRegistry",
+    "ConstantCandidate",
+    "MissingPredictionsError",
+    "PredictionsFileCandidate",
+    "load_candidate_registry",
+    "resolve_candidate",
+]

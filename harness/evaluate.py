@@ -1,0 +1,142 @@
+"""evaluate(candidate, suite, embedder) -> Result: the one place a score is computed.
+
+The flow is one way: predict (cached by the candidate kinds that cost money) → embed predictions and
+truths through the store → per-row SCS → bootstrap CI. Empty predictions score 0 and are listed, because
+Kaggle's scorer rejects a submission with any; a Result with empty predictions is never "complete".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.candidates.base import Candidate
+from harness.data import Suite
+from harness.embedders import Embedder
+from harness.embedding_cache import embed_texts
+from harness.metric import scs_rows
+from harness.stats import ConfidenceInterval, bootstrap_mean
+from harness.store import RunRecord, Store
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    """How intervals are computed: seeded, so the same rows always give the same interval."""
+
+    n_resamples: int = 10_000
+    method: str = "bca"
+    confidence: float = 0.95
+    seed: int = 0
+
+
+@dataclass
+class Result:
+    """One candidate scored on one suite with one embedder."""
+
+    suite: str
+    suite_fingerprint: str
+    candidate: str
+    candidate_fingerprint: str
+    candidate_spec: str
+    embedder: str
+    embedder_fingerprint: str
+    comparable_with_kaggle: bool
+    ids: list[str]
+    predictions: list[str]
+    truths: list[str]
+    groups: list[str] | None
+    scores: np.ndarray
+    interval: ConfidenceInterval
+    empty_prediction_ids: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        return float(self.scores.mean())
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    @property
+    def complete(self) -> bool:
+        return not self.empty_prediction_ids
+
+    def scores_by_id(self) -> dict[str, float]:
+        return {i: float(s) for i, s in zip(self.ids, self.scores)}
+
+    def to_run_record(self, *, session: str = "", baseline: dict | None = None) -> RunRecord:
+        return RunRecord(
+            candidate=self.candidate, candidate_fingerprint=self.candidate_fingerprint, suite=self.suite,
+            suite_fingerprint=self.suite_fingerprint, embedder=self.embedder,
+            embedder_fingerprint=self.embedder_fingerprint, comparable_with_kaggle=self.comparable_with_kaggle,
+            n=self.n, mean=self.mean, ci_low=self.interval.low, ci_high=self.interval.high,
+            ci_method=self.interval.method, confidence=self.interval.confidence,
+            n_empty=len(self.empty_prediction_ids), candidate_spec=self.candidate_spec,
+            seconds=sum(self.timings.values()), baseline=baseline, session=session)
+
+    def to_dict(self, *, rows: bool = False) -> dict:
+        """JSON-ready summary (what `prh score --json` prints); `rows=True` adds per-row scores."""
+        data = {
+            "suite": self.suite, "suite_fingerprint": self.suite_fingerprint,
+            "candidate": self.candidate, "candidate_fingerprint": self.candidate_fingerprint,
+            "embedder": self.embedder, "embedder_fingerprint": self.embedder_fingerprint,
+            "comparable_with_kaggle": self.comparable_with_kaggle,
+            "n": self.n, "mean": self.mean, "ci_low": self.interval.low, "ci_high": self.interval.high,
+            "confidence": self.interval.confidence, "ci_method": self.interval.method,
+            "n_groups": self.interval.n_groups, "complete": self.complete,
+            "empty_prediction_ids": self.empty_prediction_ids, "timings": self.timings,
+        }
+        if rows:
+            data["rows"] = [{"id": i, "score": float(s), "prediction": p}
+                            for i, s, p in zip(self.ids, self.scores, self.predictions)]
+        return data
+
+
+def evaluate(
+    candidate: Candidate,
+    suite: Suite,
+    embedder: Embedder,
+    *,
+    store: Store | None = None,
+    bootstrap: BootstrapSettings = BootstrapSettings(),
+    signed: bool = False,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> Result:
+    """Score `candidate` on `suite`. `on_progress(stage, done, total)` reports long work."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    predictions = candidate.predict(suite.samples)
+    if len(predictions) != len(suite):
+        raise RuntimeError(f"candidate '{candidate.name}' returned {len(predictions)} predictions for {len(suite)} rows")
+    predictions = [p if isinstance(p, str) else "" for p in predictions]
+    timings["predict"] = time.perf_counter() - started
+
+    empty = [s.id for s, p in zip(suite.samples, predictions) if not p.strip()]
+    truths = suite.prompts
+    started = time.perf_counter()
+    texts = [p for p in predictions if p.strip()] + truths
+    progress = (lambda done, total: on_progress("embed", done, total)) if on_progress else None
+    vectors = embed_texts(texts, embedder, store, on_progress=progress)
+    timings["embed"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    n_answered = len(texts) - len(truths)
+    truth_vectors = vectors[n_answered:]
+    prediction_vectors = np.zeros_like(truth_vectors)  # empty answers: zero vector → score 0
+    answered = np.array([bool(p.strip()) for p in predictions])
+    prediction_vectors[answered] = vectors[:n_answered]
+    scores = scs_rows(prediction_vectors, truth_vectors, signed=signed)
+    interval = bootstrap_mean(scores, groups=suite.groups, confidence=bootstrap.confidence,
+                              n_resamples=bootstrap.n_resamples, method=bootstrap.method, seed=bootstrap.seed)
+    timings["score"] = time.perf_counter() - started
+    return Result(
+        suite=suite.name, suite_fingerprint=suite.fingerprint, candidate=candidate.name,
+        candidate_fingerprint=candidate.fingerprint, candidate_spec=getattr(candidate, "spec", candidate.name),
+        embedder=embedder.name, embedder_fingerprint=embedder.fingerprint,
+        comparable_with_kaggle=embedder.comparable_with_kaggle, ids=suite.ids, predictions=predictions,
+        truths=truths, groups=suite.groups, scores=scores, interval=interval, empty_prediction_ids=empty,
+        timings=timings)

@@ -1,0 +1,122 @@
+"""End to end: the pytest plugin itself (pytester) on the shipped fixture suites and baselines, with the
+packaged offline embedder, exactly as a user runs `pytest suites/ --candidate=…`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+from conftest import REPO_ROOT
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.slow
+SUITES = ("public", "leaked", "synthetic-hard")
+
+
+@pytest.fixture(autouse=True)
+def heavy_modules_imported_once(minilm):
+    """pytester's in-process runs drop modules first imported inside them from sys.modules; torch cannot
+    be imported twice in one process (it crashes), so import the heavy stack out here first."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import sentence_transformers  # noqa: F401
+    import torch  # noqa: F401
+
+
+@pytest.fixture
+def project(pytester):
+    """A copy of the user-facing project layout in a temporary folder."""
+    for name in ("suites.toml", "candidates.toml"):
+        shutil.copy(REPO_ROOT / name, pytester.path / name)
+    for folder in ("fixtures", "baselines", "suites"):
+        shutil.copytree(REPO_ROOT / folder, pytester.path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return pytester
+
+
+def run(project, *args):
+    return project.runpytest_inprocess("suites/", "--embedder=minilm", "--bootstrap-resamples=2000", "-p", "no:cacheprovider", "-rfEs", *args)
+
+
+def test_mean_prompt_passes_every_check_and_writes_the_leaderboard(project):
+    result = run(project, "--candidate=mean-prompt")
+    result.assert_outcomes(passed=2 * len(SUITES))
+    result.stdout.fnmatch_lines(["*prompt-recovery scores*", "*NOT comparable with the Kaggle leaderboard*"])
+    reports = project.path / "reports"
+    markdown = (reports / "leaderboard.md").read_text()
+    assert "mean-prompt" in markdown and all(s in markdown for s in SUITES)
+    data = json.loads((reports / "leaderboard.json").read_text())
+    assert data["sections"][0]["embedder"] == "minilm"
+    assert (reports / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_worse_candidate_fails_the_regression_check_and_the_report_is_still_written(project):
+    result = run(project, "--candidate=mean:banana")
+    result.assert_outcomes(passed=len(SUITES), failed=len(SUITES))
+    result.stdout.fnmatch_lines(["*test_not_worse_than_baseline*public*", "*significantly worse*'mean:banana'*"])
+    markdown = (project.path / "reports" / "leaderboard.md").read_text()
+    assert "mean:banana" in markdown and "regression" in markdown
+
+
+def test_history_accumulates_across_candidates(project):
+    run(project, "--candidate=mean-prompt")
+    run(project, "--candidate=improve-text")
+    data = json.loads((project.path / "reports" / "leaderboard.json").read_text())
+    names = {c["candidate"] for c in data["sections"][0]["candidates"]}
+    assert {"mean-prompt", "improve-text"} <= names
+
+
+def test_empty_predictions_fail_naming_the_rows(project):
+    suite = (project.path / "fixtures" / "leaked.csv").read_text(encoding="utf-8")
+    import csv
+    import io
+
+    ids = [row["id"] for row in csv.DictReader(io.StringIO(suite))]
+    submission = project.path / "submission.csv"
+    submission.write_text("id,rewrite_prompt\n" + "".join(
+        f"{i},{'' if n in (3, 7) else 'Rewrite this text.'}\n" for n, i in enumerate(ids)))
+    result = run(project, f"--candidate=file:{submission}")
+    # the file only covers `leaked`: the other suites are skipped as not applicable, not failed
+    result.assert_outcomes(failed=1, passed=1, skipped=2 * (len(SUITES) - 1))
+    result.stdout.fnmatch_lines([f"*2 of {len(ids)} predictions*are empty*'{ids[3]}', '{ids[7]}'*"])
+    assert "INCOMPLETE" in (project.path / "reports" / "leaderboard.md").read_text()
+
+
+def test_without_baselines_the_check_skips_and_the_report_says_so(project):
+    result = run(project, "--candidate=mean-prompt", "--baselines-dir=nowhere", "--suite=leaked")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*no baseline for suite 'leaked'*"])
+    assert "no baseline" in (project.path / "reports" / "leaderboard.md").read_text()
+
+
+def test_update_baselines_accepts_the_current_candidate(project):
+    run(project, "--candidate=improve-text", "--baselines-dir=fresh", "--update-baselines").assert_outcomes(passed=6)
+    stored = json.loads((project.path / "fresh" / "minilm" / "public.json").read_text())
+    assert stored["candidate"] == "improve-text"
+    run(project, "--candidate=improve-text", "--baselines-dir=fresh").assert_outcomes(passed=6)
+
+
+def test_bad_suite_data_is_one_clear_line_not_a_traceback(project):
+    path = project.path / "fixtures" / "leaked.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace("rewrite_prompt", "prompt", 1), encoding="utf-8")
+    result = run(project, "--candidate=mean-prompt", "--suite=leaked")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*leaked.csv: missing column 'rewrite_prompt'*columns found: id, original_text, prompt*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_unknown_candidate_lists_known_ones(project):
+    result = run(project, "--candidate=nope", "--suite=leaked")
+    result.stdout.fnmatch_lines(["*unknown candidate 'nope'*known: improve-text, mean-prompt*"])
+
+
+def test_two_xdist_workers_share_the_store(project):
+    pytest.importorskip("xdist")
+    result = project.runpytest_subprocess("suites/", "--embedder=minilm", "--bootstrap-resamples=2000",
+                                          "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup",
+                                          "--candidate=mean-prompt")
+    result.assert_outcomes(passed=6)
+    with sqlite3.connect(project.path / ".prh" / "store.sqlite") as db:
+        suites = [row[0] for row in db.execute("SELECT suite FROM runs")]
+    assert sorted(suites) == sorted(SUITES)  # each suite scored and recorded exactly once
+    assert (project.path / "reports" / "leaderboard.md").is_file()

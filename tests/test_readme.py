@@ -1,0 +1,35 @@
+"""The README's quick start is what CI runs: the two commands must be the same lines in .ci/run."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO_ROOT
+
+
+def quickstart_commands() -> dict[str, str]:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- quickstart:(\w+) -->\s*```bash\n(.*?)\n```", readme, flags=re.S)
+    return {name: body.strip() for name, body in blocks}
+
+
+def test_readme_has_exactly_two_quickstart_commands_and_ci_runs_them_verbatim():
+    commands = quickstart_commands()
+    assert set(commands) == {"main", "tests"}
+    assert all("\n" not in command for command in commands.values())
+    assert "pytest suites/ --candidate=" in commands["main"] and "pip install torch==2.13.0" in commands["main"]
+    ci_lines = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    for command in commands.values():
+        assert command in ci_lines, f".ci/run does not run the README command: {command}"
+
+
+def test_importing_the_package_is_cheap_and_loads_no_model():
+    import subprocess
+    import sys
+
+    code = ("import time, sys; t = time.perf_counter(); import harness; print(time.perf_counter() - t); "
+            "import harness.evaluate, harness.cli, harness.pytest_plugin, harness.report; "
+            "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert float(out[0]) < 0.5
+    assert out[1:] == ["False", "False"], "importing the harness must not import torch or sentence-transformers"

@@ -1,0 +1,344 @@
+"""Tests of harness.report: the leaderboard formats records faithfully and never mixes embedders.
+
+Records are built by hand (no model, no store), so every number asserted here is known in advance.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from harness.report import latest_runs, render_json, render_markdown, render_plot, rich_table, write_reports
+from harness.store import RunRecord
+
+WHEN = datetime(2024, 4, 1, 12, 0, tzinfo=timezone.utc)
+ST5 = ("sentence-t5-base", "st5-fingerprint")
+MINILM = ("minilm", "minilm-fingerprint")
+
+
+def run(candidate: str, suite: str, mean: float, *, embedder: tuple[str, str] = ST5, fingerprint: str | None = None,
+        n: int = 100, n_empty: int = 0, baseline: dict | None = None, run_id: int | None = None,
+        created: float = 1_700_000_000.0, half_width: float = 0.01) -> RunRecord:
+    name, embedder_fingerprint = embedder
+    return RunRecord(
+        candidate=candidate, candidate_fingerprint=fingerprint or f"fp-{candidate}", suite=suite,
+        suite_fingerprint=f"sfp-{suite}", embedder=name, embedder_fingerprint=embedder_fingerprint,
+        comparable_with_kaggle=name == "sentence-t5-base", n=n, mean=mean, ci_low=mean - half_width,
+        ci_high=mean + half_width, n_empty=n_empty, baseline=baseline, run_id=run_id, created=created)
+
+
+def comparison(status: str, delta: float = -0.04, baseline_candidate: str = "mean-prompt-v1") -> dict:
+    return {"status": status, "baseline_candidate": baseline_candidate, "baseline_mean": 0.61, "delta": delta,
+            "delta_low": delta - 0.015, "delta_high": delta + 0.015, "message": f"{status}: see the paired CI"}
+
+
+def sections(markdown: str) -> dict[str, str]:
+    """Markdown split at its '## ' headings: heading line -> body."""
+    parts = re.split(r"^## ", markdown, flags=re.MULTILINE)[1:]
+    return {part.splitlines()[0]: part for part in parts}
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """Body rows of every github table in `text` (header and separator lines dropped)."""
+    rows, previous = [], ""
+    for line in text.splitlines():
+        if line.startswith("|") and not re.fullmatch(r"\|[-|: ]+\|", line) and not previous.startswith("|"):
+            previous = line  # a header line
+            continue
+        if line.startswith("|") and not re.fullmatch(r"\|[-|: ]+\|", line):
+            rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))])
+        previous = line
+    return rows
+
+
+def leaderboard_rows(section_text: str) -> list[list[str]]:
+    leaderboard = section_text.split("### Against the baselines")[0]
+    return table_rows(leaderboard)
+
+
+# -- latest_runs ------------------------------------------------------------------------------------------
+def test_latest_runs_keeps_the_newest_record_per_key() -> None:
+    old = run("a", "s1", 0.50, run_id=1)
+    new = run("a", "s1", 0.60, run_id=7)
+    other_suite = run("a", "s2", 0.40, run_id=2)
+    kept = latest_runs([new, old, other_suite])
+    assert sorted((r.suite, r.mean) for r in kept) == [("s1", 0.60), ("s2", 0.40)]
+
+
+def test_latest_runs_falls_back_to_created_without_run_ids() -> None:
+    older = run("a", "s1", 0.50, created=100.0)
+    newer = run("a", "s1", 0.55, created=200.0)
+    assert [r.mean for r in latest_runs([newer, older])] == [0.55]
+    assert [r.mean for r in latest_runs([older, newer])] == [0.55]
+
+
+def test_latest_runs_keeps_fingerprints_apart() -> None:
+    records = [
+        run("a", "s1", 0.50, fingerprint="v1", run_id=1),
+        run("a", "s1", 0.52, fingerprint="v2", run_id=2),  # same name, another candidate version
+        run("a", "s1", 0.12, embedder=MINILM, fingerprint="v1", run_id=3),
+        run("a", "s1", 0.13, embedder=("minilm", "other-weights"), fingerprint="v1", run_id=4),
+    ]
+    assert len(latest_runs(records)) == 4
+
+
+# -- markdown ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def two_embedders() -> list[RunRecord]:
+    return [
+        run("alpha", "s1", 0.640), run("alpha", "s2", 0.600),
+        run("beta", "s1", 0.700), run("beta", "s2", 0.650),
+        run("alpha", "s1", 0.121, embedder=MINILM), run("alpha", "s2", 0.111, embedder=MINILM),
+        run("beta", "s1", 0.133, embedder=MINILM), run("beta", "s2", 0.144, embedder=MINILM),
+    ]
+
+
+def test_markdown_gives_each_embedder_its_own_section(two_embedders: list[RunRecord]) -> None:
+    found = sections(render_markdown(two_embedders, generated_at=WHEN))
+    assert len(found) == 2
+    st5 = next(body for heading, body in found.items() if "sentence-t5-base" in heading)
+    minilm = next(body for heading, body in found.items() if "minilm" in heading)
+    assert "st5-fingerprint" in st5.splitlines()[0] and "minilm-fingerprint" in minilm.splitlines()[0]
+    st5_cells = " ".join(" ".join(row) for row in table_rows(st5))
+    minilm_cells = " ".join(" ".join(row) for row in table_rows(minilm))
+    for value in ("0.640", "0.600", "0.700", "0.650"):
+        assert value in st5_cells and value not in minilm_cells
+    for value in ("0.121", "0.111", "0.133", "0.144"):
+        assert value in minilm_cells and value not in st5_cells
+
+
+def test_two_fingerprints_of_one_embedder_are_separate_sections() -> None:
+    records = [run("a", "s1", 0.11, embedder=("minilm", "weights-1")),
+               run("a", "s1", 0.19, embedder=("minilm", "weights-2"))]
+    found = sections(render_markdown(records, generated_at=WHEN))
+    assert len(found) == 2
+    for heading, body in found.items():
+        rows = leaderboard_rows(body)
+        assert len(rows) == 1
+        expected = "0.110" if "weights-1" in heading else "0.190"
+        assert rows[0][3].startswith(expected)
+
+
+def test_only_the_non_comparable_section_warns(two_embedders: list[RunRecord]) -> None:
+    markdown = render_markdown(two_embedders, generated_at=WHEN)
+    for heading, body in sections(markdown).items():
+        warned = "NOT COMPARABLE WITH THE KAGGLE LEADERBOARD" in body
+        assert warned == ("minilm" in heading)
+
+
+def test_markdown_opens_with_the_explanation_and_time(two_embedders: list[RunRecord]) -> None:
+    intro = render_markdown(two_embedders, generated_at=WHEN).split("\n## ")[0]
+    assert "sharpened cosine similarity" in intro
+    assert "95% bootstrap confidence intervals" in intro
+    assert "0.02" in intro
+    assert "2024-04-01 12:00:00" in intro
+
+
+def test_cells_show_mean_and_ci_and_headers_show_n() -> None:
+    markdown = render_markdown([run("a", "s1", 0.1234, n=250)], generated_at=WHEN)
+    assert "0.123 [0.113, 0.133]" in markdown
+    assert "s1 (n=250)" in markdown
+
+
+def test_candidates_are_ranked_by_mean_over_suites() -> None:
+    records = [
+        run("low", "s1", 0.50), run("low", "s2", 0.50),
+        run("high", "s1", 0.40), run("high", "s2", 0.90),  # lower on s1, higher on average
+        run("middle", "s1", 0.60), run("middle", "s2", 0.55),
+    ]
+    rows = leaderboard_rows(render_markdown(records, generated_at=WHEN))
+    assert [row[1] for row in rows] == ["high", "middle", "low"]
+    assert [row[0] for row in rows] == ["1", "2", "3"]
+    assert [row[-1] for row in rows] == ["0.650", "0.575", "0.500"]
+
+
+def test_a_candidate_missing_a_suite_gets_a_dash_and_ranks_last() -> None:
+    records = [
+        run("complete", "s1", 0.30), run("complete", "s2", 0.30),
+        run("partial", "s1", 0.95),  # best score, but only on one suite
+    ]
+    rows = leaderboard_rows(render_markdown(records, generated_at=WHEN))
+    assert [row[1] for row in rows] == ["complete", "partial"]
+    partial = rows[-1]
+    assert partial[-1] == "—"  # mean over suites
+    assert "—" in partial[3:-1]  # the missing suite's cell
+
+
+def test_incomplete_predictions_are_flagged_everywhere() -> None:
+    records = [
+        run("full", "s1", 0.60, baseline=comparison("no-difference")),
+        run("holes", "s1", 0.65, n_empty=3, baseline=comparison("improvement")),
+    ]
+    markdown = render_markdown(records, generated_at=WHEN)
+    leaderboard, against = markdown.split("### Against the baselines")
+    holes = next(row for row in table_rows(leaderboard) if "holes" in row[1])
+    assert "INCOMPLETE" in holes[1] and "3/100 empty" in holes[3]
+    assert holes[0] != "1"  # never ranked as if it were a valid submission
+    full = next(row for row in table_rows(leaderboard) if "full" in row[1])
+    assert "INCOMPLETE" not in " ".join(full) and full[0] == "1"
+    holes_verdict = next(row for row in table_rows(against) if row[0] == "holes")
+    assert "INCOMPLETE" in holes_verdict[-1]
+    assert "rejects" in leaderboard  # the note says why it matters
+
+
+def test_verdicts_render_readably() -> None:
+    statuses = ["regression", "improvement", "no-difference", "no-baseline", "stale"]
+    records = [run(f"c{i}", "s1", 0.5 + i / 100, baseline=comparison(status)) for i, status in enumerate(statuses)]
+    records.append(run("unchecked", "s1", 0.4))
+    against = render_markdown(records, generated_at=WHEN).split("### Against the baselines")[1]
+    verdicts = {row[0]: row[-1] for row in table_rows(against)}
+    assert verdicts["c0"] == "❌ regression"
+    assert verdicts["c1"] == "✅ better"
+    assert "no significant difference" in verdicts["c2"]
+    assert verdicts["c3"] == "no baseline"
+    assert "stale" in verdicts["c4"]
+    assert "not compared" in verdicts["unchecked"]
+    regression = next(row for row in table_rows(against) if row[0] == "c0")
+    assert regression[2].startswith("mean-prompt-v1") and regression[3] == "-0.040 [-0.055, -0.025]"
+    assert "1 regression(s)" in against
+
+
+def test_names_with_pipes_do_not_break_tables() -> None:
+    rows = leaderboard_rows(render_markdown([run("a|b", "s1", 0.5)], generated_at=WHEN))
+    assert len(rows[0]) == 5  # #, candidate, fingerprint, s1, mean over suites
+
+
+def test_empty_history_says_no_runs_yet() -> None:
+    markdown = render_markdown([], generated_at=WHEN)
+    assert "No runs yet" in markdown
+    assert not table_rows(markdown) and not any(line.startswith("|") for line in markdown.splitlines())
+    assert json.loads(render_json([], generated_at=WHEN))["sections"] == []
+
+
+# -- JSON -------------------------------------------------------------------------------------------------
+def test_json_round_trips_and_matches_the_records(two_embedders: list[RunRecord]) -> None:
+    records = [*two_embedders, run("beta", "s1", 0.690, n_empty=2, baseline=comparison("regression"), run_id=9),
+               run("gamma", "s1", 0.5)]
+    data = json.loads(render_json(records, generated_at=WHEN))
+    assert data["generated_at"].startswith("2024-04-01T12:00:00")
+    by_embedder = {section["embedder"]: section for section in data["sections"]}
+    assert set(by_embedder) == {"sentence-t5-base", "minilm"}
+    assert by_embedder["minilm"]["comparable_with_kaggle"] is False
+    assert by_embedder["sentence-t5-base"]["comparable_with_kaggle"] is True
+    st5 = by_embedder["sentence-t5-base"]
+    assert st5["embedder_fingerprint"] == "st5-fingerprint" and st5["suites"] == ["s1", "s2"]
+    candidates = {c["candidate"]: c for c in st5["candidates"]}
+    beta = candidates["beta"]
+    scores = beta["scores"]["s1"]
+    assert {key: scores[key] for key in ("mean", "ci_low", "ci_high", "n", "n_empty")} == pytest.approx(
+        {"mean": 0.690, "ci_low": 0.680, "ci_high": 0.700, "n": 100, "n_empty": 2})
+    assert scores["mean"] == 0.690 and scores["run_id"] == 9  # the latest record, exactly
+    assert beta["mean_over_suites"] == pytest.approx((0.690 + 0.650) / 2)
+    assert beta["incomplete"] is True and candidates["alpha"]["incomplete"] is False
+    assert beta["baseline"]["s1"] == comparison("regression") and "s2" not in beta["baseline"]
+    assert candidates["gamma"]["mean_over_suites"] is None and candidates["gamma"]["missing_suites"] == ["s2"]
+    # same ranking as the markdown table
+    assert [c["candidate"] for c in st5["candidates"]] == ["beta", "alpha", "gamma"]
+    st5_markdown = next(body for heading, body in sections(render_markdown(records, generated_at=WHEN)).items()
+                        if "sentence-t5-base" in heading)
+    markdown_order = [row[1].replace("⚠", "").replace("(INCOMPLETE)", "").strip()
+                      for row in leaderboard_rows(st5_markdown)]
+    assert markdown_order == ["beta", "alpha", "gamma"]
+    # round trip: serialising the parsed data again gives the same document
+    assert json.loads(json.dumps(data)) == data == json.loads(render_json(records, generated_at=WHEN))
+
+
+def test_json_never_contains_nan() -> None:
+    text = render_json([run("a", "s1", float("nan"))], generated_at=WHEN)
+    assert json.loads(text)["sections"][0]["candidates"][0]["scores"]["s1"]["mean"] is None
+
+
+# -- plot and files ---------------------------------------------------------------------------------------
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_is_a_real_png(tmp_path: Path, two_embedders: list[RunRecord]) -> None:
+    target = render_plot([*two_embedders, run("gamma", "s1", 0.55, n_empty=4)], tmp_path / "plot.png")
+    assert target == tmp_path / "plot.png"
+    data = target.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+
+
+def test_plot_with_nothing_to_plot_returns_none(tmp_path: Path) -> None:
+    assert render_plot([], tmp_path / "plot.png") is None
+    assert not (tmp_path / "plot.png").exists()
+
+
+def test_write_reports_writes_all_three_files(tmp_path: Path, two_embedders: list[RunRecord]) -> None:
+    directory = tmp_path / "nested" / "reports"
+    written = write_reports(two_embedders, directory)
+    assert sorted(p.name for p in written) == ["leaderboard.json", "leaderboard.md", "leaderboard.png"]
+    assert all(p.parent == directory and p.stat().st_size > 0 for p in written)
+    assert (directory / "leaderboard.png").read_bytes().startswith(PNG_MAGIC)
+    assert json.loads((directory / "leaderboard.json").read_text(encoding="utf-8"))["sections"]
+    assert "minilm" in (directory / "leaderboard.md").read_text(encoding="utf-8")
+    assert sorted(p.name for p in directory.iterdir()) == sorted(p.name for p in written)  # no temp files left
+
+
+def test_write_reports_with_empty_history_removes_a_stale_plot(tmp_path: Path, two_embedders) -> None:
+    write_reports(two_embedders, tmp_path)
+    written = write_reports([], tmp_path)
+    assert sorted(p.name for p in written) == ["leaderboard.json", "leaderboard.md"]
+    assert not (tmp_path / "leaderboard.png").exists()
+    assert "No runs yet" in (tmp_path / "leaderboard.md").read_text(encoding="utf-8")
+
+
+# -- terminal ---------------------------------------------------------------------------------------------
+def render_rich(table) -> str:
+    console = Console(width=220, record=True, color_system="truecolor", force_terminal=True)
+    console.print(table)
+    return console.export_text(styles=False)
+
+
+def test_rich_table_lists_every_latest_row_with_verdicts() -> None:
+    records = [run("[bold]odd", "s1", 0.62, baseline=comparison("regression")),
+               run("b", "s1", 0.70, baseline=comparison("improvement", delta=0.05), n_empty=1),
+               run("b", "s1", 0.12, embedder=MINILM)]
+    table = rich_table(records, title="session")
+    assert table.row_count == 3
+    text = render_rich(table)
+    assert "[bold]odd" in text  # names are text, not markup
+    assert "❌ regression" in text and "✅ better" in text
+    assert "-0.040 [-0.055, -0.025]" in text and "[0.610, 0.630]" in text
+    assert "INCOMPLETE" in text and "not Kaggle-comparable" in text
+    regression_cell = table.columns[-1]._cells[[c.plain for c in table.columns[0]._cells].index("[bold]odd")]
+    assert "red" in str(regression_cell.style)
+
+
+def test_rich_table_with_no_runs() -> None:
+    table = rich_table([])
+    assert table.row_count == 0 and "no runs yet" in str(table.caption)
+
+
+# -- properties -------------------------------------------------------------------------------------------
+def test_importing_report_loads_neither_matplotlib_nor_rich() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, harness.report; print(sorted(m for m in ('matplotlib', 'rich') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    assert out.strip() == "[]"
+
+
+@settings(max_examples=60, deadline=None, database=None)  # no .hypothesis/ left behind
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["s1", "s2"]), st.sampled_from([ST5, MINILM]),
+                          st.integers(min_value=1, max_value=10_000)), max_size=25, unique_by=lambda t: t[3]))
+def test_latest_runs_is_one_newest_record_per_key(specs) -> None:
+    records = [run(c, s, run_id / 10_000, embedder=e, run_id=run_id) for c, s, e, run_id in specs]
+    kept = latest_runs(records)
+    keys = [(r.embedder, r.embedder_fingerprint, r.suite, r.candidate_fingerprint) for r in kept]
+    assert len(keys) == len(set(keys)) == len({(e[0], e[1], s, f"fp-{c}") for c, s, e, _ in specs})
+    for record in kept:
+        rivals = [r.run_id for r in records if (r.embedder, r.embedder_fingerprint, r.suite, r.candidate_fingerprint)
+                  == (record.embedder, record.embedder_fingerprint, record.suite, record.candidate_fingerprint)]
+        assert record.run_id == max(rivals)
+    # rendering the whole history equals rendering the latest records: the report applies latest_runs itself
+    assert render_json(records, generated_at=WHEN) == render_json(kept, generated_at=WHEN)
