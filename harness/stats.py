@@ -8,41 +8,46 @@ intervals as plain data, in the spirit of ``scipy.stats.bootstrap``.
 How resampling is made fast
 ---------------------------
 A resample of ``m`` cells (rows, or groups) is fully described by its count
-vector ``c ~ Multinomial(m, uniform)``; its statistic is linear in ``c``, so a
-block of resamples is a (count matrix) @ (cell values) product. Drawing ``m``
-indices per resample costs ~10 random bits and a gather per draw; instead the
-counts are drawn *Poissonized*:
+vector ``c ~ Multinomial(m, uniform)``, and its statistic is linear in ``c``:
+a block of resamples is a (count matrix) @ (cell values) product. Drawing
+``m`` indices per resample costs ~10 random bits and a gather per draw;
+instead the counts are drawn *Poissonized*:
 
-1. every cell gets an independent ``Poisson(lam)`` count, ``lam < 1``; one
-   16-bit random number yields the counts of 4 cells through a lookup table
-   (exact inversion: the few table entries that straddle an outcome boundary
-   are refined with 53 more random bits);
-2. given their total ``T``, iid Poisson counts are exactly ``Multinomial(T)``;
-   rows with ``T > m`` are redrawn (conditioning on ``T`` keeps this exact);
-3. the ``m - T`` missing draws are added as ordinary uniform index draws.
+1. every cell gets an independent ``Poisson(lam)`` count, ``lam < 1``: one
+   16-bit random number gives the counts of 4 cells by table lookup (exact
+   inversion; the ~1% of table slices that straddle an outcome boundary are
+   refined with 37 more random bits);
+2. given their total ``T``, iid Poisson counts are exactly ``Multinomial(T)``,
+   so adding ``m - T`` uniform index draws gives an exact ``Multinomial(m)``
+   row; a row with ``T > m`` is discarded and drawn with ``m`` index draws.
 
-The result is an exact multinomial resample (up to float64 inversion, as for
-any numpy sampler) at roughly 4 cells per 16 random bits, which is what makes
-this several times faster than index-based bootstrapping.
+Rows are therefore exact multinomial resamples (up to float64 inversion, as
+for numpy's own samplers), at ~4 cells per 16 random bits and one gather per
+4 cells, with ``lam`` chosen so that index draws are only ~7% of the work.
 
-Randomness and memory
----------------------
-Resamples are processed in blocks sized from ``max_chunk_bytes`` (capped at
-``_BLOCK_BYTES``); block ``j`` uses its own disjoint PCG64 substream (the root
-stream advanced by ``j * 2**64``), so results are a pure function of the seed
-and the block layout. Because the block size is capped, every
-``max_chunk_bytes >= _BLOCK_BYTES`` (including the default) gives bit-identical
-results; a smaller budget uses smaller blocks and therefore a different, but
-equally valid and equally deterministic, set of resamples.
+Randomness, memory, reproducibility
+-----------------------------------
+Resamples are processed in blocks; block ``j`` uses its own PCG64 substream
+(the seed's stream advanced by ``j * 2**64``). The block size follows from
+``min(max_chunk_bytes, _BLOCK_BYTES)``, so every ``max_chunk_bytes >=
+_BLOCK_BYTES`` (4 MiB; the default is 32 MiB) gives bit-identical results. A
+smaller budget means smaller blocks and therefore a different, equally valid
+and equally reproducible, set of resamples. Work inside a block is split into
+cache-sized sub-chunks without affecting the random stream.
+
+No BLAS matrix-vector products are used: OpenBLAS threads gemv and, on small
+machines, some shapes stall for milliseconds (seen: 8 ms for 384 x 1300).
 """
 
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 import math
 import operator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -83,7 +88,7 @@ class ConfidenceInterval:
 
     def contains(self, x: float) -> bool:
         """Whether ``x`` lies in the closed interval ``[low, high]``."""
-        return self.low <= x <= self.high
+        return bool(self.low <= x <= self.high)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of builtin floats/ints/str (no numpy scalars)."""
@@ -161,11 +166,15 @@ def paired_bootstrap_delta(
     base = _as_scores(baseline, "baseline")
     if cand.shape != base.shape:
         raise ValueError(
-            f"candidate and baseline must score the same rows: "
-            f"got {cand.size} and {base.size} values"
+            f"candidate and baseline must score the same rows: got {cand.size} and {base.size} values"
         )
+    with np.errstate(over="ignore"):
+        delta = cand - base
+    if not np.isfinite(delta).all():
+        i = int(np.flatnonzero(~np.isfinite(delta))[0])
+        raise ValueError(f"candidate[{i}] - baseline[{i}] overflows float64")
     return _bootstrap(
-        cand - base,
+        delta,
         groups,
         confidence=confidence,
         n_resamples=n_resamples,
@@ -180,7 +189,7 @@ def paired_bootstrap_delta(
 
 
 def _as_scores(values: ArrayLike, name: str) -> np.ndarray:
-    """1-D finite float64 copy-free view of ``values``, or a ValueError."""
+    """``values`` as a 1-D finite float64 array, or a ValueError saying why not."""
     try:
         x = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -193,7 +202,7 @@ def _as_scores(values: ArrayLike, name: str) -> np.ndarray:
     if bad.size:
         i = int(bad[0])
         raise ValueError(
-            f"{name}[{i}] is {x[i]!r}; scores must be finite "
+            f"{name}[{i}] is {float(x[i])}; scores must be finite "
             f"({bad.size} non-finite value(s), first at index {i})"
         )
     return x
@@ -201,7 +210,8 @@ def _as_scores(values: ArrayLike, name: str) -> np.ndarray:
 
 def _check_options(
     confidence: float, n_resamples: int, method: str, max_chunk_bytes: int
-) -> tuple[float, int]:
+) -> tuple[float, int, str]:
+    """Validated (confidence, n_resamples, method); "BCa" (scipy's spelling) is accepted."""
     try:
         confidence = float(confidence)
     except (TypeError, ValueError):
@@ -214,7 +224,7 @@ def _check_options(
         raise ValueError(f"n_resamples must be an integer, got {n_resamples!r}") from None
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    if method not in _METHODS:
+    if not isinstance(method, str) or method.lower() not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     try:
         max_chunk_bytes = operator.index(max_chunk_bytes)
@@ -222,7 +232,7 @@ def _check_options(
         raise ValueError(f"max_chunk_bytes must be an integer, got {max_chunk_bytes!r}") from None
     if max_chunk_bytes < 1:
         raise ValueError(f"max_chunk_bytes must be positive, got {max_chunk_bytes}")
-    return confidence, n_resamples
+    return confidence, n_resamples, method.lower()
 
 
 def _root_seed(seed: Seed) -> np.random.SeedSequence:
@@ -246,9 +256,9 @@ def _factorize(groups: ArrayLike, n: int) -> tuple[np.ndarray, int]:
     resamples, independent of what the labels are: relabelling groups by any
     bijection gives identical intervals.
     """
+    if isinstance(groups, np.ndarray) and groups.ndim != 1:
+        raise ValueError(f"groups must be 1-D, got shape {groups.shape}")
     if isinstance(groups, np.ndarray) and groups.dtype != object:
-        if groups.ndim != 1:
-            raise ValueError(f"groups must be 1-D, got shape {groups.shape}")
         if groups.size != n:
             raise ValueError(f"groups has {groups.size} labels for {n} rows")
         _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
@@ -277,9 +287,8 @@ def _bootstrap(
     seed: Seed,
     max_chunk_bytes: int,
 ) -> ConfidenceInterval:
-    confidence, n_resamples = _check_options(confidence, n_resamples, method, max_chunk_bytes)
-    if not np.isfinite(x).all():  # only reachable through candidate - baseline overflow
-        raise ValueError("candidate - baseline overflows float64")
+    confidence, n_resamples, method = _check_options(confidence, n_resamples, method, max_chunk_bytes)
+    root = _root_seed(seed)
     n = x.size
     if groups is None:
         n_groups = None
@@ -313,7 +322,7 @@ def _bootstrap(
     estimate = float(np.mean(x))
     dev = x - estimate if groups is None else np.bincount(codes, weights=x - estimate)
     # delta[b] = theta*_b - estimate; kept relative to the estimate for precision.
-    delta = _resample_deviations(dev, sizes, n, n_resamples, _root_seed(seed), max_chunk_bytes)
+    delta = _resample_deviations(dev, sizes, n, n_resamples, root, max_chunk_bytes)
 
     alpha = 1.0 - confidence
     if method == "percentile":
@@ -387,6 +396,10 @@ class _PoissonTable:
     bounds: np.ndarray  # inner CDF boundaries, ascending
     outcomes: np.ndarray  # (n_outcomes, 4) float32
 
+    @functools.cached_property
+    def outcomes_c(self) -> np.ndarray:
+        """``outcomes`` with each row (4 float32) viewed as one complex128."""
+        return self.outcomes.view(np.complex128).reshape(-1)
 
 
 _SUB_BITS = 8
@@ -395,6 +408,7 @@ _POS_BITS = 37  # 16 slice bits + 37 position bits = a 53-bit uniform
 
 @functools.cache
 def _poisson_table(level: int) -> _PoissonTable:
+    """The sampler for lam = 1 - 2**-level (~20 ms to build, then cached)."""
     lam = 1.0 - 2.0**-level
     k = np.arange(_MAX_COUNT + 1)
     pmf = np.exp(-lam + k * math.log(lam) - np.array([math.lgamma(i + 1.0) for i in k]))
@@ -455,6 +469,28 @@ def _poisson_level(m: int) -> int:
     return min(range(1, 40), key=lambda level: _index_draws(m, level))
 
 
+@dataclass
+class _Cells:
+    """The resampling units (rows, or groups) in the layout the engine uses.
+
+    ``col`` holds one float32 column per linear statistic needed from a
+    resample's counts: scaled deviation sums, a 1 marking real (non-padding)
+    cells, and, for groups, the row counts. Padding makes the cell count a
+    multiple of 4 (one table lookup = 4 cells); padding cells have all-zero
+    columns so whatever counts they draw are ignored.
+    """
+
+    m: int
+    col: list[np.ndarray]  # p contiguous (m4,) float32 columns
+    q: int  # index draws are codes in [0, q*m); cell = code // q
+    draw_cols: list[np.ndarray]  # deviations (and sizes), float64, each repeated q times
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(padded cell count m4, number of columns p)."""
+        return self.col[0].size, len(self.col)
+
+
 def _uniform_codes(bitgen: np.random.BitGenerator, m: int, q: int, size: int) -> np.ndarray:
     """``size`` iid uniform integers in [0, q*m): code // q is a uniform cell.
 
@@ -489,9 +525,7 @@ def _segment_sums(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return sums
 
 
-def _index_draw_sums(
-    bitgen: np.random.BitGenerator, cells: _Cells, missing: np.ndarray
-) -> list[np.ndarray]:
+def _index_draw_sums(bitgen: np.random.BitGenerator, cells: _Cells, missing: np.ndarray) -> list[np.ndarray]:
     """Per row, sums of each draw column over ``missing[row]`` uniform cells."""
     codes = _uniform_codes(bitgen, cells.m, cells.q, int(missing.sum()))
     values = np.zeros(codes.size + 1)
@@ -500,33 +534,6 @@ def _index_draw_sums(
         table.take(codes, out=values[:-1])
         sums.append(_segment_sums(values, missing))
     return sums
-
-
-@dataclass
-class _Cells:
-    """The resampling units (rows, or groups) in the layout the engine uses.
-
-    ``cols`` holds one float32 column per linear statistic needed from a
-    resample's counts: scaled deviation sums, a 1 marking real (non-padding)
-    cells, and, for groups, the row counts. Padding makes the cell count a
-    multiple of 4 (one table lookup = 4 cells); padding cells have all-zero
-    columns so whatever counts they draw are ignored.
-    """
-
-    m: int
-    col: list[np.ndarray]  # p contiguous (m4,) float32 columns
-    q: int  # index draws are codes in [0, q*m); cell = code // q
-    draw_cols: list[np.ndarray]  # deviations (and sizes), float64, each repeated q times
-
-    @property
-    def cols(self) -> tuple[int, int]:
-        return self.col[0].size, len(self.col)
-
-    @functools.cached_property
-    def blocks(self) -> np.ndarray:
-        """(m4 / 4, p, 4): the columns of each table lookup's 4 cells."""
-        m4, p = self.cols
-        return np.stack(self.col).reshape(p, m4 // _CELLS_PER_DRAW, _CELLS_PER_DRAW).transpose(1, 0, 2).copy()
 
 
 def _row_dots(a: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -549,25 +556,46 @@ def _vecdot(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.einsum("ij,j->i", a, v)
 
 
-def _poisson_sums(
-    bitgen: np.random.BitGenerator, table: _PoissonTable, cells: _Cells, k: int
-) -> np.ndarray:
-    """``counts @ cells.cols`` for k rows of iid Poisson counts: (k, p) float64.
+def _resolve_hard(bitgen: np.random.BitGenerator, table: _PoissonTable, slices: np.ndarray) -> np.ndarray:
+    """Outcomes of hard lookups (16-bit draws >= n_clean), as complex128 rows.
 
-    The block's lookups are drawn with one call; table gathers and dot
-    products then run over cache-sized sub-chunks, whose size therefore does
-    not affect the result. Hard lookups contribute zero there (their table
-    rows are zero) and are resolved afterwards, in one batch.
+    Each gets a 37-bit position inside its slice: the 256-way sub-table
+    resolves it unless that sub-slice also straddles a boundary, in which case
+    the CDF is searched at the full 53-bit position.
     """
-    m4, p = cells.cols
+    h = slices.astype(np.intp) - table.n_clean
+    pos = (bitgen.random_raw(h.size) >> np.uint64(64 - _POS_BITS)).astype(np.float64)
+    pos *= 2.0**-_POS_BITS  # exact: slice + pos fits in 53 bits
+    outcome = table.sub_outcomes.take(h * 2**_SUB_BITS + (pos * 2**_SUB_BITS).astype(np.intp))
+    still = np.flatnonzero(outcome < 0)
+    if still.size:
+        u = (table.hard_slices[h[still]] + pos[still]) * 2.0**-_DRAW_BITS
+        outcome[still] = np.searchsorted(table.bounds, u, side="right")
+    return table.outcomes_c.take(outcome)
+
+
+def _poisson_sums(
+    bitgen: np.random.BitGenerator, table: _PoissonTable, cells: _Cells, k: int, sub_rows: int
+) -> np.ndarray:
+    """``counts @ cells.col`` for k rows of iid Poisson counts: (k, p) float64.
+
+    The block's lookups (and then its hard-lookup refinements) are drawn
+    first; table gathers and dot products then run over cache-sized
+    sub-chunks, whose size therefore does not affect the result.
+    """
+    m4, p = cells.shape
     per_row = m4 // _CELLS_PER_DRAW
     n_draws = k * per_row
     r = bitgen.random_raw(-(-n_draws // 4)).view(np.uint16)[:n_draws]
-    sub = min(k, max(1, _CACHE_BYTES // (6 * m4)))  # 8 B index + 16 B counts per lookup
+    hard_at = np.flatnonzero(r >= table.n_clean)
+    hard = _resolve_hard(bitgen, table, r[hard_at])
+    sub = min(k, sub_rows)
+    # Where each sub-chunk's hard lookups start in hard_at.
+    first_hard = np.searchsorted(hard_at, np.arange(0, k + sub, sub) * per_row)
     counts_buf = np.empty(sub * m4, dtype=np.float32)
     idx_buf = np.empty(sub * per_row, dtype=np.intp)
     sums = np.empty((k, p))
-    for lo in range(0, k, sub):
+    for j, lo in enumerate(range(0, k, sub)):
         rows = min(sub, k - lo)
         idx = idx_buf[: rows * per_row]
         np.copyto(idx, r[lo * per_row : (lo + rows) * per_row], casting="unsafe")
@@ -575,28 +603,59 @@ def _poisson_sums(
         # take() would convert indices to intp anyway; mode="wrap" skips its
         # bounds-error path (indices are < 2**16 by construction).
         table.counts.take(idx, axis=0, out=counts.reshape(-1, _CELLS_PER_DRAW), mode="wrap")
+        # Overwrite hard lookups with their resolved counts, one 16-byte
+        # element (4 float32 counts) each: 1-D fancy assignment is fast.
+        a, b = first_hard[j], first_hard[j + 1]
+        counts.view(np.complex128)[hard_at[a:b] - lo * per_row] = hard[a:b]
         for c in range(p):
             sums[lo : lo + rows, c] = _row_dots(counts.reshape(rows, m4), cells.col[c])
-
-    at = np.flatnonzero(r >= table.n_clean)
-    if at.size:
-        h = r[at].astype(np.intp) - table.n_clean
-        pos = (bitgen.random_raw(at.size) >> np.uint64(64 - _POS_BITS)).astype(np.float64)
-        pos *= 2.0**-_POS_BITS  # exact: slice + pos fits in 53 bits
-        sub_slice = (pos * 2**_SUB_BITS).astype(np.intp)
-        outcome = table.sub_outcomes.take(h * 2**_SUB_BITS + sub_slice)
-        still = np.flatnonzero(outcome < 0)
-        if still.size:
-            u = (table.hard_slices[h[still]] + pos[still]) * 2.0**-_DRAW_BITS
-            outcome[still] = np.searchsorted(table.bounds, u, side="right")
-        # Add each hard lookup's 4 counts times its 4 cells' column values.
-        row, group = np.divmod(at, per_row)
-        found = table.outcomes.take(outcome, axis=0)  # (hard, 4)
-        values = cells.blocks.take(group, axis=0)  # (hard, p, 4)
-        extra = np.einsum("hj,hcj->hc", found, values)
-        for c in range(p):
-            sums[:, c] += np.bincount(row, weights=extra[:, c], minlength=k)
     return sums
+
+
+class _Plan(NamedTuple):
+    """How resamples of m cells are processed (see :func:`_plan`)."""
+
+    level: int  # lam = 1 - 2**-level for the Poisson stage; 0: index draws only
+    rows: int  # resamples per block (one random substream each)
+    sub_rows: int  # resamples per cache-sized sub-chunk of the Poisson stage
+    block_bytes: int  # estimated working memory of one block
+
+
+def _plan(m: int, n_resamples: int, max_chunk_bytes: int) -> _Plan:
+    """Block sizes for resampling m cells within ``max_chunk_bytes``.
+
+    Per resample a block holds its 16-bit lookups and hard-lookup records
+    (~1 B/cell) and its index draws (code, value, segment bookkeeping: 24 B
+    each); the sub-chunk buffers add 8 B of indices + 16 B of counts per
+    lookup (6 B/cell). Only ``rows`` affects the random stream, and it depends
+    on ``max_chunk_bytes`` only below ``_BLOCK_BYTES``.
+    """
+    level = _poisson_level(m)
+    m4 = -(-m // _CELLS_PER_DRAW) * _CELLS_PER_DRAW
+    if level:
+        row_bytes = int(24 * (_index_draws(m, level) + 16) + m4 + 64)
+        sub_rows = max(1, min(_CACHE_BYTES, max_chunk_bytes // 2) // (6 * m4))
+        fixed = sub_rows * 6 * m4
+    else:
+        row_bytes, sub_rows, fixed = 24 * m + 64, 0, 0
+    budget = min(max_chunk_bytes, _BLOCK_BYTES) - fixed
+    if budget < row_bytes:
+        raise ValueError(
+            f"max_chunk_bytes={max_chunk_bytes} is too small for resamples of "
+            f"{m} cells: need at least {fixed + row_bytes} bytes"
+        )
+    rows = min(n_resamples, budget // row_bytes)
+    return _Plan(level, rows, sub_rows, fixed + rows * row_bytes)
+
+
+def _worker_count() -> int:
+    """Threads for resampling: the cores this process may use (PRH_BOOTSTRAP_THREADS overrides)."""
+    if os.environ.get("PRH_BOOTSTRAP_THREADS"):
+        return max(1, int(os.environ["PRH_BOOTSTRAP_THREADS"]))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _resample_deviations(
@@ -613,7 +672,6 @@ def _resample_deviations(
     count (``None``: one row per cell, so every resample has n rows).
     """
     m = dev.size
-    level = _poisson_level(m)
     m4 = -(-m // _CELLS_PER_DRAW) * _CELLS_PER_DRAW
     # Scale deviations into [-1, 1] by a power of two (exact) so float32 keeps
     # full relative precision whatever the magnitude of the scores.
@@ -625,33 +683,29 @@ def _resample_deviations(
     draw_cols = [np.repeat(c, q) for c in [unit] + ([] if sizes is None else [sizes])]
     cells = _Cells(m=m, col=col, q=q, draw_cols=draw_cols)
 
-    # Memory: a block's per-row state (sums, index draws for the deficit, hard
-    # lookups) plus the fixed cache-sized Poisson buffers.
-    if level:
-        row_bytes = int(24 * (_index_draws(m, level) + 16) + 0.5 * m4 + 64)
-        fixed = max(_CACHE_BYTES, 4 * 6 * m4)
-    else:
-        row_bytes, fixed = 24 * m + 64, 0
-    budget = min(max_chunk_bytes, _BLOCK_BYTES) - fixed
-    if budget < row_bytes:
-        raise ValueError(
-            f"max_chunk_bytes={max_chunk_bytes} is too small for resamples of "
-            f"{m} cells: need at least {fixed + row_bytes} bytes"
-        )
-    rows = min(n_resamples, budget // row_bytes)
+    plan = _plan(m, n_resamples, max_chunk_bytes)
+    level, rows, sub_rows = plan.level, plan.rows, plan.sub_rows
 
+    # Tolerance for exact ties, in units of scaled deviation sums: float32
+    # rounding of a sum of ~m terms in [-1, 1] stays ~100x below it, while the
+    # step between distinct sums for discrete scores (score gap / scale) is far
+    # above it for suite sizes here. Near-ties of continuous scores caught by
+    # it fall evenly on both sides, so counting them as ties leaves z0 unbiased.
+    tie_tol = m * 2.0**-20
     table = _poisson_table(level) if level else None
-    bitgen = np.random.PCG64(root)
-    start_state = bitgen.state
+    start_state = np.random.PCG64(root).state
     out = np.empty(n_resamples, dtype=np.float64)
-    for block, lo in enumerate(range(0, n_resamples, rows)):
+
+    def run_block(block: int) -> None:
+        lo = block * rows
         k = min(rows, n_resamples - lo)
+        bitgen = np.random.PCG64()
         bitgen.state = start_state
         bitgen.advance(block << 64)  # disjoint substream per block
         if table is None:
             sums = np.zeros((k, len(col)))
         else:
-            sums = _poisson_sums(bitgen, table, cells, k)
+            sums = _poisson_sums(bitgen, table, cells, k, sub_rows)
             # A row whose Poisson total overshoots m is rejected and drawn
             # entirely by index draws instead: both paths give exact
             # Multinomial(m) rows, so the mixture does too.
@@ -660,8 +714,23 @@ def _resample_deviations(
         missing = m - sums[:, 1].astype(np.intp)
         extra = _index_draw_sums(bitgen, cells, missing)
         num = sums[:, 0] + extra[0]
+        # A resample whose statistic equals the estimate (its deviation sum
+        # is 0, e.g. the identity resample, or common with discrete scores)
+        # comes out as float32 noise instead; BCa counts ties, so snap them.
+        num[np.abs(num) <= tie_tol] = 0.0
         if sizes is None:
             out[lo : lo + k] = num * (scale / n)
         else:
             out[lo : lo + k] = num * scale / (sums[:, 2] + extra[1])
+
+    n_blocks = -(-n_resamples // rows)
+    workers = min(n_blocks, _worker_count())
+    if workers <= 1:
+        for block in range(n_blocks):
+            run_block(block)
+    else:
+        # Blocks own disjoint substreams and disjoint slices of `out`, so running them on several
+        # cores (numpy releases the GIL in the heavy calls) gives bit-identical results.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run_block, range(n_blocks)))
     return out
