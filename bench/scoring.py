@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,10 +79,11 @@ def main() -> int:
     for candidate in (ConstantCandidate("mean-prompt", "Please improve this text using the writing style with "
                                         "maintaining the original meaning but altering the tone."), FirstWordsCandidate()):
         unique = list(dict.fromkeys(candidate.predict(suite.samples) + suite.prompts))
-        raw_seconds, _ = timed(lambda: model.encode(unique, batch_size=embedder.batch_size, normalize_embeddings=True))
+        raw_seconds, _ = timed(partial(model.encode, unique, batch_size=embedder.batch_size, normalize_embeddings=True))
         with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "store.sqlite") as store:
-            cold_seconds, cold = timed(lambda: evaluate(candidate, suite, embedder, store=store, bootstrap=bootstrap))
-            warm_seconds, warm = timed(lambda: evaluate(candidate, suite, embedder, store=store, bootstrap=bootstrap))
+            score = partial(evaluate, candidate, suite, embedder, store=store, bootstrap=bootstrap)
+            cold_seconds, cold = timed(score)
+            warm_seconds, warm = timed(score)
         assert abs(cold.mean - warm.mean) < 1e-6
         ratio = cold_seconds / raw_seconds
         ratios.append(ratio)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataError
-from harness.evaluate import BootstrapSettings, Result
+from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings, Result
 from harness.stats import paired_bootstrap_delta
 
 #: Differences smaller than this are numerical noise (stored scores are rounded to 6 decimals), not news.
@@ -122,7 +122,7 @@ def compare_with_baseline(
     baseline: Baseline | None,
     *,
     tolerance: float = DEFAULT_TOLERANCE,
-    bootstrap: BootstrapSettings = BootstrapSettings(),
+    bootstrap: BootstrapSettings = DEFAULT_BOOTSTRAP,
 ) -> Comparison:
     """Paired bootstrap CI of (candidate − baseline) on the suite's rows, resampled by group if any."""
     if baseline is None:

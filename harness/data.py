@@ -7,7 +7,6 @@ and fails with the file, row and column of the first problem.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,11 +15,7 @@ from pathlib import Path
 from harness.errors import ConfigError, DataError
 from harness.hashing import json_fingerprint
 from harness.tables import Table, detect_format, is_missing, read_table
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from harness.tomlfile import read_toml
 
 #: Sample fields and the Kaggle column each one is read from unless a suite maps it elsewhere.
 KAGGLE_COLUMNS: dict[str, str] = {
@@ -168,12 +163,7 @@ def _resolve_columns(spec: SuiteSpec, table: Table) -> dict[str, str | None]:
 def load_suite_specs(path: str | Path) -> dict[str, SuiteSpec]:
     """Read a suites file (TOML). Relative data paths are resolved against the file's folder."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suites file not found: {path}")
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    config = read_toml(path, "suites file")
     entries = config.get("suites")
     if not isinstance(entries, dict) or not entries:
         raise ConfigError(f"{path}: expected a [suites.NAME] table per suite")

@@ -32,6 +32,9 @@ class BootstrapSettings:
     seed: int = 0
 
 
+DEFAULT_BOOTSTRAP = BootstrapSettings()
+
+
 @dataclass
 class Result:
     """One candidate scored on one suite with one embedder."""
@@ -102,7 +105,7 @@ def evaluate(
     embedder: Embedder,
     *,
     store: Store | None = None,
-    bootstrap: BootstrapSettings = BootstrapSettings(),
+    bootstrap: BootstrapSettings = DEFAULT_BOOTSTRAP,
     signed: bool = False,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> Result:

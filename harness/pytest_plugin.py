@@ -12,7 +12,6 @@ pass, fail and skip.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -20,10 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.baselines import DEFAULT_TOLERANCE, Comparison, compare_with_baseline, load_baseline, write_baseline
+from harness.baselines import (
+    DEFAULT_TOLERANCE,
+    Comparison,
+    compare_with_baseline,
+    load_baseline,
+    write_baseline,
+)
 from harness.candidates import MissingPredictionsError, load_candidate_registry, resolve_candidate
 from harness.data import load_suite, load_suite_specs, select_specs
-from harness.embedders import make_embedder
+from harness.embedders import NOT_COMPARABLE_WARNING, make_embedder
 from harness.errors import HarnessError
 from harness.evaluate import BootstrapSettings, Result, evaluate
 from harness.store import STORE_ENV, Store
@@ -265,15 +270,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
     from harness.report import latest_runs, rich_table
 
-    console = Console(file=terminalreporter._tw._file if hasattr(terminalreporter._tw, "_file") else sys.stdout,
-                      force_terminal=terminalreporter.isatty, width=max(terminalreporter._tw.fullwidth, 100))
+    # Not a terminal (CI logs): render wide rather than squeezing every column into 80 characters.
+    width = terminalreporter._tw.fullwidth if terminalreporter.isatty else 160
+    console = Console(file=terminalreporter._tw._file, force_terminal=terminalreporter.isatty, width=width)
     terminalreporter.section("prompt-recovery scores")
     console.print(rich_table(latest_runs(records), title="this run"))
-    warning = state.embedder_warning or next((None for r in records if r.comparable_with_kaggle), None)
-    if any(not r.comparable_with_kaggle for r in records):
-        from harness.embedders import NOT_COMPARABLE_WARNING
-
-        terminalreporter.write_line(f"WARNING: {warning or NOT_COMPARABLE_WARNING}", red=True, bold=True)
+    if any(not record.comparable_with_kaggle for record in records):
+        terminalreporter.write_line(f"WARNING: {state.embedder_warning or NOT_COMPARABLE_WARNING}", red=True, bold=True)
     if getattr(state, "report_paths", None):
         terminalreporter.write_line("leaderboard written: " + ", ".join(str(p) for p in state.report_paths))
     if getattr(state, "report_error", None):

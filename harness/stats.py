@@ -42,10 +42,10 @@ machines, some shapes stall for milliseconds (seen: 8 ms for 384 x 1300).
 from __future__ import annotations
 
 import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
 import math
 import operator
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 

@@ -15,11 +15,14 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 DEFAULT_STORE_PATH = Path(".prh") / "store.sqlite"
 STORE_ENV = "PRH_STORE"
@@ -113,36 +116,41 @@ class Store:
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
-    def _write(self, sql: str, rows: Sequence[tuple]) -> None:
-        if not rows:
-            return
+    def _transaction(self, work: Callable[[sqlite3.Cursor], T]) -> T:
+        """Run `work` in one IMMEDIATE transaction (the write lock is taken up front, so two writers
+        queue on busy_timeout instead of deadlocking on a lock upgrade), retried while locked."""
 
-        def transaction():
+        def attempt() -> T:
             cursor = self._connection.cursor()
             cursor.execute("BEGIN IMMEDIATE")
             try:
-                cursor.executemany(sql, rows)
+                value = work(cursor)
                 cursor.execute("COMMIT")
+                return value
             except BaseException:
                 cursor.execute("ROLLBACK")
                 raise
 
-        self._retry(transaction)
+        return self._retry(attempt)
+
+    def _write(self, sql: str, rows: Sequence[tuple]) -> None:
+        if rows:
+            self._transaction(lambda cursor: cursor.executemany(sql, rows))
+
+    def _select_in(self, sql: str, owner: str, keys: Iterable[str]) -> Iterator[tuple]:
+        """Rows of `sql` (with `?` for `owner` and `{}` for an IN list) for any number of keys, queried in
+        chunks below SQLite's limit on bound variables."""
+        keys = list(keys)
+        for start in range(0, len(keys), _SQL_VARIABLE_LIMIT):
+            chunk = keys[start:start + _SQL_VARIABLE_LIMIT]
+            yield from self._connection.execute(sql.format(",".join("?" * len(chunk))), (owner, *chunk))
 
     # -- embeddings -------------------------------------------------------------------------------
     def get_embeddings(self, embedder_fingerprint: str, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """The cached vectors among `text_hashes` (missing ones are simply absent)."""
-        found: dict[str, np.ndarray] = {}
-        hashes = list(dict.fromkeys(text_hashes))
-        for start in range(0, len(hashes), _SQL_VARIABLE_LIMIT):
-            chunk = hashes[start:start + _SQL_VARIABLE_LIMIT]
-            marks = ",".join("?" * len(chunk))
-            rows = self._connection.execute(
-                f"SELECT text_hash, vector FROM embeddings WHERE embedder = ? AND text_hash IN ({marks})",
-                (embedder_fingerprint, *chunk))
-            for text_hash, blob in rows:
-                found[text_hash] = np.frombuffer(blob, dtype=np.float32)
-        return found
+        rows = self._select_in("SELECT text_hash, vector FROM embeddings WHERE embedder = ? AND text_hash IN ({})",
+                               embedder_fingerprint, dict.fromkeys(text_hashes))
+        return {text_hash: np.frombuffer(blob, dtype=np.float32) for text_hash, blob in rows}
 
     def put_embeddings(self, embedder_fingerprint: str, text_hashes: Sequence[str], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -159,18 +167,10 @@ class Store:
     def get_predictions(self, candidate_fingerprint: str, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Cached predictions for (sample id, input hash) keys."""
         wanted = set(keys)
-        found: dict[tuple[str, str], str] = {}
-        ids = sorted({sample_id for sample_id, _ in wanted})
-        for start in range(0, len(ids), _SQL_VARIABLE_LIMIT):
-            chunk = ids[start:start + _SQL_VARIABLE_LIMIT]
-            marks = ",".join("?" * len(chunk))
-            rows = self._connection.execute(
-                f"SELECT sample_id, input_hash, prediction FROM predictions WHERE candidate = ? AND sample_id IN ({marks})",
-                (candidate_fingerprint, *chunk))
-            for sample_id, input_hash, prediction in rows:
-                if (sample_id, input_hash) in wanted:
-                    found[(sample_id, input_hash)] = prediction
-        return found
+        rows = self._select_in(
+            "SELECT sample_id, input_hash, prediction FROM predictions WHERE candidate = ? AND sample_id IN ({})",
+            candidate_fingerprint, {sample_id for sample_id, _ in wanted})
+        return {(i, h): prediction for i, h, prediction in rows if (i, h) in wanted}
 
     def put_predictions(self, candidate_fingerprint: str, items: Iterable[tuple[str, str, str]]) -> None:
         """Store (sample id, input hash, prediction) triples as soon as they exist."""
@@ -185,35 +185,24 @@ class Store:
         embedder already recorded under the record's session is kept instead (pytest-xdist workers may
         both score a suite; the history must still say it was run once)."""
         payload = json.dumps({k: v for k, v in record.to_dict().items() if k != "run_id"}, sort_keys=True)
-        holder: list[int] = []
 
-        def transaction():
-            cursor = self._connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                if once_per_session:
-                    existing = cursor.execute(
-                        "SELECT run_id FROM runs WHERE session = ? AND suite = ? AND candidate_fingerprint = ?"
-                        " AND embedder_fingerprint = ?", (record.session, record.suite,
-                                                          record.candidate_fingerprint, record.embedder_fingerprint)
-                    ).fetchone()
-                    if existing:
-                        holder.append(int(existing[0]))
-                        cursor.execute("COMMIT")
-                        return
-                cursor.execute(
-                    "INSERT INTO runs (created, session, candidate, candidate_fingerprint, suite, suite_fingerprint,"
-                    " embedder, embedder_fingerprint, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (record.created, record.session, record.candidate, record.candidate_fingerprint, record.suite,
-                     record.suite_fingerprint, record.embedder, record.embedder_fingerprint, payload))
-                holder.append(int(cursor.lastrowid))
-                cursor.execute("COMMIT")
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
+        def insert(cursor: sqlite3.Cursor) -> int:
+            if once_per_session:
+                existing = cursor.execute(
+                    "SELECT run_id FROM runs WHERE session = ? AND suite = ? AND candidate_fingerprint = ?"
+                    " AND embedder_fingerprint = ?",
+                    (record.session, record.suite, record.candidate_fingerprint, record.embedder_fingerprint),
+                ).fetchone()
+                if existing:
+                    return int(existing[0])
+            cursor.execute(
+                "INSERT INTO runs (created, session, candidate, candidate_fingerprint, suite, suite_fingerprint,"
+                " embedder, embedder_fingerprint, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.created, record.session, record.candidate, record.candidate_fingerprint, record.suite,
+                 record.suite_fingerprint, record.embedder, record.embedder_fingerprint, payload))
+            return int(cursor.lastrowid)
 
-        self._retry(transaction)
-        return holder[0]
+        return self._transaction(insert)
 
     def runs(self, *, session: str | None = None, embedder: str | None = None) -> list[RunRecord]:
         """Run history, oldest first, optionally for one pytest session or one embedder."""

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from harness.candidates import (ConstantCandidate, MissingPredictionsError, PredictionsFileCandidate,
-                                load_candidate_registry, resolve_candidate)
+from harness.candidates import (
+    ConstantCandidate,
+    MissingPredictionsError,
+    PredictionsFileCandidate,
+    load_candidate_registry,
+    resolve_candidate,
+)
 from harness.data import Sample
 from harness.errors import ConfigError, DataError
 

@@ -7,7 +7,6 @@ Candidates are data: an entry names its `kind` and that kind's parameters. Inlin
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +16,7 @@ from harness.candidates.base import Candidate
 from harness.candidates.constant import ConstantCandidate
 from harness.candidates.predictions_file import PredictionsFileCandidate
 from harness.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from harness.tomlfile import read_toml
 
 CandidateFactory = Callable[[str, Mapping[str, Any], Path], Candidate]
 
@@ -78,12 +73,7 @@ def load_candidate_registry(path: str | Path | None) -> CandidateRegistry:
     if path is None:
         return CandidateRegistry()
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"candidates file not found: {path}")
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    config = read_toml(path, "candidates file")
     entries = config.get("candidates", {})
     if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
         raise ConfigError(f"{path}: expected a [candidates.NAME] table per candidate")
