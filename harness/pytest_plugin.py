@@ -12,8 +12,10 @@ pass, fail and skip.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from harness.data import load_suite, load_suite_specs, select_specs
 from harness.embedders import NOT_COMPARABLE_WARNING, make_embedder
 from harness.errors import HarnessError
 from harness.evaluate import BootstrapSettings, Result, evaluate
+from harness.progress import stage_progress
 from harness.store import STORE_ENV, Store
 
 DEFAULT_CANDIDATE = "mean-prompt"
@@ -145,7 +148,9 @@ class PrhSession:
             suite = load_suite(self._spec(suite_name))
             candidate, embedder = self.candidate, self.embedder
             try:
-                result = evaluate(candidate, suite, embedder, store=self.store, bootstrap=self.bootstrap)
+                with self._progress() as progress:
+                    result = evaluate(candidate, suite, embedder, store=self.store, bootstrap=self.bootstrap,
+                                      on_progress=progress)
             except MissingPredictionsError as exc:
                 if len(exc.missing) == exc.total:
                     outcome.not_applicable = f"{candidate.name} has no prediction for any row of suite '{suite_name}'"
@@ -162,6 +167,21 @@ class PrhSession:
         except HarnessError as exc:
             outcome.error = str(exc)
         return outcome
+
+
+    @contextmanager
+    def _progress(self):
+        """A rich progress bar on the real terminal while embedding (pytest captures output inside tests,
+        so capturing is suspended for it); nothing at all when no person is watching (CI, xdist)."""
+        stream = sys.__stderr__
+        watching = stream is not None and stream.isatty() and not hasattr(self.config, "workerinput")
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        if not watching or capture is None:
+            with stage_progress(False) as progress:
+                yield progress
+            return
+        with capture.global_and_fixture_disabled(), stage_progress(True, stream=stream) as progress:
+            yield progress
 
 
 def _session(config: pytest.Config) -> PrhSession:
