@@ -87,8 +87,14 @@ def _suite_for(args):
     return load_suite(spec_for_file(path, columns)), False
 
 
-def _candidate_for(args):
-    from harness.candidates import PredictionsFileCandidate, load_candidate_registry, resolve_candidate
+def _candidate_for(args, store):
+    from harness.candidates import (
+        CandidateContext,
+        PredictionsFileCandidate,
+        load_candidate_registry,
+        resolve_candidate,
+    )
+    from harness.data import load_suite_specs
 
     if args.predictions:
         if args.candidate:
@@ -99,7 +105,8 @@ def _candidate_for(args):
         raise HarnessError("--candidate (or --predictions) is required")
     registry_path = Path(args.candidates_file)
     registry = load_candidate_registry(registry_path if registry_path.is_file() else None)
-    return resolve_candidate(args.candidate, registry)
+    suites = load_suite_specs(args.suites_file) if Path(args.suites_file).is_file() else {}
+    return resolve_candidate(args.candidate, registry, CandidateContext(store=store, suites=suites))
 
 
 def _score(args, *, quiet: bool):
@@ -110,7 +117,6 @@ def _score(args, *, quiet: bool):
     from harness.store import Store
 
     suite, named = _suite_for(args)
-    candidate = _candidate_for(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         embedder = make_embedder(args.embedder)
@@ -118,6 +124,7 @@ def _score(args, *, quiet: bool):
         print(f"WARNING: {warning.message}", file=sys.stderr)
     bootstrap = BootstrapSettings(n_resamples=args.resamples, method=args.ci_method, seed=args.seed)
     with Store(args.store) as store, stage_progress(None if not quiet else False) as progress:
+        candidate = _candidate_for(args, store)
         result = evaluate(candidate, suite, embedder, store=store, bootstrap=bootstrap, signed=args.signed,
                           on_progress=progress)
         comparison = None

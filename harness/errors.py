@@ -47,3 +47,8 @@ class ConfigError(HarnessError, ValueError):
 
 class ModelUnavailableError(HarnessError, RuntimeError):
     """An embedding or generation model is not available locally; the message says how to provide it."""
+
+
+class LearnedFromSuiteError(ConfigError):
+    """The candidate learned from the suite it is asked to be scored on (few-shot pool, retrieval index,
+    training data): such a score measures memorisation, so it is refused."""

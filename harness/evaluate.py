@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.candidates.base import Candidate
+from harness.candidates.cache import predict_with_cache
 from harness.data import Suite
 from harness.embedders import Embedder
 from harness.embedding_cache import embed_texts
+from harness.errors import LearnedFromSuiteError
 from harness.metric import scs_rows
 from harness.stats import ConfidenceInterval, bootstrap_mean
 from harness.store import RunRecord, Store
@@ -111,8 +113,15 @@ def evaluate(
 ) -> Result:
     """Score `candidate` on `suite`. `on_progress(stage, done, total)` reports long work."""
     timings: dict[str, float] = {}
+    learned_from = set(getattr(candidate, "train_suites", ()) or ())
+    if suite.name in learned_from:
+        raise LearnedFromSuiteError(f"candidate '{candidate.name}' learned from suite '{suite.name}' (its train suites: "
+                          f"{', '.join(sorted(learned_from))}); scoring it there would measure memorisation")
+    preflight = getattr(candidate, "preflight", None)
+    if preflight is not None:
+        preflight()
     started = time.perf_counter()
-    predictions = candidate.predict(suite.samples)
+    predictions = predict_with_cache(candidate, suite.samples, store)
     if len(predictions) != len(suite):
         raise RuntimeError(f"candidate '{candidate.name}' returned {len(predictions)} predictions for {len(suite)} rows")
     predictions = [p if isinstance(p, str) else "" for p in predictions]

@@ -28,10 +28,15 @@ from harness.baselines import (
     load_baseline,
     write_baseline,
 )
-from harness.candidates import MissingPredictionsError, load_candidate_registry, resolve_candidate
+from harness.candidates import (
+    CandidateContext,
+    MissingPredictionsError,
+    load_candidate_registry,
+    resolve_candidate,
+)
 from harness.data import load_suite, load_suite_specs, select_specs
 from harness.embedders import NOT_COMPARABLE_WARNING, make_embedder
-from harness.errors import HarnessError
+from harness.errors import HarnessError, LearnedFromSuiteError
 from harness.evaluate import BootstrapSettings, Result, evaluate
 from harness.progress import stage_progress
 from harness.store import STORE_ENV, Store
@@ -123,7 +128,8 @@ class PrhSession:
     def candidate(self):
         if self._candidate is None:
             registry = load_candidate_registry(self.candidates_file)
-            self._candidate = resolve_candidate(self.config.option.candidate, registry)
+            context = CandidateContext(store=self.store, suites=load_suite_specs(self.suites_file))
+            self._candidate = resolve_candidate(self.config.option.candidate, registry, context)
         return self._candidate
 
     @property
@@ -156,6 +162,9 @@ class PrhSession:
                     outcome.not_applicable = f"{candidate.name} has no prediction for any row of suite '{suite_name}'"
                     return outcome
                 raise
+            except LearnedFromSuiteError as exc:
+                outcome.not_applicable = str(exc)
+                return outcome
             if self.config.option.update_baselines and result.complete:
                 write_baseline(self.baselines_dir, result)
             baseline = load_baseline(self.baselines_dir, result.embedder, suite_name)

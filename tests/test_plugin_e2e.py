@@ -20,6 +20,8 @@ def heavy_modules_imported_once(minilm):
     """pytester's in-process runs drop modules first imported inside them from sys.modules; torch cannot
     be imported twice in one process (it crashes), so import the heavy stack out here first."""
     import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+    import matplotlib.gridspec  # noqa: F401
     import sentence_transformers  # noqa: F401
     import torch  # noqa: F401
 
@@ -108,6 +110,12 @@ def test_bad_suite_data_is_one_clear_line_not_a_traceback(project):
 def test_unknown_candidate_lists_known_ones(project):
     result = run(project, "--candidate=nope", "--suite=leaked")
     result.stdout.fnmatch_lines(["*unknown candidate 'nope'*known: improve-text, mean-prompt*"])
+
+
+def test_retrieval_is_skipped_on_its_own_train_suite(project):
+    result = run(project, "--candidate=retrieval-knn", "--baselines-dir=nowhere")
+    result.assert_outcomes(passed=2, skipped=4)
+    result.stdout.fnmatch_lines(["*learned from suite 'synthetic-hard'*memorisation*"])
 
 
 def test_two_xdist_workers_share_the_store(project):

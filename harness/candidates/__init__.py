@@ -4,13 +4,15 @@ Each kind lives in its own module; `registry` builds them from `candidates.toml`
 (`mean:TEXT`, `file:PATH.csv`).
 """
 
-from harness.candidates.base import Candidate
+from harness.candidates.base import Candidate, CandidateContext, StreamingCandidate
 from harness.candidates.constant import ConstantCandidate
 from harness.candidates.predictions_file import MissingPredictionsError, PredictionsFileCandidate
 from harness.candidates.registry import CandidateRegistry, load_candidate_registry, resolve_candidate
 
 __all__ = [
     "Candidate",
+    "CandidateContext",
+    "StreamingCandidate",
     "CandidateRegistry",
     "ConstantCandidate",
     "MissingPredictionsError",

@@ -1,11 +1,27 @@
-"""The Candidate protocol: a name, a fingerprint of everything that changes its answers, and predict."""
+"""The Candidate protocol: a name, a fingerprint of everything that changes its answers, and predict.
+
+Candidates that cost money or time per row (LLM endpoints, local models) also implement
+`predict_stream`, yielding each answer as soon as it exists: the prediction cache
+(`harness.candidates.cache`) stores every answer the moment it arrives, so a killed run loses nothing it
+paid for. Two optional duck-typed hooks:
+- `preflight()` checks what can be checked before any row is processed (endpoint reachable, model name
+  known, key variable set, adapter matches its base) and raises a HarnessError naming the problem;
+- `train_suites`: suites the candidate learned from (few-shot pools, retrieval indexes); scoring it on
+  one of them is refused, because the score would be a memorisation score.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from harness.data import Sample
+
+if TYPE_CHECKING:
+    from harness.data import SuiteSpec
+    from harness.store import Store
 
 
 @runtime_checkable
@@ -22,3 +38,25 @@ class Candidate(Protocol):
     def predict(self, samples: Sequence[Sample]) -> list[str]:
         """One prediction per sample, in order. An empty string means "no answer" and is reported."""
         ...
+
+
+@runtime_checkable
+class StreamingCandidate(Candidate, Protocol):
+    """A candidate whose answers arrive one by one (and may fail one by one)."""
+
+    def predict_stream(self, samples: Sequence[Sample]) -> Iterator[tuple[int, str]]:
+        """Yield (index into `samples`, prediction) as each answer completes, in any order. A row that
+        cannot be answered yields "" (reported as an empty prediction) rather than stopping the run."""
+        ...
+
+
+@dataclass
+class CandidateContext:
+    """What building a candidate may need beyond its own entry: where relative paths start, the store
+    (embedding and prediction caches), the suites (train pools for few-shot and retrieval), and how to
+    build another named candidate (ensemble members)."""
+
+    base_dir: Path = Path(".")
+    store: Store | None = None
+    suites: Mapping[str, SuiteSpec] = field(default_factory=dict)
+    resolve: Callable[[str], Candidate] | None = None

@@ -2,45 +2,60 @@
 
 Candidates are data: an entry names its `kind` and that kind's parameters. Inline specs need no file:
 `mean:ANY TEXT` is a constant candidate, `file:PATH.csv` a Kaggle-format predictions file
-(`id,rewrite_prompt`). New kinds register a factory in `CANDIDATE_KINDS`.
+(`id,rewrite_prompt`). Each kind's module has a `from_config(name, entry, context)` factory, registered
+in `CANDIDATE_KINDS` by import path so that heavy kinds (transformers, openai) are imported only when
+an entry of that kind is built.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.candidates.base import Candidate
+from harness.candidates.base import Candidate, CandidateContext
 from harness.candidates.constant import ConstantCandidate
 from harness.candidates.predictions_file import PredictionsFileCandidate
 from harness.errors import ConfigError
 from harness.tomlfile import read_toml
 
-CandidateFactory = Callable[[str, Mapping[str, Any], Path], Candidate]
+CandidateFactory = Callable[[str, Mapping[str, Any], CandidateContext], Candidate]
 
 
-def _constant(name: str, entry: Mapping[str, Any], base_dir: Path) -> Candidate:
+def _constant(name: str, entry: Mapping[str, Any], context: CandidateContext) -> Candidate:
     prompt = entry.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ConfigError(f"candidate '{name}' (kind constant) needs a non-empty 'prompt'")
     return ConstantCandidate(name, prompt)
 
 
-def _predictions_file(name: str, entry: Mapping[str, Any], base_dir: Path) -> Candidate:
+def _predictions_file(name: str, entry: Mapping[str, Any], context: CandidateContext) -> Candidate:
     if "path" not in entry:
         raise ConfigError(f"candidate '{name}' (kind predictions-file) needs a 'path'")
     path = Path(entry["path"])
-    return PredictionsFileCandidate(path if path.is_absolute() else base_dir / path, name=name,
+    return PredictionsFileCandidate(path if path.is_absolute() else context.base_dir / path, name=name,
                                     id_column=entry.get("id_column", "id"),
                                     prediction_column=entry.get("prediction_column", "rewrite_prompt"))
 
 
-CANDIDATE_KINDS: dict[str, CandidateFactory] = {
+CANDIDATE_KINDS: dict[str, CandidateFactory | str] = {
     "constant": _constant,
     "predictions-file": _predictions_file,
+    "chat": "harness.candidates.chat:from_config",
+    "hf": "harness.candidates.hf:from_config",
+    "retrieval": "harness.candidates.retrieval:from_config",
+    "ensemble": "harness.candidates.ensemble:from_config",
 }
+
+
+def _factory(kind: str) -> CandidateFactory | None:
+    factory = CANDIDATE_KINDS.get(kind)
+    if isinstance(factory, str):
+        module, attribute = factory.split(":")
+        factory = getattr(importlib.import_module(module), attribute)
+    return factory
 
 
 @dataclass(frozen=True)
@@ -54,18 +69,24 @@ class CandidateRegistry:
     def names(self) -> list[str]:
         return list(self.entries)
 
-    def build(self, name: str) -> Candidate:
+    def build(self, name: str, context: CandidateContext | None = None, *, _building: tuple[str, ...] = ()) -> Candidate:
+        """Build the named candidate. `context` carries the store and suites; members of ensembles are
+        built through it too (a cycle of ensembles is an error, not a hang)."""
+        if name in _building:
+            raise ConfigError(f"candidates {' -> '.join((*_building, name))} refer to each other in a cycle")
         if name not in self.entries:
             known = ", ".join(self.entries) or "(none)"
             raise ConfigError(f"unknown candidate {name!r} in {self.source}; known: {known}; "
                               "or use an inline spec: 'mean:TEXT' or 'file:PATH.csv'")
         entry = self.entries[name]
         kind = entry.get("kind", "constant")
-        factory = CANDIDATE_KINDS.get(kind)
+        factory = _factory(kind)
         if factory is None:
             raise ConfigError(f"candidate '{name}' in {self.source}: unknown kind {kind!r}; "
                               f"known kinds: {', '.join(CANDIDATE_KINDS)}")
-        return factory(name, entry, self.base_dir)
+        context = replace(context or CandidateContext(), base_dir=self.base_dir)
+        context.resolve = lambda member: resolve_candidate(member, self, context, _building=(*_building, name))
+        return factory(name, entry, context)
 
 
 def load_candidate_registry(path: str | Path | None) -> CandidateRegistry:
@@ -80,7 +101,8 @@ def load_candidate_registry(path: str | Path | None) -> CandidateRegistry:
     return CandidateRegistry(entries, path.parent, str(path))
 
 
-def resolve_candidate(spec: str, registry: CandidateRegistry | None = None) -> Candidate:
+def resolve_candidate(spec: str, registry: CandidateRegistry | None = None, context: CandidateContext | None = None,
+                      *, _building: tuple[str, ...] = ()) -> Candidate:
     """A candidate from a spec: `mean:TEXT`, `file:PATH`, or a name from the registry."""
     spec = spec.strip()
     if spec.startswith("mean:"):
@@ -89,4 +111,4 @@ def resolve_candidate(spec: str, registry: CandidateRegistry | None = None) -> C
         return ConstantCandidate(f"mean:{short}", prompt, spec=spec)
     if spec.startswith("file:"):
         return PredictionsFileCandidate(spec[len("file:"):], spec=spec)
-    return (registry or CandidateRegistry()).build(spec)
+    return (registry or CandidateRegistry()).build(spec, context, _building=_building)
