@@ -1,0 +1,265 @@
+"""The chat candidate: ask any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp server) for the prompt.
+
+Each row becomes one conversation: an optional system message, few-shot example turns taken from a
+train suite (user: the example's texts, assistant: its true prompt), then the row's own texts through
+the user template. The model's answers (`n` per row) are cleaned by `harness.candidates.postprocess`
+and joined with a space into the row's prediction.
+
+It is a streaming candidate: answers are yielded as they arrive, so the prediction cache stores each
+one at once and a killed run resumes where it stopped. A row whose request fails for good, or whose
+answer holds no usable prompt, is answered "" (the suite check reports it by id; `failures` says why)
+and the run goes on.
+
+The fingerprint covers what changes answers (endpoint, model, templates, few-shot content, sampling
+parameters, post-processing): never the key, and not concurrency, timeout or retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from harness.candidates.base import CandidateContext
+from harness.candidates.postprocess import MODES, POSTPROCESS_VERSION
+from harness.candidates.postprocess import postprocess as postprocess_answer
+from harness.data import Sample, load_suite
+from harness.errors import ConfigError
+from harness.hashing import json_fingerprint
+from harness.llm import ChatClient, ChatRequestError
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDERS = ("original_text", "rewritten_text")
+
+DEFAULT_SYSTEM = (
+    "You recover prompts. A language model was given an original text and an instruction, and rewrote the "
+    "text following that instruction. Given both texts, state the instruction it was given. Answer with the "
+    "instruction only: one imperative sentence such as \"Rewrite this text as a pirate shanty.\", with no "
+    "preamble, no explanation and no quotes."
+)
+DEFAULT_USER = (
+    "Original text:\n<<<\n{original_text}\n>>>\n\n"
+    "Rewritten text:\n<<<\n{rewritten_text}\n>>>\n\n"
+    "What instruction turned the original text into the rewritten text?"
+)
+#: The user template when `postprocess = "json"` and none is given: asks for the format that mode reads.
+DEFAULT_USER_JSON = DEFAULT_USER + ' Answer with JSON only: {{"prompt": "<the instruction>"}}'
+
+#: Keys of a `[candidates.NAME]` entry of kind "chat".
+ENTRY_KEYS = ("kind", "description", "base_url", "model", "api_key_env", "system", "user", "few_shot_suite",
+              "few_shot_k", "temperature", "n", "max_tokens", "seed", "max_concurrency", "timeout",
+              "max_retries", "postprocess")
+
+_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def check_template(template: str, what: str, *, require_placeholder: bool) -> None:
+    """Raise ConfigError for unknown `{placeholders}` (or, for the user template, none at all).
+    `{{` and `}}` are literal braces, as in str.format."""
+    used = {m.group(1) for m in _TOKEN.finditer(template) if m.group(1)}
+    unknown = sorted(used - set(PLACEHOLDERS))
+    if unknown:
+        raise ConfigError(f"{what}: unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; "
+                          f"known: {{original_text}}, {{rewritten_text}} (write {{{{ and }}}} for literal braces)")
+    if require_placeholder and not used:
+        raise ConfigError(f"{what}: the template uses neither {{original_text}} nor {{rewritten_text}}, so every "
+                          "row would get the same question")
+
+
+def render_template(template: str, sample: Sample) -> str:
+    """Fill {original_text} and {rewritten_text} in one pass (text inside the values is never
+    re-interpreted); `{{`/`}}` become literal braces."""
+    values = {"original_text": sample.original_text, "rewritten_text": sample.rewritten_text}
+
+    def replace(match: re.Match) -> str:
+        token = match.group(0)
+        if token == "{{":
+            return "{"
+        if token == "}}":
+            return "}"
+        return values[match.group(1)]
+
+    return _TOKEN.sub(replace, template)
+
+
+class ChatCandidate:
+    """Recovers prompts with a chat model behind `client` (see the module docstring).
+
+    Args:
+        name: the candidate's name in reports.
+        client: the endpoint and model (its key, concurrency, timeout and retries stay out of the fingerprint).
+        system: the system message template ("" sends none: some chat templates, e.g. Gemma's, reject it).
+        user: the user message template, with {original_text} and/or {rewritten_text}.
+        examples: few-shot rows, sent as user/assistant turns before the row.
+        train_suites: suites the examples come from (scoring on them is refused).
+        temperature, n, max_tokens, seed: generation parameters; n answers per row are joined by a space.
+        postprocess: how an answer becomes a prompt: "auto", "json", "last_line" or "raw".
+    """
+
+    def __init__(self, name: str, client: ChatClient, *, system: str = DEFAULT_SYSTEM, user: str = DEFAULT_USER,
+                 examples: Sequence[Sample] = (), train_suites: Sequence[str] = (), temperature: float = 0.0,
+                 n: int = 1, max_tokens: int | None = None, seed: int | None = None, postprocess: str = "auto",
+                 spec: str | None = None) -> None:
+        if postprocess not in MODES:
+            raise ConfigError(f"candidate '{name}': postprocess must be one of {', '.join(MODES)}, got {postprocess!r}")
+        check_template(system, f"candidate '{name}': system template", require_placeholder=False)
+        check_template(user, f"candidate '{name}': user template", require_placeholder=True)
+        self.name = name
+        self.spec = spec or name
+        self.client = client
+        self.system = system
+        self.user = user
+        self.examples = tuple(examples)
+        self.train_suites = tuple(train_suites)
+        self.temperature = temperature
+        self.n = n
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.postprocess = postprocess
+        #: sample id → why its prediction is empty, for the last predict_stream call
+        self.failures: dict[str, str] = {}
+        self._preflight_passed = False
+        self.fingerprint = json_fingerprint({
+            "kind": "chat", "base_url": client.base_url, "model": client.model, "system": system, "user": user,
+            "examples": [[e.original_text, e.rewritten_text, e.rewrite_prompt] for e in self.examples],
+            "temperature": temperature, "n": n, "max_tokens": max_tokens, "seed": seed,
+            "postprocess": postprocess, "postprocess_version": POSTPROCESS_VERSION,
+        })
+
+    def __repr__(self) -> str:
+        return (f"ChatCandidate(name={self.name!r}, model={self.client.model!r}, base_url={self.client.base_url!r}, "
+                f"api_key_env={self.client.api_key_env!r}, few_shot={len(self.examples)}, n={self.n}, "
+                f"postprocess={self.postprocess!r})")
+
+    def preflight(self) -> None:
+        """Endpoint reachable, key variable set and accepted, model listed: checked once per candidate."""
+        if not self._preflight_passed:
+            self.client.preflight()
+            self._preflight_passed = True
+
+    def _assistant_turn(self, prompt: str) -> str:
+        return json.dumps({"prompt": prompt}, ensure_ascii=False) if self.postprocess == "json" else prompt
+
+    def messages(self, sample: Sample) -> list[dict[str, str]]:
+        """The conversation sent for `sample`."""
+        conversation: list[dict[str, str]] = []
+        if self.system:
+            conversation.append({"role": "system", "content": render_template(self.system, sample)})
+        for example in self.examples:
+            conversation.append({"role": "user", "content": render_template(self.user, example)})
+            conversation.append({"role": "assistant", "content": self._assistant_turn(example.rewrite_prompt)})
+        conversation.append({"role": "user", "content": render_template(self.user, sample)})
+        return conversation
+
+    def predict_stream(self, samples: Sequence[Sample]) -> Iterator[tuple[int, str]]:
+        """Yield (index, prediction) as answers arrive; "" for a failed row or an unusable answer."""
+        self.failures = {}
+        conversations = (self.messages(sample) for sample in samples)
+        results = self.client.complete_many(conversations, temperature=self.temperature, n=self.n,
+                                            max_tokens=self.max_tokens, seed=self.seed)
+        for index, outcome in results:
+            sample_id = samples[index].id
+            if isinstance(outcome, ChatRequestError):
+                self._fail(sample_id, str(outcome))
+                yield index, ""
+                continue
+            if isinstance(outcome, Exception):
+                raise outcome  # not the endpoint's failure: a bug must not hide behind empty predictions
+            # redacted too: an answer is stored and reported, and a key must never be (however it got there)
+            answers = [postprocess_answer(self.client.redact(text), self.postprocess) for text in outcome.texts]
+            prediction = " ".join(answer for answer in answers if answer)
+            if not prediction:
+                shown = " | ".join(outcome.texts)
+                shown = shown if len(shown) <= 200 else shown[:199] + "…"
+                self._fail(sample_id, f"no usable prompt in the answer (postprocess {self.postprocess!r}): {shown!r}")
+            yield index, prediction
+
+    def _fail(self, sample_id: str, why: str) -> None:
+        self.failures[sample_id] = why
+        log.warning("candidate '%s': row %r answered empty: %s", self.name, sample_id, why)
+
+    def predict(self, samples: Sequence[Sample]) -> list[str]:
+        predictions = [""] * len(samples)
+        for index, prediction in self.predict_stream(samples):
+            predictions[index] = prediction
+        return predictions
+
+
+# -- from candidates.toml -----------------------------------------------------------------------------------
+def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) -> ChatCandidate:
+    """Build a chat candidate from its `[candidates.NAME]` entry (keys: `ENTRY_KEYS`, see docs/chat.md)."""
+    where = f"candidate '{name}' (kind chat)"
+    if "api_key" in entry:  # never echo its value
+        raise ConfigError(f"{where}: a key must never be written in the candidates file; put it in an environment "
+                          "variable and give the variable's NAME as api_key_env")
+    unknown = sorted(set(entry) - set(ENTRY_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(ENTRY_KEYS)}")
+    for required in ("base_url", "model"):
+        if not isinstance(entry.get(required), str) or not entry[required].strip():
+            raise ConfigError(f"{where}: '{required}' is required (a non-empty string)")
+    postprocess = _option(entry, "postprocess", str, "auto", where)
+    if postprocess not in MODES:
+        raise ConfigError(f"{where}: postprocess must be one of {', '.join(MODES)}, got {postprocess!r}")
+    system = _option(entry, "system", str, DEFAULT_SYSTEM, where)
+    user = _option(entry, "user", str, DEFAULT_USER_JSON if postprocess == "json" else DEFAULT_USER, where)
+    temperature = float(_option(entry, "temperature", (int, float), 0.0, where))
+    if not 0.0 <= temperature <= 2.0:
+        raise ConfigError(f"{where}: temperature must be between 0 and 2, got {temperature:g}")
+    n = _positive_int(entry, "n", 1, where)
+    max_tokens = _positive_int(entry, "max_tokens", None, where)
+    seed = _option(entry, "seed", int, None, where)
+    examples, train_suites = _few_shot(entry, context, where)
+    try:
+        client = ChatClient(
+            entry["base_url"].strip(), entry["model"], _option(entry, "api_key_env", str, None, where),
+            timeout=float(_option(entry, "timeout", (int, float), 60.0, where)),
+            max_retries=_option(entry, "max_retries", int, 5, where),
+            max_concurrency=_positive_int(entry, "max_concurrency", 8, where))
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return ChatCandidate(name, client, system=system, user=user, examples=examples, train_suites=train_suites,
+                         temperature=temperature, n=n, max_tokens=max_tokens, seed=seed, postprocess=postprocess)
+
+
+def _few_shot(entry: Mapping[str, Any], context: CandidateContext, where: str) -> tuple[list[Sample], list[str]]:
+    """The few-shot examples: `few_shot_k` rows spread evenly over the suite `few_shot_suite` (the same
+    rows every time, so the fingerprint is stable)."""
+    suite_name = _option(entry, "few_shot_suite", str, None, where)
+    k = _option(entry, "few_shot_k", int, 0, where)
+    if k < 0:
+        raise ConfigError(f"{where}: few_shot_k must be >= 0, got {k}")
+    if suite_name is None:
+        if k:
+            raise ConfigError(f"{where}: few_shot_k = {k} needs a few_shot_suite to take the examples from")
+        return [], []
+    if k == 0:
+        raise ConfigError(f"{where}: few_shot_suite = '{suite_name}' needs few_shot_k >= 1 (how many examples)")
+    if suite_name not in context.suites:
+        known = ", ".join(context.suites) or "(none)"
+        raise ConfigError(f"{where}: few_shot_suite '{suite_name}' is not a known suite; known: {known}")
+    suite = load_suite(context.suites[suite_name])
+    if k > len(suite):
+        raise ConfigError(f"{where}: few_shot_k = {k} but suite '{suite_name}' has only {len(suite)} rows")
+    picked = [suite.samples[(i * len(suite)) // k] for i in range(k)]
+    return picked, [suite_name]
+
+
+def _option(entry: Mapping[str, Any], key: str, types: type | tuple[type, ...], default: Any, where: str) -> Any:
+    if key not in entry:
+        return default
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, types):
+        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise ConfigError(f"{where}: '{key}' must be {names}, got {type(value).__name__}")
+    return value
+
+
+def _positive_int(entry: Mapping[str, Any], key: str, default: int | None, where: str) -> int | None:
+    value = _option(entry, key, int, default, where)
+    if value is not None and value < 1:
+        raise ConfigError(f"{where}: '{key}' must be >= 1, got {value}")
+    return value

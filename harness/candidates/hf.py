@@ -1,0 +1,610 @@
+"""The hf candidate: a local transformers causal LM, optionally with a peft LoRA adapter, answers each row.
+
+Prompts come from `harness.prompting`, the module LoRA fine-tuning uses too, so an adapter sees at
+inference exactly the text it was trained on. Generation is batched with left padding; only the new
+tokens are decoded, then cleaned by `harness.candidates.postprocess`. It is a streaming candidate: each
+batch's answers are yielded (and cached by the harness) as soon as the batch finishes. Longest prompts go
+first, so a batch too large for the GPU fails at once; on out-of-memory a batch is split in halves and
+retried, and a single row that still does not fit is answered "" (reported as an empty prediction).
+
+Nothing is loaded when the candidate is built. `preflight()` checks, before any row, that the model is
+on this machine (a directory, or a hub id in the local Hugging Face cache when HF_HUB_OFFLINE is set),
+that 4-bit loading has CUDA and bitsandbytes, and that the adapter fits the model (see
+`check_adapter_fits`). The model and tokenizer are loaded by the first prediction.
+
+The fingerprint covers what changes answers: the model's files (configs, tokenizer and generation
+config in full; weights by size and first and last MiB), the adapter's files likewise, the prompt format
+(templates, truncation, `PROMPT_FORMAT_VERSION`), generation parameters (max_new_tokens, temperature; top_p
+and seed only when sampling), the resolved dtype, 4-bit quantization and post-processing. Not the device
+or batch size. Strictly, both can move numbers: another device runs other kernels, and a padded batch
+gives matrix products other shapes, so in bfloat16 a near-tie between two tokens can flip a greedy answer
+between batch 1 and 16 (in float32 this is very rare). We accept that: cached answers stay valid when only
+throughput settings change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import struct
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from harness.candidates.base import CandidateContext
+from harness.candidates.postprocess import MODES, POSTPROCESS_VERSION
+from harness.candidates.postprocess import postprocess as postprocess_answer
+from harness.data import Sample
+from harness.errors import ConfigError, ModelUnavailableError
+from harness.hashing import json_fingerprint
+from harness.prompting import (
+    ADD_SPECIAL_TOKENS,
+    DEFAULT_MAX_CHARS,
+    DEFAULT_SYSTEM,
+    DEFAULT_USER,
+    PROMPT_FORMAT_VERSION,
+    check_user_template,
+    format_prompt,
+)
+
+log = logging.getLogger(__name__)
+
+#: Keys of a `[candidates.NAME]` entry of kind "hf".
+ENTRY_KEYS = ("kind", "description", "model", "adapter", "dtype", "device", "batch_size", "max_new_tokens",
+              "temperature", "top_p", "seed", "system", "user", "max_text_chars", "load_in_4bit", "postprocess",
+              "train_suites")
+DTYPES = {"auto": "auto", "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float16": "float16", "fp16": "float16"}
+#: Files a model needs (fetched from the hub when online; everything else in a repo is skipped).
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+#: Config fields compared between the model and the adapter's declared base (see `check_adapter_fits`).
+BASE_FIELDS = ("architectures", "hidden_size", "vocab_size", "num_hidden_layers")
+#: Keys in config files that name a place, not content: left out of fingerprints so a moved model keeps its cache.
+_PATH_KEYS = frozenset({"_name_or_path", "name_or_path", "base_model_name_or_path"})
+_LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
+                       r"(?:\.[A-Za-z0-9_-]+)?(?:\.weight)?$")
+_LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
+
+
+class HFCandidate:
+    """A transformers causal LM (plus optional LoRA adapter) that recovers prompts; see the module docstring.
+
+    Args:
+        name: the candidate's name in reports.
+        model: a local model directory (a Path, or a str that is a directory or looks like a path), or a hub
+            id found in the local Hugging Face cache (downloaded only when HF_HUB_OFFLINE is not set).
+        adapter: a peft adapter directory (adapter_config.json + weights), or None.
+        dtype: "auto" (bfloat16 on CUDA when supported, float16 on older CUDA GPUs, float32 on CPU),
+            "float32", "bfloat16" or "float16". With 4-bit loading it is the compute dtype.
+        device: "auto" (CUDA when available), "cpu", "cuda" (all GPUs, layers spread by accelerate) or "cuda:N".
+        batch_size: rows per `generate` call.
+        max_new_tokens: answer length limit.
+        temperature: 0 means greedy decoding; above 0, sampling with `top_p`, seeded by `seed`.
+        system, user_template, max_text_chars: the prompt (see `harness.prompting`).
+        load_in_4bit: quantize the weights to NF4 with bitsandbytes (CUDA only) at load time.
+        postprocess: a `harness.candidates.postprocess` mode ("auto", "json", "last_line", "raw").
+        train_suites: suites the adapter was trained on; scoring on them is refused.
+    """
+
+    def __init__(self, name: str, model: str | Path, *, adapter: str | Path | None = None, dtype: str = "auto",
+                 device: str = "auto", batch_size: int = 8, max_new_tokens: int = 48, temperature: float = 0.0,
+                 top_p: float = 1.0, seed: int = 0, system: str = DEFAULT_SYSTEM, user_template: str = DEFAULT_USER,
+                 max_text_chars: int = DEFAULT_MAX_CHARS, load_in_4bit: bool = False, postprocess: str = "auto",
+                 train_suites: Sequence[str] = (), spec: str | None = None) -> None:
+        where = f"candidate '{name}' (kind hf)"
+        if dtype not in DTYPES:
+            raise ConfigError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if device != "auto" and not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+            raise ConfigError(f"{where}: device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N', got {device!r}")
+        if postprocess not in MODES:
+            raise ConfigError(f"{where}: postprocess must be one of {', '.join(MODES)}, got {postprocess!r}")
+        for key, value in (("batch_size", batch_size), ("max_new_tokens", max_new_tokens),
+                           ("max_text_chars", max_text_chars)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
+        if not 0.0 <= temperature <= 2.0:
+            raise ConfigError(f"{where}: temperature must be between 0 and 2, got {temperature:g}")
+        if not 0.0 < top_p <= 1.0:
+            raise ConfigError(f"{where}: top_p must be in (0, 1], got {top_p:g}")
+        try:
+            check_user_template(user_template)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
+        self.name, self.spec = name, spec or name
+        self.model = model
+        self.adapter = Path(adapter) if adapter is not None else None
+        self.dtype, self.device = DTYPES[dtype], device
+        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
+        self.temperature, self.top_p, self.seed = float(temperature), float(top_p), int(seed)
+        self.prompt_options = {"system": system, "user_template": user_template, "max_chars": max_text_chars}
+        self.load_in_4bit, self.postprocess = bool(load_in_4bit), postprocess
+        self.train_suites = frozenset(train_suites)
+        self._where = where
+        self._checked = False
+        self._loaded: tuple[Any, Any] | None = None
+        #: tokens generated so far (each answer up to and including its stop token), for throughput reports
+        self.generated_tokens = 0
+
+    def __repr__(self) -> str:
+        adapter = str(self.adapter) if self.adapter else None
+        return (f"HFCandidate(name={self.name!r}, model={str(self.model)!r}, adapter={adapter!r}, "
+                f"dtype={self.dtype!r}, load_in_4bit={self.load_in_4bit})")
+
+    # -- what it is -------------------------------------------------------------------------------------------
+    @property
+    def sampling(self) -> bool:
+        return self.temperature > 0
+
+    def generation_settings(self) -> dict[str, Any]:
+        """The parameters that change answers (top_p and seed matter only when sampling)."""
+        settings: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature}
+        if self.sampling:
+            settings.update(top_p=self.top_p, seed=self.seed)
+        return settings
+
+    @cached_property
+    def model_dir(self) -> Path:
+        """The model's local directory (resolving a hub id through the local cache; see `locate_model`)."""
+        return locate_model(self.model, where=self._where)
+
+    @cached_property
+    def adapter_dir(self) -> Path | None:
+        if self.adapter is None:
+            return None
+        if not (self.adapter / "adapter_config.json").is_file():
+            what = "does not exist" if not self.adapter.exists() else "has no adapter_config.json"
+            raise ModelUnavailableError(f"{self._where}: adapter directory {self.adapter} {what} "
+                                        "(expected a peft adapter saved with save_pretrained)")
+        return self.adapter
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Computed on first use (it reads the model's files): see the module docstring for what it covers."""
+        return json_fingerprint({
+            "kind": "hf",
+            "model": directory_fingerprint(self.model_dir),
+            "adapter": directory_fingerprint(self.adapter_dir) if self.adapter_dir else None,
+            "prompt": {**self.prompt_options, "format": PROMPT_FORMAT_VERSION},
+            "generation": self.generation_settings(),
+            "dtype": self.resolved_dtype(),
+            "load_in_4bit": self.load_in_4bit,
+            "postprocess": [self.postprocess, POSTPROCESS_VERSION],
+        })
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def resolved_dtype(self) -> str:
+        if self.dtype != "auto":
+            return self.dtype
+        if not self.resolved_device().startswith("cuda"):
+            return "float32"
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+    # -- before any row ---------------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        """Check everything that can fail before a row is processed, without loading weights: device and
+        4-bit requirements, the model's presence and config, the adapter's fit. Raises a HarnessError."""
+        if self._checked:
+            return
+        device = self.resolved_device()
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"{self._where}: device {device!r} but CUDA is not available on this machine")
+        if self.load_in_4bit:
+            if not device.startswith("cuda"):
+                raise ConfigError(f"{self._where}: load_in_4bit needs a CUDA GPU (device here: {device}); "
+                                  "set load_in_4bit = false to run unquantized")
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise ConfigError(f"{self._where}: load_in_4bit needs the bitsandbytes package: pip install bitsandbytes")
+        config = _read_model_config(self.model_dir, self._where)
+        if self.adapter_dir is not None:
+            check_adapter_fits(self.adapter_dir, self.model_dir, config, where=self._where)
+        self._checked = True
+
+    # -- loading ----------------------------------------------------------------------------------------------
+    def load(self) -> tuple[Any, Any]:
+        """Load (once) and return (model, tokenizer): the model in eval mode on its device, the tokenizer
+        padding on the left with a pad token (falling back to EOS)."""
+        if self._loaded is not None:
+            return self._loaded
+        self.preflight()
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device, dtype = self.resolved_device(), getattr(torch, self.resolved_dtype())
+        # Everything is read from the resolved local directory: the hub is never contacted here.
+        options: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
+        if self.load_in_4bit:
+            from transformers import BitsAndBytesConfig
+
+            options["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
+                bnb_4bit_use_double_quant=True)
+        if device.startswith("cuda"):
+            options["device_map"] = "auto" if device == "cuda" else {"": device}
+        try:
+            model = AutoModelForCausalLM.from_pretrained(self.model_dir, **options)
+        except OSError as error:
+            raise ModelUnavailableError(f"{self._where}: cannot load the model from {self.model_dir}: {error}") from error
+        if "device_map" not in options:
+            model.to(device)
+        if self.adapter_dir is not None:
+            from peft import PeftModel
+
+            with warnings.catch_warnings():  # peft 0.21 calls an API transformers 5 deprecates; not actionable here
+                warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+                model = PeftModel.from_pretrained(model, str(self.adapter_dir), is_trainable=False)
+        model.eval()
+        # An adapter may ship its own tokenizer (added tokens, a chat template set during training).
+        tokenizer_dir = self.adapter_dir if self.adapter_dir and (self.adapter_dir / "tokenizer_config.json").is_file() \
+            else self.model_dir
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            if tokenizer.eos_token is None:
+                raise ConfigError(f"{self._where}: the tokenizer in {tokenizer_dir} has neither a pad nor an EOS token")
+            tokenizer.pad_token = tokenizer.eos_token
+        self._loaded = (model, tokenizer)
+        return self._loaded
+
+    # -- answering --------------------------------------------------------------------------------------------
+    def predict(self, samples: Sequence[Sample]) -> list[str]:
+        predictions = [""] * len(samples)
+        for index, prediction in self.predict_stream(samples):
+            predictions[index] = prediction
+        return predictions
+
+    def predict_stream(self, samples: Sequence[Sample]) -> Iterator[tuple[int, str]]:
+        """Yield (index, answer) batch by batch, longest prompts first. When sampling, torch's generator is
+        seeded with `seed` once per call, so a sampled answer also depends on which rows are asked together."""
+        samples = list(samples)
+        if not samples:
+            return
+        model, tokenizer = self.load()
+        prompts = [format_prompt(tokenizer, s.original_text, s.rewritten_text, **self.prompt_options) for s in samples]
+        order = sorted(range(len(samples)), key=lambda i: -len(prompts[i]))
+        if self.sampling:
+            import torch
+
+            torch.manual_seed(self.seed)
+        for start in range(0, len(order), self.batch_size):
+            yield from self._generate_splitting(order[start:start + self.batch_size], prompts, model, tokenizer)
+
+    def _generate_splitting(self, indices: list[int], prompts: list[str], model, tokenizer) -> Iterator[tuple[int, str]]:
+        """Answers for `indices`; on CUDA out-of-memory, the halves separately, down to single rows."""
+        import torch
+
+        try:
+            texts = self._generate([prompts[i] for i in indices], model, tokenizer)
+        except torch.OutOfMemoryError:
+            texts = None  # retried below, outside the handler: its traceback holds the failed batch's tensors
+        if texts is not None:
+            yield from zip(indices, texts)
+            return
+        torch.cuda.empty_cache()
+        if len(indices) == 1:
+            log.warning("%s: row %d does not fit in GPU memory even alone; answered ''", self._where, indices[0])
+            yield indices[0], ""
+            return
+        half = len(indices) // 2
+        yield from self._generate_splitting(indices[:half], prompts, model, tokenizer)
+        yield from self._generate_splitting(indices[half:], prompts, model, tokenizer)
+
+    def _generate(self, prompts: list[str], model, tokenizer) -> list[str]:
+        import torch
+
+        encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=ADD_SPECIAL_TOKENS)
+        encoded = encoded.to(model.device)
+        stop_ids = _stop_ids(model, tokenizer)
+        options: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.sampling,
+                                   "pad_token_id": tokenizer.pad_token_id, "eos_token_id": stop_ids}
+        if self.sampling:
+            options.update(temperature=self.temperature, top_p=self.top_p)
+        with torch.inference_mode():
+            output = model.generate(**encoded, **options)
+        new_tokens = output[:, encoded["input_ids"].shape[1]:]
+        self.generated_tokens += _answer_token_count(new_tokens, stop_ids)
+        answers = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [postprocess_answer(answer, self.postprocess) for answer in answers]
+
+
+def _answer_token_count(new_tokens, stop_ids: list[int]) -> int:
+    """Generated tokens in a batch: each row up to and including its first stop token (the rest is padding)."""
+    import torch
+
+    stops = torch.isin(new_tokens, torch.tensor(stop_ids, device=new_tokens.device))
+    # a row's length: up to its first stop token, or the full width when it never stopped
+    lengths = torch.where(stops.any(dim=1), stops.int().argmax(dim=1) + 1, new_tokens.shape[1])
+    return int(lengths.sum())
+
+
+def _stop_ids(model, tokenizer) -> list[int]:
+    """EOS of the tokenizer (what fine-tuning ends answers with) plus those of the model's generation config
+    (e.g. an end-of-turn token)."""
+    ids: list[int] = []
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (tokenizer.eos_token_id, configured):
+        for token_id in (value if isinstance(value, list) else [value]):
+            if token_id is not None and token_id not in ids:
+                ids.append(int(token_id))
+    return ids
+
+
+# -- locating models ---------------------------------------------------------------------------------------------
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, read now rather than at import time."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith(("/", "./", "../", "~", ".\\", "..\\")) or os.path.isabs(text) or "\\" in text
+
+
+def locate_model(model: str | Path, *, where: str = "model") -> Path:
+    """The local directory of `model`: itself when it is a directory (a Path is always a directory); for a
+    hub id ("org/name"), its snapshot in the local Hugging Face cache, downloaded (model files only) when
+    not cached and HF_HUB_OFFLINE is not set. Raises ModelUnavailableError saying what was tried."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelUnavailableError(f"{where}: {path} has no config.json (expected a transformers model directory)")
+        return path
+    model = str(model) if not isinstance(model, Path) else ""
+    if not model or _looks_like_path(model) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", model):
+        raise ModelUnavailableError(f"{where}: model directory {path} does not exist")
+    cached = _cached_snapshot(model)
+    if cached is not None:
+        return cached
+    if hub_offline():
+        raise ModelUnavailableError(
+            f"{where}: {model!r} is not a local directory and not in the local Hugging Face cache, and "
+            "HF_HUB_OFFLINE is set. Copy the model to this machine (e.g. `hf download "
+            f"{model} --local-dir DIR` where there is internet) and set model = \"DIR\".")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model, allow_patterns=HUB_PATTERNS))
+    except Exception as error:  # network, authentication, unknown repository: all mean "not available"
+        raise ModelUnavailableError(f"{where}: cannot download {model!r} from the Hugging Face hub: {error}") from error
+
+
+def _cached_snapshot(repo_id: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json")
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def _read_json(path: Path, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{where}: cannot read {path}: {error}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {path} is not a JSON object")
+    return value
+
+
+def _read_model_config(model_dir: Path, where: str) -> dict[str, Any]:
+    """config.json as a dict, after checking that this transformers can build the model from it."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelUnavailableError(f"{where}: cannot load the model config in {model_dir}: {error}") from None
+    if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
+        raise ModelUnavailableError(f"{where}: {model_dir} has no weights (*.safetensors or *.bin)")
+    return _read_json(model_dir / "config.json", where)
+
+
+# -- adapter fit -------------------------------------------------------------------------------------------------
+def check_adapter_fits(adapter_dir: Path, model_dir: Path, model_config: Mapping[str, Any], *, where: str) -> None:
+    """Raise ConfigError when the adapter was made for another model than `model_dir`.
+
+    Two checks, each where it can be made. (1) The config of the adapter's declared base
+    (`base_model_name_or_path`, a path or a cached hub id; the names may differ, a hub id here and a local
+    path there) against the model's: `BASE_FIELDS`. (2) The LoRA matrices' shapes against the shapes of
+    the model's weights, read from the safetensors headers (no weights loaded), and their layer indices
+    against the model's layer count: this needs no declared base. When neither could be made, a warning.
+    """
+    adapter_config = _read_json(adapter_dir / "adapter_config.json", where)
+    declared = adapter_config.get("base_model_name_or_path")
+    problems: list[str] = []
+    declared_config = _declared_base_config(declared, adapter_dir) if isinstance(declared, str) and declared else None
+    if declared_config is not None:
+        for field in BASE_FIELDS:
+            theirs, ours = _config_value(declared_config, field), _config_value(model_config, field)
+            if theirs is not None and ours is not None and theirs != ours:
+                problems.append(f"{field} is {theirs} in the adapter's base but {ours} in the model")
+    shape_problems, checked = _lora_shape_problems(adapter_dir, model_dir, model_config)
+    problems += shape_problems
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise ConfigError(f"{where}: adapter {adapter_dir} was made for another model than {model_dir} "
+                          f"(adapter base: {declared!r}): {shown}")
+    if declared_config is None and not checked:
+        warnings.warn(f"{where}: could not verify that adapter {adapter_dir} fits {model_dir}: its base "
+                      f"{declared!r} is not on this machine and no LoRA weight could be matched to a model weight",
+                      stacklevel=2)
+
+
+def _declared_base_config(declared: str, adapter_dir: Path) -> dict[str, Any] | None:
+    """config.json of the adapter's declared base if it is on this machine (never downloads)."""
+    for candidate in (Path(declared).expanduser(), adapter_dir / declared):
+        if (candidate / "config.json").is_file():
+            return _read_json(candidate / "config.json", f"adapter {adapter_dir}")
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", declared):
+        snapshot = _cached_snapshot(declared)
+        if snapshot is not None:
+            return _read_json(snapshot / "config.json", f"adapter {adapter_dir}")
+    return None
+
+
+def _config_value(config: Mapping[str, Any], field: str) -> Any:
+    """A field of a model config, looking into `text_config` for multimodal models."""
+    if field in config:
+        return config[field]
+    text_config = config.get("text_config")
+    return text_config.get(field) if isinstance(text_config, Mapping) else None
+
+
+def _lora_shape_problems(adapter_dir: Path, model_dir: Path, model_config: Mapping[str, Any]) -> tuple[list[str], int]:
+    """(problems, number of LoRA matrices checked) comparing the adapter's LoRA matrices with the model's
+    weights. lora_A is (r, in_features) and lora_B (out_features, r); a base weight is (out, in), or
+    (in, out) for GPT-2 style Conv1D, so a dimension only has to appear in the base shape. Weights whose
+    names the checkpoint does not have (renamed or fused at load time) and quantized checkpoints are
+    skipped; modules in layers the model does not have are problems."""
+    adapter_file = adapter_dir / "adapter_model.safetensors"
+    if not adapter_file.is_file() or "quantization_config" in model_config:
+        return [], 0
+    base_shapes = _checkpoint_shapes(model_dir)
+    layers = _config_value(model_config, "num_hidden_layers")
+    problems: list[str] = []
+    checked = 0
+    for key, shape in _safetensors_shapes(adapter_file).items():
+        match = _LORA_KEY.match(key)
+        if not match or len(shape) != 2:
+            continue
+        module, part = match.group("module"), match.group("part")
+        layer = _LAYER_INDEX.search(f".{module}.")
+        if isinstance(layers, int) and layer and int(layer.group(1)) >= layers:
+            problems.append(f"{module} is in layer {layer.group(1)} but the model has {layers} layers")
+            continue
+        base = base_shapes.get(f"{module}.weight")
+        if base is None or len(base) != 2:
+            continue
+        checked += 1
+        dimension = shape[1] if part in ("lora_A", "lora_embedding_A") else shape[0]
+        if dimension not in base:
+            problems.append(f"{module}: {part} {tuple(shape)} does not fit the model's weight {tuple(base)}")
+    return problems, checked
+
+
+def _checkpoint_shapes(model_dir: Path) -> dict[str, list[int]]:
+    """Tensor name → shape for every safetensors file of the model (headers only)."""
+    shapes: dict[str, list[int]] = {}
+    for file in sorted(model_dir.glob("*.safetensors")):
+        shapes.update(_safetensors_shapes(file))
+    return shapes
+
+
+def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """Read a safetensors header (8-byte little-endian length, then JSON): name → shape, no tensor data."""
+    try:
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            if length > 100 << 20:
+                return {}
+            header = json.loads(handle.read(length))
+    except (OSError, ValueError, struct.error):
+        return {}
+    return {name: list(info.get("shape", [])) for name, info in header.items()
+            if name != "__metadata__" and isinstance(info, dict)}
+
+
+# -- fingerprints ------------------------------------------------------------------------------------------------
+def directory_fingerprint(directory: Path) -> str:
+    """Fingerprint of a model or adapter directory's top-level files (from_pretrained reads no subfolder):
+    JSON files in full but without keys that name a place (`_name_or_path`, `base_model_name_or_path`:
+    the same adapter in another folder keeps its cached predictions), other files up to 4 MiB in full,
+    larger ones (weights) by size plus their first and last MiB, as `harness.embedders` fingerprints
+    embedding models: a different checkpoint differs there, and hashing gigabytes each run would cost
+    seconds. Hidden files and READMEs are skipped."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in directory.iterdir() if p.is_file()):
+        if file.name.startswith(".") or file.suffix.lower() == ".md":
+            continue
+        size = file.stat().st_size
+        digest.update(f"{file.name}:{size}\n".encode())
+        if file.suffix == ".json" and size <= 4 << 20:
+            try:
+                value = json.loads(file.read_text(encoding="utf-8"))
+            except ValueError:
+                value = None
+            if value is not None:
+                digest.update(json.dumps(_without_path_keys(value), sort_keys=True).encode())
+                continue
+        with open(file, "rb") as handle:
+            if size <= 4 << 20:
+                digest.update(handle.read())
+            else:
+                digest.update(handle.read(1 << 20))
+                handle.seek(size - (1 << 20))
+                digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def _without_path_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_path_keys(v) for k, v in value.items() if k not in _PATH_KEYS}
+    if isinstance(value, list):
+        return [_without_path_keys(v) for v in value]
+    return value
+
+
+# -- from candidates.toml ----------------------------------------------------------------------------------------
+def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) -> HFCandidate:
+    """Build an hf candidate from its `[candidates.NAME]` entry (keys: `ENTRY_KEYS`, see docs/hf.md).
+    Relative paths (model, adapter) are read from the candidates file's folder."""
+    where = f"candidate '{name}' (kind hf)"
+    unknown = sorted(set(entry) - set(ENTRY_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(ENTRY_KEYS)}")
+    model = entry.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError(f"{where}: 'model' is required: a local model directory or a hub id (org/name)")
+    model = model.strip()
+    path = Path(model).expanduser()
+    local = path if path.is_absolute() else context.base_dir / path
+    if local.is_dir() or _looks_like_path(model):
+        model = local  # a Path: never mistaken for a hub id
+    adapter = _option(entry, "adapter", str, None, where)
+    if adapter is not None:
+        adapter_path = Path(adapter).expanduser()
+        adapter = adapter_path if adapter_path.is_absolute() else context.base_dir / adapter_path
+    train_suites = _option(entry, "train_suites", list, [], where)
+    if not all(isinstance(s, str) for s in train_suites):
+        raise ConfigError(f"{where}: train_suites must be a list of suite names")
+    return HFCandidate(
+        name, model, adapter=adapter,
+        dtype=_option(entry, "dtype", str, "auto", where),
+        device=_option(entry, "device", str, "auto", where),
+        batch_size=_option(entry, "batch_size", int, 8, where),
+        max_new_tokens=_option(entry, "max_new_tokens", int, 48, where),
+        temperature=float(_option(entry, "temperature", (int, float), 0.0, where)),
+        top_p=float(_option(entry, "top_p", (int, float), 1.0, where)),
+        seed=_option(entry, "seed", int, 0, where),
+        system=_option(entry, "system", str, DEFAULT_SYSTEM, where),
+        user_template=_option(entry, "user", str, DEFAULT_USER, where),
+        max_text_chars=_option(entry, "max_text_chars", int, DEFAULT_MAX_CHARS, where),
+        load_in_4bit=_option(entry, "load_in_4bit", bool, False, where),
+        postprocess=_option(entry, "postprocess", str, "auto", where),
+        train_suites=train_suites)
+
+
+def _option(entry: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any, where: str) -> Any:
+    if key not in entry:
+        return default
+    value = entry[key]
+    # bool is an int in Python, but `batch_size = true` is a mistake, not 1
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}")
+    return value
