@@ -82,3 +82,14 @@ def minilm():
     embedder = make_minilm()
     embedder.load()
     return embedder
+
+
+def import_heavy_modules_outside_pytester() -> None:
+    """pytester's in-process runs drop modules first imported inside them from sys.modules; torch
+    cannot be imported twice in one process (it crashes), and matplotlib classes re-imported that way
+    stop matching their old instances, so tests using pytester import the heavy stack out here first."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+    import matplotlib.gridspec  # noqa: F401
+    import sentence_transformers  # noqa: F401
+    import torch  # noqa: F401

@@ -8,7 +8,7 @@ import shutil
 import sqlite3
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, import_heavy_modules_outside_pytester
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.slow
@@ -17,13 +17,7 @@ SUITES = ("public", "leaked", "synthetic-hard")
 
 @pytest.fixture(autouse=True)
 def heavy_modules_imported_once(minilm):
-    """pytester's in-process runs drop modules first imported inside them from sys.modules; torch cannot
-    be imported twice in one process (it crashes), so import the heavy stack out here first."""
-    import matplotlib.backends.backend_agg  # noqa: F401
-    import matplotlib.figure  # noqa: F401
-    import matplotlib.gridspec  # noqa: F401
-    import sentence_transformers  # noqa: F401
-    import torch  # noqa: F401
+    import_heavy_modules_outside_pytester()
 
 
 @pytest.fixture
