@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from harness.errors import ConfigError, ModelUnavailableError
+from harness.hashing import update_with_file
 
 ST5_REPO_ID = "sentence-transformers/sentence-t5-base"
 ST5_ENV = "PRH_ST5_PATH"
@@ -121,13 +122,7 @@ def _model_fingerprint(model_dir: Path, settings: dict) -> str:
             continue
         size = file.stat().st_size
         digest.update(f"{relative}:{size}".encode())
-        with open(file, "rb") as handle:
-            if size <= 4 << 20:
-                digest.update(handle.read())
-            else:
-                digest.update(handle.read(1 << 20))
-                handle.seek(size - (1 << 20))
-                digest.update(handle.read())
+        update_with_file(digest, file, size)
     return digest.hexdigest()[:16]
 
 

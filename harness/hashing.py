@@ -30,3 +30,16 @@ def file_fingerprint(path: str | Path, length: int = 16) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:length]
+
+
+def update_with_file(digest, path: str | Path, size: int, *, full_limit: int = 4 << 20, edge: int = 1 << 20) -> None:
+    """Feed a model file into `digest`: in full when small (configs, tokenizers), otherwise its first
+    and last `edge` bytes. Hashing gigabytes of weights on every run would cost seconds; a different
+    checkpoint differs in those bytes (and the caller hashes the size too)."""
+    with open(path, "rb") as handle:
+        if size <= full_limit:
+            digest.update(handle.read())
+        else:
+            digest.update(handle.read(edge))
+            handle.seek(size - edge)
+            digest.update(handle.read())

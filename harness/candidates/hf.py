@@ -42,7 +42,7 @@ from harness.candidates.postprocess import MODES, POSTPROCESS_VERSION
 from harness.candidates.postprocess import postprocess as postprocess_answer
 from harness.data import Sample
 from harness.errors import ConfigError, ModelUnavailableError
-from harness.hashing import json_fingerprint
+from harness.hashing import json_fingerprint, update_with_file
 from harness.prompting import (
     ADD_SPECIAL_TOKENS,
     DEFAULT_MAX_CHARS,
@@ -541,13 +541,7 @@ def directory_fingerprint(directory: Path) -> str:
             if value is not None:
                 digest.update(json.dumps(_without_path_keys(value), sort_keys=True).encode())
                 continue
-        with open(file, "rb") as handle:
-            if size <= 4 << 20:
-                digest.update(handle.read())
-            else:
-                digest.update(handle.read(1 << 20))
-                handle.seek(size - (1 << 20))
-                digest.update(handle.read())
+        update_with_file(digest, file, size)
     return digest.hexdigest()[:16]
 
 
