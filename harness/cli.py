@@ -8,6 +8,8 @@ Errors a user can fix print one line and exit 2; a result with empty predictions
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import sys
 import warnings
@@ -61,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     suites = commands.add_parser("suites", help="list and validate the suites")
     suites.add_argument("--suites-file", default="suites.toml")
+    for module in COMMAND_MODULES:
+        # Each package (generate, train, optimize) owns its subcommands: `add_commands(subparsers)`
+        # registers them with `set_defaults(handler=...)`. Their modules must import nothing heavy.
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).add_commands(commands)
     return parser
 
 
@@ -197,12 +204,14 @@ def cmd_suites(args) -> int:
 
 
 COMMANDS = {"score": cmd_score, "baseline": cmd_baseline, "leaderboard": cmd_leaderboard, "suites": cmd_suites}
+COMMAND_MODULES = ("harness.generate.cli", "harness.train.cli", "harness.optimize.cli")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        return handler(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
