@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         # Each package (generate, train, optimize) owns its subcommands: `add_commands(subparsers)`
         # registers them with `set_defaults(handler=...)`. Their modules must import nothing heavy.
-        if importlib.util.find_spec(module) is not None:
+        package = module.rsplit(".", 1)[0]
+        if importlib.util.find_spec(package) is not None and importlib.util.find_spec(module) is not None:
             importlib.import_module(module).add_commands(commands)
     return parser
 
