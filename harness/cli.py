@@ -154,7 +154,8 @@ def cmd_score(args) -> int:
 
         from harness.report import rich_table
 
-        Console().print(rich_table([result.to_run_record(baseline=comparison.to_dict() if comparison else None)],
+        # Piped output (logs, CI) is rendered wide instead of squeezing every column into 80 characters.
+        Console(width=None if sys.stdout.isatty() else 160).print(rich_table([result.to_run_record(baseline=comparison.to_dict() if comparison else None)],
                                    title=f"{result.candidate} on {result.suite}"))
         if not result.comparable_with_kaggle:
             from harness.embedders import NOT_COMPARABLE_WARNING
