@@ -1,0 +1,47 @@
+"""Synthetic and mined data for prompt recovery (`prh generate …`; docs/generate.md).
+
+One module per job:
+- `catalog`: prompt templates with placeholders, expanded with a seed, combined 2-3 at a time;
+- `synth`: an LLM writes (original, rewritten) pairs as JSON for each expanded prompt;
+- `rewrite`: another model rewrites existing rows; `gemma_style`: Gemma-like post-processing;
+  `local`: a transformers model standing in for an endpoint;
+- `validation`: parsing answers, rejecting bad ones, flagging doubtful rows;
+- `runner`: concurrent requests through `harness.llm.ChatClient`, rows appended as they arrive, resume;
+- `jsonl`: the append-only output; `writing`: derived files written atomically;
+- `pricing`, `progress`: cost estimates, the running cost;
+- `dedup`: exact and embedding near-duplicates; `mine`: hard rows for the current candidates;
+  `review`: a markdown sample for a human reader.
+
+Names are re-exported lazily (PEP 562): `prh` imports `harness.generate.cli` to build its parser, and
+that must not pay for numpy or tabulate.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "catalog": ("Catalog", "ExpandedPrompt", "PromptTemplate", "expand_catalog", "load_catalog"),
+    "dedup": ("Duplicate", "find_duplicates"),
+    "gemma_style": ("gemma_postprocess",),
+    "jsonl": ("AppendOnlyJsonl", "read_jsonl"),
+    "mine": ("Mining", "mine", "mined_rows", "mining_report"),
+    "pricing": ("Estimate", "PriceTable", "estimate", "load_prices"),
+    "review": ("review_markdown",),
+    "rewrite": ("RewriteAcceptor", "RewriteSettings", "rewrite_items"),
+    "runner": ("RunSettings", "RunSummary", "WorkItem", "run_items"),
+    "synth": ("SynthAcceptor", "SynthPrompts", "synth_items"),
+    "validation": ("InvalidGeneration", "check_pair", "flags", "parse_pair"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harness.generate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"harness.generate.{module}"), name)
+    globals()[name] = value
+    return value

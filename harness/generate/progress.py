@@ -1,0 +1,50 @@
+"""A progress bar for paid generation: done/total, ETA, failures and the money spent so far.
+
+Shown only where a person is watching (stderr is a terminal), like `harness.progress`; that module's
+bar has no place for a running cost, which is the number that matters while an API bill grows.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+#: update(done, total, cost_usd or None, failed)
+ProgressUpdate = Callable[[int, int, "float | None", int], None]
+
+
+def format_cost(cost: float | None) -> str:
+    return f"${cost:,.4f}" if cost is not None else "$?"
+
+
+@contextmanager
+def generation_progress(description: str, total: int, enabled: bool | None = None, *, stream=None
+                        ) -> Iterator[ProgressUpdate]:
+    """Yields `update(done, total, cost, failed)`; a no-op when disabled or not on a terminal."""
+    stream = stream or sys.stderr
+    if enabled is None:
+        enabled = hasattr(stream, "isatty") and stream.isatty()
+    if not enabled:
+        yield lambda done, total, cost, failed: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[cost]}"),
+                  TextColumn("{task.fields[failed]}"), console=Console(file=stream), transient=False) as progress:
+        task = progress.add_task(description, total=total, cost=format_cost(0.0), failed="")
+
+        def update(done: int, total: int, cost: float | None, failed: int) -> None:
+            progress.update(task, completed=done, total=total, cost=format_cost(cost),
+                            failed=f"{failed} failed" if failed else "")
+
+        yield update
