@@ -7,7 +7,9 @@
 - `build_other_tiny_model`: the same with another hidden size, for adapter/base mismatch checks;
 - `train_tiny_lora`: a LoRA adapter trained with peft on `MEMORIZE_ROWS`, formatted through
   `harness.prompting.encode_training_example` exactly as LoRA fine-tuning does; 80 full-batch
-  steps memorise the three answers (greedy decoding reproduces them) in under a second on one CPU thread.
+  steps memorise the three answers (greedy decoding reproduces them) in under a second on one CPU thread;
+- `HELD_OUT_ROWS`, `TINY_LORA_TARGETS`, `tiny_train_config`: a held-out suite and a `harness.train`
+  configuration that trains the tiny Llama the same way (`prh train` tests).
 
 Build, train and run these models on one torch thread (`one_torch_thread`, used by the builders here):
 their matrices are too small to gain from more, and on a busy machine OpenMP threads waiting for each
@@ -166,3 +168,27 @@ def train_tiny_lora(base_dir: str | Path, out_dir: str | Path, *, rows: Sequence
     # save_embedding_layers=False: keep only the LoRA matrices, not a copy of the base's LM head
     model.save_pretrained(out_dir, save_embedding_layers=False)
     return TrainedAdapter(out_dir, losses)
+
+
+# -- LoRA fine-tuning (harness.train) -----------------------------------------------------------------------
+#: Held-out rows for `MEMORIZE_ROWS`: other texts (no row shared), the same kinds of rewrite.
+HELD_OUT_ROWS = (
+    Sample("h0", "The dog ran across the yard.", "The canine traversed the grounds.", "Rewrite it more formally."),
+    Sample("h1", "Hello, see you at the market.", "Ahoy, see ye at the market, matey!", "Make it sound like a pirate."),
+)
+#: LoRA on every projection and the LM head, as `train_tiny_lora` does (a random base's head is too flat
+#: for attention and MLP adapters alone to lower the loss visibly in a few steps).
+TINY_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
+
+
+def tiny_train_config(base_dir: str | Path, **overrides):
+    """A `harness.train.TrainConfig` that trains the tiny Llama in about a second: full batch of the three
+    `MEMORIZE_ROWS`, the short `TINY_PROMPT`, learning rate 5e-3, no warmup, answers of 12 tokens."""
+    from harness.train import TrainConfig
+
+    settings = dict(base=str(base_dir), lora_r=8, lora_dropout=0.0, target_modules=TINY_LORA_TARGETS,
+                    learning_rate=5e-3, lr_schedule="constant", warmup_ratio=0.0, batch_size=3,
+                    gradient_accumulation=1, max_steps=12, eval_steps=4, eval_max_new_tokens=12,
+                    system=TINY_PROMPT["system"], user_template=TINY_PROMPT["user_template"])
+    settings.update(overrides)
+    return TrainConfig(**settings)

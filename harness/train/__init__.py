@@ -1,0 +1,35 @@
+"""LoRA fine-tuning that produces candidates (`prh train`): see docs/train.md.
+
+Loss on the answer tokens only by default (prompt and answer formatted by `harness.prompting`, the code
+the hf candidate uses at inference), checkpoints scored every N steps with the harness's own SCS and
+bootstrap CI on a held-out suite, the best one by SCS kept (not the lowest loss), a training card, and a
+candidates.toml entry so `pytest suites/ --candidate=NAME` scores the adapter at once. Importing this
+package loads no model and no torch.
+
+    from harness.train import TrainConfig, train_lora
+    result = train_lora(TrainConfig(base="/models/Mistral-7B", lora_r=4, max_steps=200),
+                        train_suite, eval_suite, make_embedder("minilm"), "runs/mistral-r4")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from harness.train.config import TrainConfig
+
+#: public name → module; imported on first use, so `prh --help` does not pay for numpy/scipy/matplotlib
+_LAZY = {
+    "BatchPlan": "data", "Example": "data", "check_disjoint": "data", "encode_examples": "data",
+    "resolve_suite": "data", "EvalRecord": "history", "History": "history", "StepRecord": "history",
+    "TrainingResult": "loop", "train_lora": "loop", "summed_token_loss": "loss",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"harness.train.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'harness.train' has no attribute {name!r}")
+
+
+__all__ = ["TrainConfig", *_LAZY]
