@@ -1,0 +1,355 @@
+"""`prh optimize mean-prompt|opro|export-training|plot` and `prh calibrate`.
+
+A thin shell over harness.optimize: parse, build, call, print. Importing this module imports nothing
+heavy (no numpy, torch, openai, matplotlib): everything is imported inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+import warnings
+from pathlib import Path
+
+from harness.errors import ConfigError, HarnessError
+
+DEFAULT_START = ("Please improve this text using the writing style with maintaining the original meaning but "
+                 "altering the tone.")
+
+
+def add_commands(subparsers) -> None:
+    """Register `optimize` (with its subcommands) and `calibrate` on the `prh` parser."""
+    optimize = subparsers.add_parser("optimize", help="optimise prompts: mean-prompt search, OPRO loop")
+    inner = optimize.add_subparsers(dest="optimize_command", required=True)
+
+    mean = inner.add_parser("mean-prompt", help="search one constant prompt against the embedder (train split), "
+                            "report it on the held-out split")
+    _suite_options(mean, split="0.7,0,0.3")
+    mean.add_argument("--start", default=DEFAULT_START, help="the prompt to start from (default: the public 0.63 one)")
+    mean.add_argument("--budget-seconds", type=float, default=600.0, help="wall-clock budget; 0 = none (default: %(default)s)")
+    mean.add_argument("--max-evaluations", type=int, default=None, help="stop after this many distinct strings scored")
+    mean.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (replays a run exactly)")
+    mean.add_argument("--patience", type=int, default=None, help="stop after this many steps without improvement")
+    mean.add_argument("--beam-width", type=int, default=4, help="prompts kept per step; 1 = greedy (default: %(default)s)")
+    mean.add_argument("--candidates-per-step", type=int, default=256, help="strings scored per step, in one batch")
+    mean.add_argument("--max-tokens", type=int, default=128, help="length cap in embedder tokens (default: %(default)s, "
+                      "sentence-t5's limit)")
+    mean.add_argument("--tokens", default=None, help="a file of extra vocabulary tokens, one per line")
+    mean.add_argument("--vocabulary-size", type=int, default=3000, help="most frequent train-prompt words kept")
+    mean.add_argument("--name", default="searched-mean-prompt", help="name of the candidates.toml entry printed")
+    mean.add_argument("--log", default=None, help="write every step (train scores) as JSONL here")
+    mean.add_argument("--json", action="store_true", help="print one JSON object")
+    mean.set_defaults(handler=cmd_mean_prompt)
+
+    opro = inner.add_parser("opro", help="OPRO loop: proposer LLMs improve an instruction, scored on a dev split")
+    _suite_options(opro, split="0.2,0.4,0.4")
+    opro.add_argument("--target", default="mean", help="a chat candidate's name (its instruction is optimised), "
+                      "'mean' or 'mean:TEXT' (a mean prompt; default start: the public 0.63 one)")
+    opro.add_argument("--slot", choices=("system", "user-prefix"), default="system",
+                      help="for a chat target: where the instruction goes (default: %(default)s)")
+    opro.add_argument("--proposer", action="append", default=[], required=True,
+                      help="a chat candidate whose endpoint and model propose instructions (give at least two)")
+    opro.add_argument("--rounds", type=int, default=10)
+    opro.add_argument("--proposals-per-proposer", type=int, default=1)
+    opro.add_argument("--temperature", type=float, default=1.0, help="proposers' temperature (default: %(default)s)")
+    opro.add_argument("--max-total-tokens", type=int, default=None, help="token budget (proposers + target)")
+    opro.add_argument("--max-cost", type=float, default=None, help="budget in USD (needs --price for every model)")
+    opro.add_argument("--price", action="append", default=[],
+                      help="NAME=IN,OUT: USD per million input/output tokens for a candidate or model name")
+    opro.add_argument("--history", type=int, default=20, help="best instructions shown in the meta-prompt")
+    opro.add_argument("--exemplars", type=int, default=3, help="train rows shown in the meta-prompt")
+    opro.add_argument("--out", default=None, help="output folder (default: reports/opro/RUN_ID)")
+    opro.add_argument("--json", action="store_true", help="print one JSON object")
+    opro.add_argument("--candidates-file", default="candidates.toml")
+    opro.set_defaults(handler=cmd_opro)
+
+    export = inner.add_parser("export-training", help="an OPRO trajectory as a training set (JSONL) for prh train")
+    export.add_argument("--trajectory", required=True, help="trajectory.jsonl of an OPRO run")
+    export.add_argument("--out", required=True, help="the JSONL file to write")
+    export.add_argument("--all", action="store_true", help="every scored proposal, not only improvements")
+    export.add_argument("--min-delta", type=float, default=0.0, help="an improvement must beat the best by more")
+    export.set_defaults(handler=cmd_export_training)
+
+    plot = inner.add_parser("plot", help="re-draw an OPRO trajectory's plot")
+    plot.add_argument("--trajectory", required=True)
+    plot.add_argument("--out", required=True, help="the PNG to write")
+    plot.set_defaults(handler=cmd_plot)
+
+    calibrate = subparsers.add_parser("calibrate", help="which local suite and embedder rank probes with known "
+                                      "leaderboard scores as the leaderboard does")
+    calibrate.add_argument("--probes", default="fixtures/probes.csv", help="probes file (default: %(default)s)")
+    calibrate.add_argument("--suite", action="append", default=[], help="a suite (repeatable; default: every suite)")
+    calibrate.add_argument("--embedder", action="append", default=[],
+                           help="an embedder (repeatable; default: st5 and minilm, whichever exist here)")
+    calibrate.add_argument("--out", default="reports/calibration", help="output folder (default: %(default)s)")
+    calibrate.add_argument("--resamples", type=int, default=2000)
+    calibrate.add_argument("--leaderboard-noise", type=float, default=0.01,
+                           help="sd of the leaderboard's noise added in each resample (default: %(default)s)")
+    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.add_argument("--json", action="store_true", help="print the JSON report")
+    calibrate.add_argument("--suites-file", default="suites.toml")
+    calibrate.add_argument("--store", default=None)
+    calibrate.set_defaults(handler=cmd_calibrate)
+
+
+def _suite_options(parser: argparse.ArgumentParser, *, split: str) -> None:
+    parser.add_argument("--suite", required=True, help="a suite name from the suites file, or a Kaggle-format file")
+    parser.add_argument("--embedder", default="auto", help="auto, st5, minilm or path:DIR (default: %(default)s)")
+    parser.add_argument("--split", default=split, help="TRAIN,DEV,HELDOUT fractions (default: %(default)s)")
+    parser.add_argument("--split-by", choices=("auto", "prompt", "group"), default="auto",
+                        help="unit of the split; auto: group when the suite has groups (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of held-out CIs")
+    parser.add_argument("--suites-file", default="suites.toml")
+    parser.add_argument("--store", default=None, help="SQLite store (default: $PRH_STORE or .prh/store.sqlite; "
+                        "':memory:' caches nothing on disk)")
+
+
+# -- shared helpers ---------------------------------------------------------------------------------------
+def _load_suite(name: str, suites_file: str):
+    from harness.data import load_suite, load_suite_specs, spec_for_file
+
+    specs = load_suite_specs(suites_file) if Path(suites_file).is_file() else {}
+    if name in specs:
+        return load_suite(specs[name])
+    if Path(name).is_file():
+        return load_suite(spec_for_file(name))
+    raise ConfigError(f"--suite {name!r} is neither a suite in {suites_file} ({', '.join(specs) or 'none'}) nor a file")
+
+
+def _split(args):
+    from harness.splits import parse_fractions, split_suite
+
+    suite = _load_suite(args.suite, args.suites_file)
+    by = args.split_by if args.split_by != "auto" else ("group" if suite.has_groups else "prompt")
+    return split_suite(suite, parse_fractions(args.split), by=by, seed=args.seed)
+
+
+def _embedder(spec: str):
+    from harness.embedders import make_embedder
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        embedder = make_embedder(spec)
+    for warning in caught:
+        print(f"WARNING: {warning.message}", file=sys.stderr)
+    return embedder
+
+
+def _progress(enabled: bool):
+    def say(text: str) -> None:
+        if enabled:
+            print(text, file=sys.stderr, flush=True)
+    return say
+
+
+def _print_json(data: dict) -> None:
+    print(json.dumps(data, ensure_ascii=False, allow_nan=False))
+
+
+# -- prh optimize mean-prompt -------------------------------------------------------------------------------
+def cmd_mean_prompt(args) -> int:
+    from harness.evaluate import BootstrapSettings
+    from harness.optimize.mean_prompt import optimize_mean_prompt
+    from harness.optimize.search import SearchSettings
+    from harness.optimize.vocabulary import read_token_list
+    from harness.store import Store
+
+    settings = SearchSettings(beam_width=args.beam_width, candidates_per_step=args.candidates_per_step,
+                              budget_seconds=args.budget_seconds if args.budget_seconds > 0 else None,
+                              max_evaluations=args.max_evaluations,
+                              max_steps=args.max_steps, patience=args.patience, seed=args.seed)
+    if all(limit is None for limit in (settings.budget_seconds, settings.max_evaluations, settings.max_steps,
+                                       settings.patience)):
+        raise ConfigError("--budget-seconds 0 needs another stop: --max-steps, --max-evaluations or --patience")
+    split = _split(args)
+    tokens = read_token_list(args.tokens) if args.tokens else []
+    embedder = _embedder(args.embedder)
+    say = _progress(not args.json and sys.stderr.isatty())
+    log = open(args.log, "w", encoding="utf-8") if args.log else None  # closed in the finally below
+
+    def on_step(step) -> None:
+        if log is not None:
+            log.write(json.dumps(step.to_dict(), ensure_ascii=False) + "\n")
+            log.flush()
+        if step.improved or step.step % 20 == 0:
+            say(f"step {step.step}: train {step.best_train_score:.4f} ({step.evaluations} evaluated, "
+                f"{step.elapsed_s:.0f} s) {step.best_prompt!r}")
+
+    try:
+        with Store(args.store) as store:
+            report = optimize_mean_prompt(split, embedder, start=args.start, settings=settings, store=store,
+                                          extra_tokens=tokens, max_tokens=args.max_tokens,
+                                          vocabulary_size=args.vocabulary_size, on_step=on_step, name=args.name,
+                                          bootstrap=BootstrapSettings(n_resamples=args.resamples, seed=args.seed))
+    finally:
+        if log is not None:
+            log.close()
+    data = report.to_dict()
+    if args.json:
+        _print_json(data)
+        return 0
+    print(f"prompt: {data['prompt']}")
+    print(f"held-out ({data['heldout_n']} rows of {split.source}, embedder {data['embedder']}): "
+          f"{data['heldout_score']:.4f} [{data['heldout_ci_low']:.4f}, {data['heldout_ci_high']:.4f}]; "
+          f"start {data['start_heldout_score']:.4f}; Δ {data['delta']:+.4f} "
+          f"[{data['delta_ci_low']:+.4f}, {data['delta_ci_high']:+.4f}]")
+    print(f"train (what the search optimised, not a result): {data['train_score']:.4f} "
+          f"(start {data['start_train_score']:.4f}); {data['steps']} steps, {data['evaluations']} strings, "
+          f"{data['seconds']:.0f} s, stopped by {data['stop_reason']}")
+    if not data["comparable_with_kaggle"]:
+        print("note: scores from this embedder are not comparable with the Kaggle leaderboard", file=sys.stderr)
+    print("\n# candidates.toml\n" + data["candidates_toml"], end="")
+    return 0
+
+
+# -- prh optimize opro ------------------------------------------------------------------------------------
+def _prices(args) -> dict:
+    from harness.optimize.metering import parse_price
+
+    return dict(parse_price(text) for text in args.price)
+
+
+def _price_for(prices: dict, name: str, model: str, *, needed: bool):
+    from harness.optimize.metering import Price
+
+    for key in (name, model):
+        if key in prices:
+            return prices[key]
+    if needed:
+        raise ConfigError(f"--max-cost needs a price for every model: give --price {name}=IN,OUT (USD per million "
+                          f"input and output tokens) for '{name}' (model {model!r})")
+    return Price()
+
+
+def _chat_candidate(name: str, registry, context, what: str):
+    from harness.candidates.chat import ChatCandidate
+
+    candidate = registry.build(name, context)
+    if not isinstance(candidate, ChatCandidate):
+        raise ConfigError(f"{what} '{name}' must be a candidate of kind chat (an OpenAI-compatible endpoint)")
+    return candidate
+
+
+def cmd_opro(args) -> int:
+    from harness.candidates import CandidateContext, load_candidate_registry
+    from harness.data import load_suite_specs
+    from harness.evaluate import BootstrapSettings
+    from harness.optimize.metering import MeteredChatClient
+    from harness.optimize.opro import OproSettings, Proposer, run_opro
+    from harness.optimize.targets import ChatInstructionTarget, MeanPromptTarget
+    from harness.optimize.trajectory import TrajectoryLog, export_training_set, plot_trajectory
+    from harness.store import Store
+
+    settings = OproSettings(rounds=args.rounds, proposals_per_proposer=args.proposals_per_proposer,
+                            temperature=args.temperature, history_limit=args.history, exemplars=args.exemplars,
+                            max_tokens=args.max_total_tokens, max_cost_usd=args.max_cost, seed=args.seed)
+    prices = _prices(args)
+    needed = args.max_cost is not None
+    split = _split(args)
+    embedder = _embedder(args.embedder)
+    registry_path = Path(args.candidates_file)
+    registry = load_candidate_registry(registry_path if registry_path.is_file() else None)
+    suites = load_suite_specs(args.suites_file) if Path(args.suites_file).is_file() else {}
+    run_id = uuid.uuid4().hex[:12]
+    out = Path(args.out) if args.out else Path("reports") / "opro" / run_id
+    say = _progress(not args.json)
+    with Store(args.store) as store:
+        context = CandidateContext(store=store, suites=suites)
+        proposers = []
+        for name in args.proposer:
+            client = _chat_candidate(name, registry, context, "--proposer").client
+            proposers.append(Proposer(name, MeteredChatClient.like(
+                client, _price_for(prices, name, client.model, needed=needed))))
+        if args.target == "mean" or args.target.startswith("mean:"):
+            target = MeanPromptTarget(args.target[len("mean:"):] if args.target.startswith("mean:") else DEFAULT_START)
+        else:
+            base = _chat_candidate(args.target, registry, context, "--target")
+            target = ChatInstructionTarget(base, MeteredChatClient.like(
+                base.client, _price_for(prices, args.target, base.client.model, needed=needed)), slot=args.slot)
+
+        def on_record(record: dict) -> None:
+            if record["type"] == "proposal":
+                score = record["dev_score"]
+                shown = f"dev {score:.4f}" if score is not None else (record.get("problem") or "")
+                say(f"round {record['round']} · {record['proposer'] or 'start'} · {record['status']}: {shown}")
+
+        with TrajectoryLog(out / "trajectory.jsonl") as log:
+            result = run_opro(target, split, proposers, embedder, store=store, settings=settings, log=log,
+                              heldout_bootstrap=BootstrapSettings(n_resamples=args.resamples, seed=args.seed),
+                              run_id=run_id, on_record=on_record)
+            records = log.records
+    plot = plot_trajectory(records, out / "trajectory.png")
+    n_training = export_training_set(records, out / "training.jsonl")
+    data = {**result.to_dict(), "out": str(out), "trajectory": str(out / "trajectory.jsonl"), "plot": str(plot),
+            "training_set": str(out / "training.jsonl"), "training_rows": n_training}
+    (out / "result.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        _print_json(data)
+        return 0
+    print(f"instruction: {result.best_instruction}")
+    h = data
+    print(f"held-out ({h['heldout_n']} rows, embedder {h['embedder']}): {h['heldout_score']:.4f} "
+          f"[{h['heldout_ci_low']:.4f}, {h['heldout_ci_high']:.4f}]; start {h['start_heldout_score']:.4f}; "
+          f"Δ {h['delta']:+.4f} [{h['delta_ci_low']:+.4f}, {h['delta_ci_high']:+.4f}]")
+    print(f"dev (selection, not a result): {result.best_dev_score:.4f} (start {result.start_dev_score:.4f}); "
+          f"{result.rounds_completed} rounds, stopped by {result.stop_reason}; {result.usage.tokens} tokens, "
+          f"${result.usage.cost_usd:.4f}")
+    print(f"trajectory, plot, training set ({n_training} rows): {out}")
+    return 0
+
+
+def cmd_export_training(args) -> int:
+    from harness.optimize.trajectory import export_training_set, read_trajectory
+
+    count = export_training_set(read_trajectory(args.trajectory), args.out, min_delta=args.min_delta,
+                                improvements_only=not args.all)
+    print(f"{count} rows → {args.out}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from harness.optimize.trajectory import plot_trajectory, read_trajectory
+
+    print(plot_trajectory(read_trajectory(args.trajectory), args.out))
+    return 0
+
+
+# -- prh calibrate ----------------------------------------------------------------------------------------
+def cmd_calibrate(args) -> int:
+    from harness.data import load_suite_specs
+    from harness.evaluate import BootstrapSettings
+    from harness.optimize.calibrate import CalibrationSettings, available_embedders, calibrate_suite
+    from harness.optimize.calibration_report import render_json, write_calibration
+    from harness.optimize.probes import load_probes
+    from harness.store import Store
+
+    probes = load_probes(args.probes)
+    specs = load_suite_specs(args.suites_file) if Path(args.suites_file).is_file() else {}
+    suites = [_load_suite(name, args.suites_file) for name in args.suite or list(specs)]
+    if not suites:
+        raise ConfigError(f"no suites: {args.suites_file} has none and no --suite was given")
+    embedders, notes = available_embedders(args.embedder or ["st5", "minilm"])
+    if not embedders:
+        raise HarnessError("no embedder is available: " + "; ".join(notes))
+    settings = CalibrationSettings(n_resamples=args.resamples, leaderboard_noise=args.leaderboard_noise,
+                                   seed=args.seed, probe_bootstrap=BootstrapSettings(n_resamples=2000,
+                                                                                     method="percentile", seed=args.seed))
+    say = _progress(not args.json)
+    rows = []
+    with Store(args.store) as store:
+        for embedder in embedders:
+            for suite in suites:
+                say(f"calibrating {suite.name} with {embedder.name} ({len(probes)} probes, {len(suite)} rows)")
+                rows.append(calibrate_suite(probes, suite, embedder, store=store, settings=settings))
+    paths = write_calibration(rows, probes, args.out, notes=notes, probes_source=args.probes,
+                              leaderboard_noise=args.leaderboard_noise)
+    if args.json:
+        print(render_json(rows, probes, notes=notes), end="")
+    else:
+        print(paths[0].read_text(encoding="utf-8"))
+        for path in paths:
+            print(path)
+    return 0

@@ -1,0 +1,141 @@
+"""`prh optimize …` and `prh calibrate`, run in-process (embedders swapped for loaded or stub ones)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+from stub_openai_server import StubOpenAIServer
+from test_optimize_support import BagOfWordsEmbedder, family_suite
+
+from harness.cli import main
+
+
+@pytest.fixture
+def in_repo(monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setenv("PRH_STORE", str(tmp_path / "store.sqlite"))
+    return tmp_path
+
+
+@pytest.fixture
+def bow(monkeypatch):
+    """Every embedder the CLI asks for is the instant bag-of-words stub."""
+    monkeypatch.setattr("harness.embedders.make_embedder", lambda spec="auto", **kwargs: BagOfWordsEmbedder())
+
+
+def run_json(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr().out
+    return code, (json.loads(out) if out.strip() else None)
+
+
+def write_suite_csv(path, suite):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "original_text", "rewrite_prompt", "rewritten_text"])
+        for s in suite.samples:
+            writer.writerow([s.id, s.original_text, s.rewrite_prompt, s.rewritten_text])
+    return path
+
+
+def test_importing_the_cli_module_loads_nothing_heavy():
+    code = ("import argparse, sys, harness.optimize.cli as c; c.add_commands(argparse.ArgumentParser()"
+            ".add_subparsers()); print(sorted(m for m in ('torch', 'openai', 'numpy', 'matplotlib', "
+            "'sentence_transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    help_text = subprocess.run([sys.executable, "-m", "harness.cli", "--help"], cwd=REPO_ROOT, capture_output=True,
+                               text=True, check=True).stdout
+    assert "optimize" in help_text and "calibrate" in help_text
+
+
+@pytest.mark.slow
+def test_mean_prompt_json_with_the_packaged_embedder(in_repo, capsys, monkeypatch, minilm):
+    monkeypatch.setattr("harness.embedders.make_embedder", lambda spec="auto", **kwargs: minilm)
+    args = ["optimize", "mean-prompt", "--suite", "leaked", "--embedder", "minilm", "--max-steps", "2",
+            "--candidates-per-step", "24", "--resamples", "500", "--seed", "5", "--json", "--log",
+            str(in_repo / "steps.jsonl")]
+    code, data = run_json(capsys, *args)
+    assert code == 0
+    for key in ("prompt", "train_score", "heldout_score", "start_heldout_score", "heldout_ci_low", "heldout_ci_high",
+                "delta_ci_low", "delta_ci_high"):
+        assert key in data
+    assert data["embedder"] == "minilm" and data["comparable_with_kaggle"] is False
+    assert data["split"]["n_train"] + data["split"]["n_heldout"] == 64 and data["heldout_n"] == data["split"]["n_heldout"]
+    assert data["train_score"] >= data["start_train_score"] and data["steps"] == 2
+    assert data["candidates_toml"].startswith("[candidates.searched-mean-prompt]")
+    steps = [json.loads(line) for line in (in_repo / "steps.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == [0, 1, 2]
+
+
+def test_mean_prompt_is_reproducible_and_prints_a_candidates_entry(in_repo, capsys, bow):
+    args = ["optimize", "mean-prompt", "--suite", "synthetic-hard", "--max-steps", "4", "--candidates-per-step",
+            "16", "--resamples", "300", "--seed", "3", "--json"]
+    _, first = run_json(capsys, *args)
+    _, second = run_json(capsys, *args)
+    assert first["prompt"] == second["prompt"] and first["heldout_score"] == second["heldout_score"]
+    assert first["split"]["by"] == "group"  # the suite has groups: auto splits by group
+    code = main(args[:-1] + ["--name", "found"])
+    out = capsys.readouterr().out
+    assert code == 0 and "held-out (" in out and "[candidates.found]" in out and "train (what the search" in out
+
+
+def test_opro_cli_end_to_end_with_stub_proposers(in_repo, capsys, bow):
+    suite_path = write_suite_csv(in_repo / "families.csv", family_suite())
+    with StubOpenAIServer(models=["a"], handler=lambda r: "<INS>Rewrite the text as a poem.</INS>") as one, \
+            StubOpenAIServer(models=["b"], handler=lambda r: "I refuse.") as two:
+        candidates = in_repo / "candidates.toml"
+        candidates.write_text(f'[candidates.p1]\nkind = "chat"\nbase_url = "{one.base_url}"\nmodel = "a"\n\n'
+                              f'[candidates.p2]\nkind = "chat"\nbase_url = "{two.base_url}"\nmodel = "b"\n'
+                              'max_retries = 0\n')
+        out = in_repo / "opro"
+        code, data = run_json(capsys, "optimize", "opro", "--suite", str(suite_path), "--target", "mean:Hello there.",
+                              "--proposer", "p1", "--proposer", "p2", "--rounds", "2", "--resamples", "300",
+                              "--candidates-file", str(candidates), "--out", str(out), "--json")
+        assert code == 0
+        assert data["instruction"] == "Rewrite the text as a poem." and data["proposals"]["invalid"] == 2
+        assert data["heldout_ci_low"] <= data["heldout_score"] <= data["heldout_ci_high"]
+        for name in ("trajectory.jsonl", "trajectory.png", "training.jsonl", "result.json"):
+            assert (out / name).is_file(), name
+        assert data["training_rows"] == 1
+        code = main(["optimize", "export-training", "--trajectory", str(out / "trajectory.jsonl"), "--out",
+                     str(in_repo / "all.jsonl"), "--all"])
+        assert code == 0 and "1 rows" in capsys.readouterr().out
+        assert main(["optimize", "plot", "--trajectory", str(out / "trajectory.jsonl"), "--out",
+                     str(in_repo / "again.png")]) == 0
+        # one proposer is refused before any request, as a one-line error
+        capsys.readouterr()
+        code = main(["optimize", "opro", "--suite", str(suite_path), "--proposer", "p1", "--candidates-file",
+                     str(candidates), "--out", str(in_repo / "x")])
+        err = capsys.readouterr().err
+        assert code == 2 and "two different proposer models" in err and "Traceback" not in err
+        code = main(["optimize", "opro", "--suite", str(suite_path), "--proposer", "p1", "--proposer", "p2",
+                     "--candidates-file", str(candidates), "--max-cost", "1", "--price", "p1=1,2"])
+        assert code == 2 and "--price p2=IN,OUT" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_calibrate_cli_writes_the_report(in_repo, capsys, monkeypatch, minilm):
+    monkeypatch.setattr("harness.embedders.make_embedder", lambda spec="auto", **kwargs: minilm)
+    out = in_repo / "calibration"
+    code, data = run_json(capsys, "calibrate", "--suite", "leaked", "--embedder", "minilm", "--resamples", "300",
+                          "--out", str(out), "--json")
+    assert code == 0 and len(data["results"]) == 1 and len(data["probes"]) == 3
+    result = data["results"][0]
+    assert result["suite"] == "leaked" and result["embedder"] == "minilm" and result["n_rows"] == 64
+    by_name = {p["probe"]: p["mean"] for p in result["probes"]}
+    assert by_name["original-text"] < by_name["improve-text"]  # as on the leaderboard (0.38 < 0.60)
+    assert (out / "calibration.md").is_file() and (out / "calibration.png").is_file()
+
+
+def test_calibrate_cli_errors_name_the_row(in_repo, capsys, bow):
+    bad = in_repo / "probes.csv"
+    bad.write_text("prompt,leaderboard_score\nImprove it.,0.6\nOther.,high\n")
+    code = main(["calibrate", "--probes", str(bad), "--suite", "leaked"])
+    err = capsys.readouterr().err
+    assert code == 2 and "row 2 (line 3), column 'leaderboard_score'" in err

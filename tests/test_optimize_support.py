@@ -1,0 +1,85 @@
+"""Helpers shared by the optimize tests (imported by them), and tests of the helpers themselves.
+
+`BagOfWordsEmbedder` is a real `Embedder` (name, fingerprint, unit vectors), deterministic and instant:
+a text's vector is the normalised sum of fixed random vectors of its lower-cased words, so texts sharing
+words are similar. It records every text it embeds, which is how the held-out isolation tests see what
+a search looked at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from harness.data import Sample, Suite
+
+PROMPT_FAMILIES = [
+    "Rewrite the text as a poem.", "Make the text more formal.", "Turn this email into a pirate shanty.",
+    "Rewrite the story as a haiku.", "Make the memo sound more cheerful.", "Convert the recipe into a limerick.",
+    "Rewrite this as a news report.", "Make the letter shorter and polite.", "Rewrite the text in a sad tone.",
+    "Turn the notes into a formal email.", "Rewrite the essay as a rap song.", "Make the story scarier.",
+]
+
+
+class BagOfWordsEmbedder:
+    """Deterministic word-vector embedder (see the module docstring)."""
+
+    comparable_with_kaggle = False
+
+    def __init__(self, dim: int = 48, name: str = "bow") -> None:
+        self.dim = dim
+        self.name = name
+        self.fingerprint = f"{name}-{dim}"
+        self.calls: list[list[str]] = []
+        self._cache: dict[str, np.ndarray] = {}
+
+    @property
+    def embedded(self) -> list[str]:
+        return [text for call in self.calls for text in call]
+
+    def _word(self, word: str) -> np.ndarray:
+        if word not in self._cache:
+            seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
+            self._cache[word] = np.random.default_rng(seed).standard_normal(self.dim)
+        return self._cache[word]
+
+    def embed(self, texts) -> np.ndarray:
+        texts = list(texts)
+        self.calls.append(texts)
+        out = np.zeros((len(texts), self.dim))
+        for i, text in enumerate(texts):
+            for word in text.lower().replace(".", " ").replace(",", " ").split():
+                out[i] += self._word(word)
+            norm = np.linalg.norm(out[i])
+            if norm > 0:
+                out[i] /= norm
+        return out.astype(np.float32)
+
+    def count_tokens(self, texts) -> list[int]:
+        return [len(text.split()) + 2 for text in texts]
+
+
+def family_suite(name: str = "families", repeats: int = 3, families=PROMPT_FAMILIES, groups: bool = False) -> Suite:
+    """`repeats` rows per prompt family, with distinct texts; group = the family's index when asked."""
+    samples = []
+    for f, prompt in enumerate(families):
+        for r in range(repeats):
+            i = f * repeats + r
+            samples.append(Sample(f"row-{i:03d}", f"Original text number {i} about subject {f}.",
+                                  f"Rewritten text number {i}, following family {f}.", prompt,
+                                  f"family-{f}" if groups else None))
+    return Suite(name, tuple(samples))
+
+
+def test_bag_of_words_embedder_is_deterministic_and_unit_norm():
+    a, b = BagOfWordsEmbedder(), BagOfWordsEmbedder()
+    va = a.embed(["Make the text formal.", "x"])
+    assert np.allclose(va, b.embed(["Make the text formal.", "x"]))
+    assert np.allclose(np.linalg.norm(va, axis=1), 1.0, atol=1e-6)
+    assert a.embedded == ["Make the text formal.", "x"]
+
+
+def test_family_suite_shape():
+    suite = family_suite(repeats=2, groups=True)
+    assert len(suite) == 2 * len(PROMPT_FAMILIES) and len(set(suite.ids)) == len(suite) and suite.has_groups
