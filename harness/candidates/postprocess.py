@@ -25,8 +25,9 @@ that was not in the answer (outside JSON it is a subsequence of the answer, and 
 
 from __future__ import annotations
 
-import json
 import re
+
+from harness.jsontext import iter_json_objects
 
 MODES = ("auto", "json", "last_line", "raw")
 #: Bump when the rules below change: chat candidates put it in their fingerprint, so predictions cached
@@ -95,24 +96,13 @@ def extract_json_prompt(text: str) -> str | None:
     """The string value of "prompt" (or "rewrite_prompt", any letter case) in the last top-level JSON
     object of `text` that has one; None when there is none. Objects nested in another are not
     considered (the outer object's answer is the answer)."""
-    decoder = json.JSONDecoder()
     found: str | None = None
-    position = text.find("{")
-    tries = 0
-    while position != -1 and tries < _MAX_JSON_STARTS:
-        tries += 1
-        try:
-            value, end = decoder.raw_decode(text, position)
-        except ValueError:
-            position = text.find("{", position + 1)
-            continue
-        if isinstance(value, dict):
-            keys = {str(k).lower(): v for k, v in value.items()}
-            for key in _PROMPT_KEYS:
-                if isinstance(keys.get(key), str):
-                    found = keys[key]
-                    break
-        position = text.find("{", end)
+    for value in iter_json_objects(text, max_starts=_MAX_JSON_STARTS):
+        keys = {str(k).lower(): v for k, v in value.items()}
+        for key in _PROMPT_KEYS:
+            if isinstance(keys.get(key), str):
+                found = keys[key]
+                break
     return found
 
 

@@ -19,6 +19,8 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
+from harness.jsontext import iter_json_objects
+
 ORIGINAL, REWRITTEN = "original_text", "rewritten_text"
 _ALIASES = {ORIGINAL: (ORIGINAL, "original"), REWRITTEN: (REWRITTEN, "rewritten", "rewrite")}
 _THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.IGNORECASE | re.DOTALL)
@@ -87,18 +89,7 @@ def _json_objects(text: str):
     if isinstance(whole, dict):
         yield whole
         return
-    decoder = json.JSONDecoder()
-    position, tries = text.find("{"), 0
-    while position != -1 and tries < _MAX_JSON_STARTS:
-        tries += 1
-        try:
-            value, end = decoder.raw_decode(text, position)
-        except ValueError:
-            position = text.find("{", position + 1)
-            continue
-        if isinstance(value, dict):
-            yield value
-        position = text.find("{", end)
+    yield from iter_json_objects(text, max_starts=_MAX_JSON_STARTS)
 
 
 def _pair_from(value: Mapping) -> tuple[str, str] | None:

