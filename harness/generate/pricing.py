@@ -18,23 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.pricing import Price  # noqa: F401  (re-exported: part of this module's API)
 from harness.tomlfile import read_toml
 
 PRICES_FILE_NAME = Path("fixtures") / "prices.toml"
 CHARS_PER_TOKEN = 4.0
 #: tokens a chat template adds around each message (role markers, separators)
 TOKENS_PER_MESSAGE = 4
-
-
-@dataclass(frozen=True)
-class Price:
-    """USD per million input (prompt) and output (completion) tokens."""
-
-    input_per_million: float
-    output_per_million: float
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1e6
 
 
 @dataclass(frozen=True)

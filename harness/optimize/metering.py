@@ -16,21 +16,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.llm import ChatClient, ChatResult, Message
-
-
-@dataclass(frozen=True)
-class Price:
-    """US dollars per million prompt (input) and completion (output) tokens."""
-
-    input_per_million: float = 0.0
-    output_per_million: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.input_per_million < 0 or self.output_per_million < 0:
-            raise ConfigError(f"prices must be >= 0, got {self.input_per_million:g}/{self.output_per_million:g}")
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1e6
+from harness.pricing import FREE, Price  # noqa: F401  (Price is re-exported: part of this module's API)
 
 
 @dataclass(frozen=True)
@@ -61,14 +47,14 @@ class Usage:
 class MeteredChatClient(ChatClient):
     """A ChatClient that meters the usage of its completions (thread-safe) at `price`."""
 
-    def __init__(self, *args: Any, price: Price = Price(), **kwargs: Any) -> None:
+    def __init__(self, *args: Any, price: Price = FREE, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.price = price
         self._meter_lock = threading.Lock()
         self._usage = Usage()
 
     @classmethod
-    def like(cls, client: ChatClient, price: Price = Price()) -> MeteredChatClient:
+    def like(cls, client: ChatClient, price: Price = FREE) -> MeteredChatClient:
         """A metered client with `client`'s endpoint, model, key variable and request policy."""
         return cls(client.base_url, client.model, client.api_key_env, client.timeout, client.max_retries,
                    client.max_concurrency, backoff_initial=client.backoff_initial, backoff_max=client.backoff_max,
