@@ -126,7 +126,10 @@ def test_json_mode_auto_falls_back_when_the_server_rejects_response_format(serve
     assert code == 0, captured.err
     rows = read_jsonl(out)
     assert len(rows) == 4 and not any(r["provenance"]["json_mode"] for r in rows)
-    assert server.chat_hits == 5  # one refused request, then none carries response_format
+    # The client may already have the next request on its way when the first refusal arrives (it reads
+    # ahead by one): at most that one more is refused, and every refused row is asked again without it.
+    refused = sum("response_format" in r.body for r in server.chat_requests)
+    assert 1 <= refused <= 2 and server.chat_hits == 4 + refused
     code, captured = synth(server, tmp_path / "on.jsonl", "--json-mode", "on", n=2, capsys=capsys)
     assert code == 1 and "HTTP 400" in json.dumps(read_jsonl(tmp_path / "on.failures.jsonl"))
 
