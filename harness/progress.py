@@ -7,14 +7,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
+def person_watching(stream, enabled: bool | None = None) -> bool:
+    """Whether to draw progress on `stream`: as asked, or when it is a terminal (never in CI logs)."""
+    if enabled is not None:
+        return enabled
+    return stream is not None and hasattr(stream, "isatty") and stream.isatty()
+
+
 @contextmanager
 def stage_progress(enabled: bool | None = None, *, stream=None) -> Iterator[Callable[[str, int, int], None]]:
     """Yields `update(stage, done, total)`. Disabled (a no-op) when the stream is not a terminal, so CI
     logs and JSON output stay clean."""
     stream = stream or sys.stderr
-    if enabled is None:
-        enabled = hasattr(stream, "isatty") and stream.isatty()
-    if not enabled:
+    if not person_watching(stream, enabled):
         yield lambda stage, done, total: None
         return
     from rich.console import Console

@@ -27,11 +27,11 @@ inputs: it is part of the hf candidate's fingerprint, so cached predictions foll
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from harness.data import Sample
 from harness.errors import ConfigError
+from harness.templates import check_placeholders, substitute
 
 #: Part of every fingerprint that depends on the prompt format; bump it when the rendering code changes.
 PROMPT_FORMAT_VERSION = 1
@@ -55,18 +55,12 @@ TRUNCATION_MARK = " [...]"
 ADD_SPECIAL_TOKENS = False
 
 PLACEHOLDERS = ("original_text", "rewritten_text")
-_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def check_user_template(user_template: str) -> None:
     """Raise ConfigError for unknown `{placeholders}` or a template that uses neither text. As in
     str.format (and the chat candidate's templates), `{{` and `}}` are literal braces."""
-    used = {m.group(1) for m in _TOKEN.finditer(user_template) if m.group(1)}
-    unknown = sorted(used - set(PLACEHOLDERS))
-    if unknown:
-        raise ConfigError(f"user template: unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; "
-                          "known: {original_text}, {rewritten_text} (write {{ and }} for literal braces)")
-    if not used:
+    if not check_placeholders(user_template, PLACEHOLDERS, "user template"):
         raise ConfigError("user template: it uses neither {original_text} nor {rewritten_text}, so every row "
                           "would get the same question")
 
@@ -96,7 +90,7 @@ def recovery_messages(
     check_user_template(user_template)
     texts = {"original_text": truncate_text(original_text, max_chars),
              "rewritten_text": truncate_text(rewritten_text, max_chars)}
-    user = _TOKEN.sub(lambda m: texts[m.group(1)] if m.group(1) else m.group(0)[0], user_template)
+    user = substitute(user_template, texts)
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": user})
     return messages

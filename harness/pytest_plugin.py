@@ -38,7 +38,7 @@ from harness.data import load_suite, load_suite_specs, select_specs
 from harness.embedders import NOT_COMPARABLE_WARNING, make_embedder
 from harness.errors import HarnessError, LearnedFromSuiteError
 from harness.evaluate import BootstrapSettings, Result, evaluate
-from harness.progress import stage_progress
+from harness.progress import person_watching, stage_progress
 from harness.store import STORE_ENV, Store
 
 DEFAULT_CANDIDATE = "mean-prompt"
@@ -183,7 +183,7 @@ class PrhSession:
         """A rich progress bar on the real terminal while embedding (pytest captures output inside tests,
         so capturing is suspended for it); nothing at all when no person is watching (CI, xdist)."""
         stream = sys.__stderr__
-        watching = stream is not None and stream.isatty() and not hasattr(self.config, "workerinput")
+        watching = person_watching(stream) and not hasattr(self.config, "workerinput")
         capture = self.config.pluginmanager.getplugin("capturemanager")
         if not watching or capture is None:
             with stage_progress(False) as progress:

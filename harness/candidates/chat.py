@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -29,10 +28,11 @@ from harness.data import Sample, load_suite
 from harness.errors import ConfigError
 from harness.hashing import json_fingerprint
 from harness.llm import ChatClient, ChatRequestError
+from harness.prompting import PLACEHOLDERS
+from harness.templates import check_placeholders, substitute
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDERS = ("original_text", "rewritten_text")
 
 DEFAULT_SYSTEM = (
     "You recover prompts. A language model was given an original text and an instruction, and rewrote the "
@@ -53,17 +53,12 @@ ENTRY_KEYS = ("kind", "description", "base_url", "model", "api_key_env", "system
               "few_shot_k", "temperature", "n", "max_tokens", "seed", "max_concurrency", "timeout",
               "max_retries", "postprocess")
 
-_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def check_template(template: str, what: str, *, require_placeholder: bool) -> None:
     """Raise ConfigError for unknown `{placeholders}` (or, for the user template, none at all).
     `{{` and `}}` are literal braces, as in str.format."""
-    used = {m.group(1) for m in _TOKEN.finditer(template) if m.group(1)}
-    unknown = sorted(used - set(PLACEHOLDERS))
-    if unknown:
-        raise ConfigError(f"{what}: unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; "
-                          f"known: {{original_text}}, {{rewritten_text}} (write {{{{ and }}}} for literal braces)")
+    used = check_placeholders(template, PLACEHOLDERS, what)
     if require_placeholder and not used:
         raise ConfigError(f"{what}: the template uses neither {{original_text}} nor {{rewritten_text}}, so every "
                           "row would get the same question")
@@ -72,17 +67,7 @@ def check_template(template: str, what: str, *, require_placeholder: bool) -> No
 def render_template(template: str, sample: Sample) -> str:
     """Fill {original_text} and {rewritten_text} in one pass (text inside the values is never
     re-interpreted); `{{`/`}}` become literal braces."""
-    values = {"original_text": sample.original_text, "rewritten_text": sample.rewritten_text}
-
-    def replace(match: re.Match) -> str:
-        token = match.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        return values[match.group(1)]
-
-    return _TOKEN.sub(replace, template)
+    return substitute(template, {"original_text": sample.original_text, "rewritten_text": sample.rewritten_text})
 
 
 class ChatCandidate:

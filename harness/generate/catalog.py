@@ -44,6 +44,7 @@ from typing import Any
 
 from harness.errors import ConfigError, DataError
 from harness.hashing import json_fingerprint
+from harness.templates import substitute
 from harness.tomlfile import read_toml
 
 #: `{{`, `}}`, `{name}` or `{a|b}`; anything else with a brace is an error.
@@ -145,20 +146,14 @@ def fill(template: str, options: Mapping[str, Sequence[str]], rng: random.Random
     and the clause of one prompt agrees). Returns the text and the choices made."""
     chosen = dict(chosen or {})
 
-    def replace(match: re.Match) -> str:
-        token = match.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        body = match.group(1)
+    def choose(body: str) -> str:
         key = body if "|" not in body else "{" + body + "}"
         if key not in chosen:
             values = [part.strip() for part in body.split("|")] if "|" in body else list(options[body])
             chosen[key] = rng.choice(values)
         return chosen[key]
 
-    return _TOKEN.sub(replace, template), chosen
+    return substitute(template, choose, pattern=_TOKEN), chosen
 
 
 # -- loading ---------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from harness.progress import person_watching
+
 #: update(done, total, cost_usd or None, failed)
 ProgressUpdate = Callable[[int, int, "float | None", int], None]
 
@@ -23,9 +25,7 @@ def generation_progress(description: str, total: int, enabled: bool | None = Non
                         ) -> Iterator[ProgressUpdate]:
     """Yields `update(done, total, cost, failed)`; a no-op when disabled or not on a terminal."""
     stream = stream or sys.stderr
-    if enabled is None:
-        enabled = hasattr(stream, "isatty") and stream.isatty()
-    if not enabled:
+    if not person_watching(stream, enabled):
         yield lambda done, total, cost, failed: None
         return
     from rich.console import Console

@@ -13,7 +13,6 @@ models, a rerun skips what is done, and an edited source row is rewritten anew.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,25 +24,20 @@ from harness.generate.pricing import text_tokens
 from harness.generate.runner import WorkItem
 from harness.generate.validation import InvalidGeneration, check_pair, flags
 from harness.hashing import json_fingerprint
+from harness.templates import check_placeholders, substitute
 
 DEFAULT_REWRITE_USER = "{rewrite_prompt}\n\n{original_text}"
 PLACEHOLDERS = ("rewrite_prompt", "original_text")
-_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def template_placeholders(template: str, what: str) -> set[str]:
     """The placeholders `template` uses; unknown ones are configuration errors."""
-    used = {m.group(1) for m in _TOKEN.finditer(template) if m.group(1)}
-    unknown = sorted(used - set(PLACEHOLDERS))
-    if unknown:
-        raise ConfigError(f"{what}: unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; "
-                          "known: {rewrite_prompt}, {original_text} (write {{ and }} for literal braces)")
-    return used
+    return check_placeholders(template, PLACEHOLDERS, what)
 
 
 def render(template: str, sample: Sample) -> str:
     values = {"rewrite_prompt": sample.rewrite_prompt, "original_text": sample.original_text}
-    return _TOKEN.sub(lambda m: {"{{": "{", "}}": "}"}.get(m.group(0)) or values[m.group(1)], template)
+    return substitute(template, values)
 
 
 @dataclass(frozen=True)
