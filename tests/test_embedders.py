@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 import warnings
 
 import numpy as np
 import pytest
+from hf_cache_layout import put_in_hf_cache
 
-from harness.embedders import ST5_ENV, SentenceTransformerEmbedder, find_cached_model, make_embedder
+from harness.embedders import (
+    NOT_COMPARABLE_WARNING,
+    ST5_ENV,
+    ST5_REPO_ID,
+    EmbedderChoice,
+    SentenceTransformerEmbedder,
+    choose_embedder,
+    make_embedder,
+    make_minilm,
+)
 from harness.embedding_cache import embed_texts
 from harness.errors import ConfigError, ModelUnavailableError
+from harness.hf_models import model_fingerprint
 from harness.store import Store
 
 
@@ -21,6 +34,7 @@ def no_st5(monkeypatch, tmp_path):
     for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "SENTENCE_TRANSFORMERS_HOME"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    return tmp_path
 
 
 def test_minilm_gives_unit_float32_vectors(minilm):
@@ -39,22 +53,50 @@ def test_missing_st5_fails_fast_naming_model_and_remedy(no_st5):
     assert time.perf_counter() - started < 2.0
     message = str(error.value)
     assert "sentence-transformers/sentence-t5-base" in message and ST5_ENV in message
+    assert f"`hf download {ST5_REPO_ID}`" in message and "huggingface-cli" not in message
 
 
-def test_auto_falls_back_to_minilm_loudly(no_st5):
+def test_auto_without_st5_returns_minilm_and_the_warning_as_data(no_st5):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # choosing must not emit a Python warning
+        choice = choose_embedder("auto")
+    assert isinstance(choice, EmbedderChoice)
+    assert choice.embedder.name == "minilm" and not choice.embedder.comparable_with_kaggle
+    assert choice.warnings == (NOT_COMPARABLE_WARNING,)
+    with pytest.raises(AttributeError):
+        choice.warnings = ()  # frozen: a choice is a value
+
+
+def test_make_embedder_still_warns_for_callers_not_yet_moved(no_st5):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         embedder = make_embedder("auto")
     assert embedder.name == "minilm"
-    assert any("NOT comparable with the Kaggle leaderboard" in str(w.message) for w in caught)
+    assert [str(w.message) for w in caught] == [NOT_COMPARABLE_WARNING]
+
+
+def test_auto_says_why_a_configured_st5_path_was_not_used(no_st5, monkeypatch):
+    (no_st5 / "not-st5").mkdir()
+    monkeypatch.setenv(ST5_ENV, str(no_st5 / "not-st5"))
+    choice = choose_embedder("auto")
+    assert choice.embedder.name == "minilm" and choice.warnings[0] == NOT_COMPARABLE_WARNING
+    assert len(choice.warnings) == 2 and "not-st5 has no modules.json" in choice.warnings[1]
+    assert ST5_ENV in choice.warnings[1]
+
+
+def test_explicit_choices_carry_no_warning(no_st5, tiny_sentence_model_dir):
+    assert choose_embedder("minilm").warnings == ()
+    choice = choose_embedder(f"path:{tiny_sentence_model_dir}")
+    assert choice.warnings == () and choice.embedder.model_dir == tiny_sentence_model_dir
 
 
 def test_st5_loads_from_a_local_directory_and_truncates_at_128_tokens(no_st5, monkeypatch, tiny_sentence_model_dir):
     monkeypatch.setenv(ST5_ENV, str(tiny_sentence_model_dir))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # auto must pick st5 silently when it is available
-        embedder = make_embedder("auto")
-    assert embedder.name == "st5" and embedder.comparable_with_kaggle
+        choice = choose_embedder("auto")
+    embedder = choice.embedder
+    assert choice.warnings == () and embedder.name == "st5" and embedder.comparable_with_kaggle
     assert embedder.load().max_seq_length == 128
     head = " ".join(["rewrite the text as a poem"] * 30)  # 150 words: past 128 tokens
     vectors = embedder.embed([head, head + " make the email more formal", "improve the text to this"])
@@ -62,19 +104,29 @@ def test_st5_loads_from_a_local_directory_and_truncates_at_128_tokens(no_st5, mo
     assert not np.allclose(vectors[0], vectors[2])
 
 
-def test_st5_found_in_the_hf_cache_layout(no_st5, tmp_path, tiny_sentence_model_dir):
-    import shutil
+def test_st5_found_in_the_hf_cache_layout(no_st5, monkeypatch, tiny_sentence_model_dir):
+    hub = no_st5 / "hub"
+    snapshot = put_in_hf_cache(hub, ST5_REPO_ID, tiny_sentence_model_dir, "abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    choice = choose_embedder("auto")
+    assert choice.warnings == () and choice.embedder.name == "st5" and choice.embedder.model_dir == snapshot
+    # The same model as a plain directory: the same fingerprint, so the same cached embeddings.
+    monkeypatch.setenv(ST5_ENV, str(tiny_sentence_model_dir))
+    assert choose_embedder("st5").embedder.fingerprint == choice.embedder.fingerprint
 
-    repo = tmp_path / "hub" / "models--sentence-transformers--sentence-t5-base"
-    shutil.copytree(tiny_sentence_model_dir, repo / "snapshots" / "abc123")
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("abc123")
-    assert find_cached_model("sentence-transformers/sentence-t5-base", [tmp_path / "hub"]) == repo / "snapshots" / "abc123"
+
+def test_loading_an_embedder_leaves_the_environment_alone(monkeypatch, tiny_sentence_model_dir):
+    """Regression: loading used to set HF_HUB_OFFLINE=1 for the whole process, so a hub download
+    elsewhere in the same process was refused. Local directories are loaded with local_files_only."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    before = dict(os.environ)
+    embedder = SentenceTransformerEmbedder("tiny", tiny_sentence_model_dir, device="cpu")
+    assert embedder.embed(["rewrite the text as a poem"]).shape[0] == 1
+    assert dict(os.environ) == before
 
 
 def test_fingerprint_tracks_model_files_and_settings(tmp_path, tiny_sentence_model_dir):
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(tiny_sentence_model_dir, copy)
     a = SentenceTransformerEmbedder("x", tiny_sentence_model_dir)
@@ -82,11 +134,22 @@ def test_fingerprint_tracks_model_files_and_settings(tmp_path, tiny_sentence_mod
     assert SentenceTransformerEmbedder("x", copy, max_seq_length=64).fingerprint != a.fingerprint
     (copy / "config.json").write_text((copy / "config.json").read_text().replace("32", "33", 1))
     assert SentenceTransformerEmbedder("x", copy).fingerprint != a.fingerprint
+    assert a.fingerprint == model_fingerprint(tiny_sentence_model_dir, {"max_seq_length": None})
+
+
+def test_the_packaged_minilm_keeps_the_fingerprint_its_baselines_were_scored_with():
+    """baselines/minilm/*.json name this fingerprint: a change would mark every stored baseline stale."""
+    import json
+    from pathlib import Path
+
+    stored = {json.loads(p.read_text())["embedder_fingerprint"]
+              for p in (Path(__file__).resolve().parents[1] / "baselines" / "minilm").glob("*.json")}
+    assert stored == {make_minilm().fingerprint}
 
 
 def test_unknown_embedder_spec():
     with pytest.raises(ConfigError, match="unknown embedder"):
-        make_embedder("word2vec")
+        choose_embedder("word2vec")
 
 
 class CountingEmbedder:
@@ -106,7 +169,7 @@ def test_each_unique_text_is_embedded_once_ever(tmp_path, tiny_sentence_model_di
     counting = CountingEmbedder(SentenceTransformerEmbedder("tiny", tiny_sentence_model_dir))
     texts = ["improve the text to this"] * 50 + ["make the email more formal", "rewrite the text as a poem"]
     with Store(tmp_path / "s.sqlite") as store:
-        first = embed_texts(texts, counting, store, chunk_size=1)
+        first = embed_texts(texts, counting, store)
         assert sorted(counting.embedded) == sorted(set(texts))
         second = embed_texts(texts, counting, store)
         assert len(counting.embedded) == 3  # the rerun embedded nothing

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import pytest
+from hf_cache_layout import put_in_hf_cache
 from tiny_models import (
     MEMORIZE_ROWS,
     TINY_PROMPT,
@@ -25,6 +27,7 @@ from harness.candidates.cache import predict_with_cache
 from harness.candidates.hf import HFCandidate, from_config
 from harness.data import Sample
 from harness.errors import ConfigError, ModelUnavailableError
+from harness.hf_models import check_adapter_fits, read_model_config
 from harness.store import Store
 
 ROWS = [Sample(f"r{i}", f"Original number {i}: the meeting is moved to {i} pm.",
@@ -136,11 +139,34 @@ def test_adapter_declared_as_hub_id_fits_its_base_under_another_name(tiny_llama,
     hf(tiny_llama, adapter=str(renamed)).preflight()  # shapes match: no error, no warning
 
 
+def test_adapter_whose_declared_base_is_a_cached_hub_id_is_checked_against_it(tiny_llama, other_model, adapter,
+                                                                              tmp_path, monkeypatch):
+    """The declared base is found in the HF cache layout (HF_HUB_CACHE read when asked, not at import), so
+    its config is compared too; the same check is `harness.hf_models.check_adapter_fits` for any caller."""
+    hub = tmp_path / "hub"
+    put_in_hf_cache(hub, "acme/tiny", tiny_llama, "rev1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    declared = tmp_path / "declared"
+    shutil.copytree(adapter.path, declared)
+    config = json.loads((declared / "adapter_config.json").read_text())
+    (declared / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": "acme/tiny"}))
+    with pytest.raises(ConfigError, match="hidden_size is 48 in the adapter's base but 64 in the model"):
+        check_adapter_fits(declared, other_model, read_model_config(other_model, "test"), where="test")
+    with pytest.raises(ConfigError, match="made for another model"):
+        hf(other_model, adapter=str(declared)).preflight()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fits its declared base: no error, no "could not verify" warning
+        check_adapter_fits(declared, tiny_llama, read_model_config(tiny_llama, "test"), where="test")
+    # The hub id names the model in the cache; the candidate finds it there as well.
+    assert hf("acme/tiny").model_dir == hub / "models--acme--tiny" / "snapshots" / "rev1"
+    assert hf("acme/tiny").fingerprint == hf(tiny_llama).fingerprint
+
+
 def test_missing_model_or_adapter_is_a_clear_error(tiny_llama, tmp_path, monkeypatch):
     with pytest.raises(ModelUnavailableError, match="model directory .*nowhere does not exist"):
         hf(tmp_path / "nowhere").preflight()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelUnavailableError, match="not in the local Hugging Face cache, and HF_HUB_OFFLINE is set"):
+    with pytest.raises(ModelUnavailableError, match=r"not in the local Hugging Face cache \(.*\), and HF_HUB_OFFLINE is set"):
         hf("acme/never-downloaded").predict(ROWS[:1])
     with pytest.raises(ModelUnavailableError, match="adapter directory .*gone does not exist"):
         hf(tiny_llama, adapter=str(tmp_path / "gone")).preflight()

@@ -8,12 +8,14 @@ first, so a batch too large for the GPU fails at once; on out-of-memory a batch 
 retried, and a single row that still does not fit is answered "" (reported as an empty prediction).
 
 Nothing is loaded when the candidate is built. `preflight()` checks, before any row, that the model is
-on this machine (a directory, or a hub id in the local Hugging Face cache when HF_HUB_OFFLINE is set),
-that 4-bit loading has CUDA and bitsandbytes, and that the adapter fits the model (see
-`check_adapter_fits`). The model and tokenizer are loaded by the first prediction.
+on this machine (a directory, or a hub id in the local Hugging Face cache; downloaded when not cached
+unless HF_HUB_OFFLINE is set), that 4-bit loading has CUDA and bitsandbytes, and that the adapter fits
+the model (`harness.hf_models.check_adapter_fits`). The model and tokenizer are loaded by the first
+prediction.
 
-The fingerprint covers what changes answers: the model's files (configs, tokenizer and generation
-config in full; weights by size and first and last MiB), the adapter's files likewise, the prompt format
+The fingerprint covers what changes answers: the model's files (`harness.hf_models.model_fingerprint`:
+configs, tokenizer and generation config in full; weights by size and first and last MiB; places on
+disk named in configs left out), the adapter's files likewise, the prompt format
 (templates, truncation, `PROMPT_FORMAT_VERSION`), generation parameters (max_new_tokens, temperature; top_p
 and seed only when sampling), the resolved dtype, 4-bit quantization and post-processing. Not the device
 or batch size. Strictly, both can move numbers: another device runs other kernels, and a padded batch
@@ -24,13 +26,9 @@ throughput settings change.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import logging
-import os
 import re
-import struct
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
@@ -42,7 +40,15 @@ from harness.candidates.postprocess import MODES, POSTPROCESS_VERSION
 from harness.candidates.postprocess import postprocess as postprocess_answer
 from harness.data import Sample
 from harness.errors import ConfigError, ModelUnavailableError
-from harness.hashing import json_fingerprint, update_with_file
+from harness.hashing import json_fingerprint
+from harness.hf_models import (
+    check_adapter_fits,
+    hub_offline,
+    locate_model,
+    looks_like_path,
+    model_fingerprint,
+    read_model_config,
+)
 from harness.prompting import (
     ADD_SPECIAL_TOKENS,
     DEFAULT_MAX_CHARS,
@@ -61,15 +67,6 @@ ENTRY_KEYS = ("kind", "description", "model", "adapter", "dtype", "device", "bat
               "train_suites")
 DTYPES = {"auto": "auto", "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
           "float16": "float16", "fp16": "float16"}
-#: Files a model needs (fetched from the hub when online; everything else in a repo is skipped).
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
-#: Config fields compared between the model and the adapter's declared base (see `check_adapter_fits`).
-BASE_FIELDS = ("architectures", "hidden_size", "vocab_size", "num_hidden_layers")
-#: Keys in config files that name a place, not content: left out of fingerprints so a moved model keeps its cache.
-_PATH_KEYS = frozenset({"_name_or_path", "name_or_path", "base_model_name_or_path"})
-_LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
-                       r"(?:\.[A-Za-z0-9_-]+)?(?:\.weight)?$")
-_LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
 
 
 class HFCandidate:
@@ -150,8 +147,9 @@ class HFCandidate:
 
     @cached_property
     def model_dir(self) -> Path:
-        """The model's local directory (resolving a hub id through the local cache; see `locate_model`)."""
-        return locate_model(self.model, where=self._where)
+        """The model's local directory (`harness.hf_models.locate_model`): a hub id not in the local cache is
+        downloaded unless HF_HUB_OFFLINE is set, as the hub's own tools do."""
+        return locate_model(self.model, where=self._where, download=not hub_offline())
 
     @cached_property
     def adapter_dir(self) -> Path | None:
@@ -168,8 +166,8 @@ class HFCandidate:
         """Computed on first use (it reads the model's files): see the module docstring for what it covers."""
         return json_fingerprint({
             "kind": "hf",
-            "model": directory_fingerprint(self.model_dir),
-            "adapter": directory_fingerprint(self.adapter_dir) if self.adapter_dir else None,
+            "model": model_fingerprint(self.model_dir),
+            "adapter": model_fingerprint(self.adapter_dir) if self.adapter_dir else None,
             "prompt": {**self.prompt_options, "format": PROMPT_FORMAT_VERSION},
             "generation": self.generation_settings(),
             "dtype": self.resolved_dtype(),
@@ -211,7 +209,7 @@ class HFCandidate:
                                   "set load_in_4bit = false to run unquantized")
             if importlib.util.find_spec("bitsandbytes") is None:
                 raise ConfigError(f"{self._where}: load_in_4bit needs the bitsandbytes package: pip install bitsandbytes")
-        config = _read_model_config(self.model_dir, self._where)
+        config = read_model_config(self.model_dir, self._where)
         if self.adapter_dir is not None:
             check_adapter_fits(self.adapter_dir, self.model_dir, config, where=self._where)
         self._checked = True
@@ -345,214 +343,6 @@ def _stop_ids(model, tokenizer) -> list[int]:
     return ids
 
 
-# -- locating models ---------------------------------------------------------------------------------------------
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, read now rather than at import time."""
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _looks_like_path(text: str) -> bool:
-    return text.startswith(("/", "./", "../", "~", ".\\", "..\\")) or os.path.isabs(text) or "\\" in text
-
-
-def locate_model(model: str | Path, *, where: str = "model") -> Path:
-    """The local directory of `model`: itself when it is a directory (a Path is always a directory); for a
-    hub id ("org/name"), its snapshot in the local Hugging Face cache, downloaded (model files only) when
-    not cached and HF_HUB_OFFLINE is not set. Raises ModelUnavailableError saying what was tried."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelUnavailableError(f"{where}: {path} has no config.json (expected a transformers model directory)")
-        return path
-    model = str(model) if not isinstance(model, Path) else ""
-    if not model or _looks_like_path(model) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", model):
-        raise ModelUnavailableError(f"{where}: model directory {path} does not exist")
-    cached = _cached_snapshot(model)
-    if cached is not None:
-        return cached
-    if hub_offline():
-        raise ModelUnavailableError(
-            f"{where}: {model!r} is not a local directory and not in the local Hugging Face cache, and "
-            "HF_HUB_OFFLINE is set. Copy the model to this machine (e.g. `hf download "
-            f"{model} --local-dir DIR` where there is internet) and set model = \"DIR\".")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(model, allow_patterns=HUB_PATTERNS))
-    except Exception as error:  # network, authentication, unknown repository: all mean "not available"
-        raise ModelUnavailableError(f"{where}: cannot download {model!r} from the Hugging Face hub: {error}") from error
-
-
-def _cached_snapshot(repo_id: str) -> Path | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo_id, "config.json")
-    return Path(found).parent if isinstance(found, str) else None
-
-
-def _read_json(path: Path, where: str) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"{where}: cannot read {path}: {error}") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {path} is not a JSON object")
-    return value
-
-
-def _read_model_config(model_dir: Path, where: str) -> dict[str, Any]:
-    """config.json as a dict, after checking that this transformers can build the model from it."""
-    from transformers import AutoConfig
-
-    try:
-        AutoConfig.from_pretrained(model_dir, local_files_only=True)
-    except (OSError, ValueError, KeyError) as error:
-        raise ModelUnavailableError(f"{where}: cannot load the model config in {model_dir}: {error}") from None
-    if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
-        raise ModelUnavailableError(f"{where}: {model_dir} has no weights (*.safetensors or *.bin)")
-    return _read_json(model_dir / "config.json", where)
-
-
-# -- adapter fit -------------------------------------------------------------------------------------------------
-def check_adapter_fits(adapter_dir: Path, model_dir: Path, model_config: Mapping[str, Any], *, where: str) -> None:
-    """Raise ConfigError when the adapter was made for another model than `model_dir`.
-
-    Two checks, each where it can be made. (1) The config of the adapter's declared base
-    (`base_model_name_or_path`, a path or a cached hub id; the names may differ, a hub id here and a local
-    path there) against the model's: `BASE_FIELDS`. (2) The LoRA matrices' shapes against the shapes of
-    the model's weights, read from the safetensors headers (no weights loaded), and their layer indices
-    against the model's layer count: this needs no declared base. When neither could be made, a warning.
-    """
-    adapter_config = _read_json(adapter_dir / "adapter_config.json", where)
-    declared = adapter_config.get("base_model_name_or_path")
-    problems: list[str] = []
-    declared_config = _declared_base_config(declared, adapter_dir) if isinstance(declared, str) and declared else None
-    if declared_config is not None:
-        for field in BASE_FIELDS:
-            theirs, ours = _config_value(declared_config, field), _config_value(model_config, field)
-            if theirs is not None and ours is not None and theirs != ours:
-                problems.append(f"{field} is {theirs} in the adapter's base but {ours} in the model")
-    shape_problems, checked = _lora_shape_problems(adapter_dir, model_dir, model_config)
-    problems += shape_problems
-    if problems:
-        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-        raise ConfigError(f"{where}: adapter {adapter_dir} was made for another model than {model_dir} "
-                          f"(adapter base: {declared!r}): {shown}")
-    if declared_config is None and not checked:
-        warnings.warn(f"{where}: could not verify that adapter {adapter_dir} fits {model_dir}: its base "
-                      f"{declared!r} is not on this machine and no LoRA weight could be matched to a model weight",
-                      stacklevel=2)
-
-
-def _declared_base_config(declared: str, adapter_dir: Path) -> dict[str, Any] | None:
-    """config.json of the adapter's declared base if it is on this machine (never downloads)."""
-    for candidate in (Path(declared).expanduser(), adapter_dir / declared):
-        if (candidate / "config.json").is_file():
-            return _read_json(candidate / "config.json", f"adapter {adapter_dir}")
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", declared):
-        snapshot = _cached_snapshot(declared)
-        if snapshot is not None:
-            return _read_json(snapshot / "config.json", f"adapter {adapter_dir}")
-    return None
-
-
-def _config_value(config: Mapping[str, Any], field: str) -> Any:
-    """A field of a model config, looking into `text_config` for multimodal models."""
-    if field in config:
-        return config[field]
-    text_config = config.get("text_config")
-    return text_config.get(field) if isinstance(text_config, Mapping) else None
-
-
-def _lora_shape_problems(adapter_dir: Path, model_dir: Path, model_config: Mapping[str, Any]) -> tuple[list[str], int]:
-    """(problems, number of LoRA matrices checked) comparing the adapter's LoRA matrices with the model's
-    weights. lora_A is (r, in_features) and lora_B (out_features, r); a base weight is (out, in), or
-    (in, out) for GPT-2 style Conv1D, so a dimension only has to appear in the base shape. Weights whose
-    names the checkpoint does not have (renamed or fused at load time) and quantized checkpoints are
-    skipped; modules in layers the model does not have are problems."""
-    adapter_file = adapter_dir / "adapter_model.safetensors"
-    if not adapter_file.is_file() or "quantization_config" in model_config:
-        return [], 0
-    base_shapes = _checkpoint_shapes(model_dir)
-    layers = _config_value(model_config, "num_hidden_layers")
-    problems: list[str] = []
-    checked = 0
-    for key, shape in _safetensors_shapes(adapter_file).items():
-        match = _LORA_KEY.match(key)
-        if not match or len(shape) != 2:
-            continue
-        module, part = match.group("module"), match.group("part")
-        layer = _LAYER_INDEX.search(f".{module}.")
-        if isinstance(layers, int) and layer and int(layer.group(1)) >= layers:
-            problems.append(f"{module} is in layer {layer.group(1)} but the model has {layers} layers")
-            continue
-        base = base_shapes.get(f"{module}.weight")
-        if base is None or len(base) != 2:
-            continue
-        checked += 1
-        dimension = shape[1] if part in ("lora_A", "lora_embedding_A") else shape[0]
-        if dimension not in base:
-            problems.append(f"{module}: {part} {tuple(shape)} does not fit the model's weight {tuple(base)}")
-    return problems, checked
-
-
-def _checkpoint_shapes(model_dir: Path) -> dict[str, list[int]]:
-    """Tensor name → shape for every safetensors file of the model (headers only)."""
-    shapes: dict[str, list[int]] = {}
-    for file in sorted(model_dir.glob("*.safetensors")):
-        shapes.update(_safetensors_shapes(file))
-    return shapes
-
-
-def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
-    """Read a safetensors header (8-byte little-endian length, then JSON): name → shape, no tensor data."""
-    try:
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > 100 << 20:
-                return {}
-            header = json.loads(handle.read(length))
-    except (OSError, ValueError, struct.error):
-        return {}
-    return {name: list(info.get("shape", [])) for name, info in header.items()
-            if name != "__metadata__" and isinstance(info, dict)}
-
-
-# -- fingerprints ------------------------------------------------------------------------------------------------
-def directory_fingerprint(directory: Path) -> str:
-    """Fingerprint of a model or adapter directory's top-level files (from_pretrained reads no subfolder):
-    JSON files in full but without keys that name a place (`_name_or_path`, `base_model_name_or_path`:
-    the same adapter in another folder keeps its cached predictions), other files up to 4 MiB in full,
-    larger ones (weights) by size plus their first and last MiB, as `harness.embedders` fingerprints
-    embedding models: a different checkpoint differs there, and hashing gigabytes each run would cost
-    seconds. Hidden files and READMEs are skipped."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in directory.iterdir() if p.is_file()):
-        if file.name.startswith(".") or file.suffix.lower() == ".md":
-            continue
-        size = file.stat().st_size
-        digest.update(f"{file.name}:{size}\n".encode())
-        if file.suffix == ".json" and size <= 4 << 20:
-            try:
-                value = json.loads(file.read_text(encoding="utf-8"))
-            except ValueError:
-                value = None
-            if value is not None:
-                digest.update(json.dumps(_without_path_keys(value), sort_keys=True).encode())
-                continue
-        update_with_file(digest, file, size)
-    return digest.hexdigest()[:16]
-
-
-def _without_path_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_path_keys(v) for k, v in value.items() if k not in _PATH_KEYS}
-    if isinstance(value, list):
-        return [_without_path_keys(v) for v in value]
-    return value
-
-
 # -- from candidates.toml ----------------------------------------------------------------------------------------
 def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) -> HFCandidate:
     """Build an hf candidate from its `[candidates.NAME]` entry (keys: `ENTRY_KEYS`, see docs/hf.md).
@@ -567,7 +357,7 @@ def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) 
     model = model.strip()
     path = Path(model).expanduser()
     local = path if path.is_absolute() else context.base_dir / path
-    if local.is_dir() or _looks_like_path(model):
+    if local.is_dir() or looks_like_path(model):
         model = local  # a Path: never mistaken for a hub id
     adapter = _option(entry, "adapter", str, None, where)
     if adapter is not None:

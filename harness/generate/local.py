@@ -5,8 +5,8 @@ needs `model`, `base_url`, `redact` and `complete_many`, so a model on this mach
 `harness.llm.ChatClient` stands. Conversations go through the tokenizer's chat template (Gemma's has
 no system role: leave `--system` empty), in batches with left padding; greedy at temperature 0,
 sampled above it. Token counts are the real ones. Nothing is loaded until the first request; the model
-directory is checked when this object is built (`harness.candidates.hf.locate_model`: a directory, or
-a hub id in the local cache).
+directory is checked when this object is built (`harness.hf_models.locate_model`: a directory, or a hub
+id in the local cache, downloaded unless HF_HUB_OFFLINE is set).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.hf_models import hub_offline, locate_model
 from harness.llm import ChatRequestError, ChatResult
 
 
@@ -31,11 +32,9 @@ class LocalChatModel:
     """
 
     def __init__(self, model: str | Path, *, max_new_tokens: int = 512, batch_size: int = 4, device: str = "auto") -> None:
-        from harness.candidates.hf import locate_model
-
         if batch_size < 1 or max_new_tokens < 1:
             raise ConfigError("local model: batch_size and max_new_tokens must be >= 1")
-        self.model_dir = locate_model(model, where="local rewrite model")
+        self.model_dir = locate_model(model, where="local rewrite model", download=not hub_offline())
         self.model = str(model)
         self.base_url = f"local:{self.model_dir}"
         self.max_new_tokens = max_new_tokens

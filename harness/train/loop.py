@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.candidates.hf import directory_fingerprint, locate_model
 from harness.data import Suite
 from harness.embedders import Embedder
 from harness.errors import ConfigError
 from harness.hashing import json_fingerprint
+from harness.hf_models import hub_offline, locate_model, model_fingerprint
 from harness.store import Store
 from harness.train import checkpoints as ckpt
 from harness.train.card import CardFacts, SuiteFacts, write_card
@@ -116,7 +116,7 @@ def train_lora(
     say = log or (lambda message: None)
     check_disjoint(train_suite, eval_suite)
     device, dtype = preflight(config)
-    model_dir = locate_model(config.base, where="training: --base")
+    model_dir = locate_model(config.base, where="training: --base", download=not hub_offline())
     out = Path(out_dir)
     tokenizer = load_tokenizer(model_dir)
     examples, too_long = encode_examples(tokenizer, train_suite.samples, prompt_options=config.prompt_options,
@@ -132,7 +132,7 @@ def train_lora(
     eval_examples, _ = encode_examples(tokenizer, eval_suite.samples, prompt_options=config.prompt_options)
     plan = BatchPlan(len(examples), config.batch_size, config.gradient_accumulation, config.seed)
     total = plan.total_steps(epochs=config.epochs, max_steps=config.max_steps)
-    base_fingerprint = directory_fingerprint(model_dir)
+    base_fingerprint = model_fingerprint(model_dir)
     identity = {"settings": config.resume_identity(), "base_model": base_fingerprint,
                 "training_data": examples_fingerprint(examples), "eval_suite": eval_suite.fingerprint,
                 "embedder": embedder.fingerprint}
