@@ -24,3 +24,10 @@ def iter_json_objects(text: str, *, max_starts: int = MAX_JSON_STARTS) -> Iterat
         if isinstance(value, dict):
             yield value
         position = text.find("{", end)
+
+
+def describe_json_error(error: json.JSONDecodeError) -> str:
+    """`error` as "<problem> at column N". Some of json's messages already end in "at" ("Unterminated
+    string starting at", "Invalid control character at"), so appending " at …" to `error.msg` read "at at"."""
+    problem = error.msg.removesuffix(" at")
+    return f"{problem} at column {error.colno}"

@@ -213,6 +213,20 @@ def test_configuration_errors_are_precise(tmp_path, server, extra, message):
         build(tmp_path, server, **extra)
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"timeout": "slow"}, "'timeout' must be int or float, got str"),
+    ({"max_retries": 1.5}, "'max_retries' must be int, got float"),
+    ({"max_concurrency": 0}, "'max_concurrency' must be >= 1, got 0"),
+    ({"api_key_env": 7}, "'api_key_env' must be str, got int"),
+    ({"max_retries": -1}, "max_retries must be an integer >= 0"),
+])
+def test_option_errors_name_the_candidate_once(tmp_path, server, extra, message):
+    """Issue 9: options read inside the client's try block were prefixed twice."""
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        build(tmp_path, server, **extra)
+    assert str(error.value).count("candidate 'chatty' (kind chat)") == 1, str(error.value)
+
+
 def test_a_key_written_in_the_file_is_refused_without_echoing_it(tmp_path, server):
     for extra in ({"api_key": "sk-live-abcdef123456"}, {"api_key_env": "sk-live-abcdef123456"}):
         with pytest.raises(ConfigError, match="api_key_env") as error:

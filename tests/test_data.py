@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -94,6 +95,16 @@ def test_missing_column_names_file_column_and_columns_found(tmp_path):
     assert "bad.csv" in message and "'rewrite_prompt'" in message and "prompt" in message.split("columns found:")[1]
 
 
+def test_every_missing_column_is_named_at_once(tmp_path):
+    path = write_csv(tmp_path / "few.csv", ["id", "prompt"], [["1", "x"]])
+    with pytest.raises(DataError) as error:
+        load_suite(SuiteSpec("few", path))
+    message = str(error.value)
+    for column in ("original_text", "rewritten_text", "rewrite_prompt"):
+        assert f"'{column}' for field {column}" in message
+    assert "columns found: id, prompt" in message and 'map original_text and rewritten_text to ""' in message
+
+
 @pytest.mark.parametrize("value", ["", "   ", "NaN", "nan"])
 def test_empty_or_nan_prompt_names_row_and_column(tmp_path, value):
     path = write_csv(tmp_path / "e.csv", KAGGLE, [["1", "o", "p", "r"], ["2", "o", value, "r"]])
@@ -179,3 +190,177 @@ def test_shipped_fixture_suites_meet_their_promises():
     assert sum(s.rewritten_text.startswith("Sure") for s in public) >= len(public) // 5
     assert sum("**" in s.rewritten_text for s in public) >= 10
     assert not any(s.rewritten_text.startswith("Sure") or "**" in s.rewritten_text for s in suites["leaked"].samples)
+
+
+# -- values typed as something other than text (issue 9) ---------------------------------------------------
+def _row(**overrides):
+    return {"id": "1", "original_text": "o", "rewrite_prompt": "p", "rewritten_text": "r", **overrides}
+
+
+@pytest.mark.parametrize(("value", "found"), [
+    (0, "a JSON number"), (1.5, "a JSON number"), (True, "a JSON boolean"),
+    ({"a": 1}, "a JSON object"), ([1, 2], "a JSON array"),
+])
+@pytest.mark.parametrize("column", ["rewrite_prompt", "original_text", "rewritten_text"])
+def test_jsonl_non_text_in_a_text_column_is_refused(tmp_path, value, found, column):
+    path = write_jsonl(tmp_path / "t.jsonl", [_row(), _row(id="2", **{column: value})])
+    with pytest.raises(DataError, match=f"expected text, found {found}") as error:
+        load_suite(SuiteSpec("t", path))
+    assert (error.value.row, error.value.line, error.value.column) == (2, 2, column)
+    assert "t.jsonl" in str(error.value)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(),
+                       st.lists(st.text(max_size=3), max_size=3),
+                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=3)))
+def test_no_json_non_string_becomes_a_prompt(tmp_path_factory, value):
+    path = write_jsonl(tmp_path_factory.mktemp("types") / "t.jsonl", [_row(rewrite_prompt=value)])
+    with pytest.raises(DataError, match="expected text, found a JSON") as error:
+        load_suite(SuiteSpec("t", path))
+    assert error.value.column == "rewrite_prompt"
+
+
+def test_parquet_non_text_columns_are_refused_with_their_arrow_type(tmp_path):
+    pq.write_table(pa.table({"id": ["a", "b"], "original_text": ["o", "o"], "rewritten_text": ["r", "r"],
+                             "rewrite_prompt": pa.array([0, 1], pa.int64())}), tmp_path / "i.parquet")
+    with pytest.raises(DataError, match="expected text, found int64") as error:
+        load_suite(SuiteSpec("i", tmp_path / "i.parquet"))
+    assert (error.value.row, error.value.column) == (1, "rewrite_prompt")
+    pq.write_table(pa.table({"id": ["a"], "original_text": [["x", "y"]], "rewritten_text": ["r"],
+                             "rewrite_prompt": ["p"]}), tmp_path / "l.parquet")
+    with pytest.raises(DataError, match=r"expected text, found list<") as error:
+        load_suite(SuiteSpec("l", tmp_path / "l.parquet"))
+    assert error.value.column == "original_text"
+
+
+def test_numeric_ids_and_groups_still_load_and_nulls_stay_missing(tmp_path):
+    rows = [_row(id=1, group=3), _row(id=2, group=None)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "n.parquet")
+    for path in (write_jsonl(tmp_path / "n.jsonl", rows), tmp_path / "n.parquet"):
+        suite = load_suite(SuiteSpec("n", path))
+        assert suite.ids == ["1", "2"] and suite.groups == ["3", "__row_1"]
+    # a nested id has no text form worth matching predictions against
+    with pytest.raises(DataError, match="expected text or a number, found a JSON object") as error:
+        load_suite(SuiteSpec("n", write_jsonl(tmp_path / "o.jsonl", [_row(id={"k": 1})])))
+    assert error.value.column == "id"
+    # null is still "missing", not a wrong type
+    with pytest.raises(DataError, match="rewrite_prompt is missing"):
+        load_suite(SuiteSpec("n", write_jsonl(tmp_path / "m.jsonl", [_row(rewrite_prompt=None)])))
+
+
+# -- long CSV fields (issue 9) --------------------------------------------------------------------------------
+def test_csv_fields_longer_than_the_csv_modules_default_limit_load(tmp_path):
+    long_text = "word " * 60_000  # 300,000 characters, over csv's default 131,072
+    path = write_csv(tmp_path / "long.csv", KAGGLE, [["1", long_text, "p", "r"], ["2", "o", "p", long_text]])
+    suite = load_suite(SuiteSpec("long", path))
+    assert suite.samples[0].original_text == long_text and suite.samples[1].rewritten_text == long_text
+
+
+def test_a_field_over_the_remaining_limit_names_its_column(tmp_path, monkeypatch):
+    import harness.tables as tables
+
+    path = write_csv(tmp_path / "big.csv", KAGGLE, [["1", "o", "p", "r"], ["2", "o", "x" * 5_000, "r"]])
+    monkeypatch.setattr(tables, "CSV_FIELD_LIMIT", 1_000, raising=False)
+    previous = csv.field_size_limit(1_000)
+    try:
+        with pytest.raises(DataError, match="over 1,000 characters") as error:
+            load_suite(SuiteSpec("big", path))
+    finally:
+        csv.field_size_limit(previous)
+    assert (error.value.row, error.value.line, error.value.column) == (2, 3, "rewrite_prompt")
+
+
+def test_the_csv_limit_is_lifted_where_sys_maxsize_overflows_a_c_long(tmp_path, monkeypatch):
+    """On Windows a C long is 32 bits: csv.field_size_limit(sys.maxsize) raises OverflowError."""
+    real = csv.field_size_limit
+    previous = real()
+
+    def field_size_limit(*new):
+        if new and new[0] > 2**31 - 1:
+            raise OverflowError("Python int too large to convert to C long")
+        return real(*new)
+
+    monkeypatch.setattr(csv, "field_size_limit", field_size_limit)
+    real(131_072)
+    try:
+        path = write_csv(tmp_path / "w.csv", KAGGLE, [["1", "y" * 200_000, "p", "r"]])
+        assert len(load_suite(SuiteSpec("w", path)).samples[0].original_text) == 200_000
+        assert real() >= 2**30
+    finally:
+        real(previous)
+
+
+# -- JSON syntax errors (issue 9: "at at") ---------------------------------------------------------------------
+@pytest.mark.parametrize("line", ['{"id": "1", "rewrite_prompt": "unterminated', '{"id": "1\t"}'])
+def test_json_syntax_errors_say_where_once(tmp_path, line):
+    path = tmp_path / "j.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(DataError, match="invalid JSON") as error:
+        load_suite(SuiteSpec("j", path))
+    message = str(error.value)
+    assert " at at " not in message and "column" in message.split("invalid JSON")[1]
+
+
+# -- suites.toml value types (issue 9) -------------------------------------------------------------------------
+@pytest.mark.parametrize(("entry", "key", "expected"), [
+    ("path = 42", "path", "a string"),
+    ('path = ""', "path", "a non-empty string"),
+    ('path = "a.csv"\ndescription = 3', "description", "a string"),
+    ('path = "a.csv"\nformat = true', "format", "one of csv, jsonl, parquet"),
+    ('path = "a.csv"\nformat = "xlsx"', "format", "one of csv, jsonl, parquet"),
+    ('path = "a.csv"\ncolumns = "rewrite_prompt"', "columns", "a table"),
+    ('path = "a.csv"\ncolumns = {rewrite_prompt = 1}', "columns.rewrite_prompt", "a string"),
+    ('path = "a.csv"\ncolumns = {prompt = "p"}', "columns.prompt", "one of id, original_text"),
+    ('path = "a.csv"\ncolumns = {rewrite_prompt = ""}', "columns.rewrite_prompt", "a column name"),
+])
+def test_wrong_typed_suite_keys_name_file_suite_and_key(tmp_path, entry, key, expected):
+    (tmp_path / "suites.toml").write_text(f"[suites.good]\npath = \"a.csv\"\n[suites.broken]\n{entry}\n")
+    with pytest.raises(ConfigError) as error:
+        load_suite_specs(tmp_path / "suites.toml")
+    message = str(error.value)
+    assert "suites.toml" in message and "suite 'broken'" in message and f"'{key}'" in message
+    assert expected in message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[suites]\npublic = "x"\n', "suite 'public' must be a table"),
+    ("[suites]\npublic = 42\n", "suite 'public' must be a table"),
+    ("suites = 3\n", "[suites.NAME]"),
+])
+def test_suites_that_are_not_tables_are_named(tmp_path, text, expected):
+    (tmp_path / "suites.toml").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(expected)) as error:
+        load_suite_specs(tmp_path / "suites.toml")
+    assert "suites.toml" in str(error.value)
+
+
+# -- one outcome per suite (issue 9: `prh suites` stopped at the first broken one) ---------------------------
+def test_check_suites_reports_every_suite_by_name(tmp_path):
+    from harness.data import check_suites
+
+    write_csv(tmp_path / "good.csv", KAGGLE, [["1", "o", "p", "r"]])
+    write_csv(tmp_path / "empty_prompt.csv", KAGGLE, [["1", "o", "", "r"]])
+    (tmp_path / "suites.toml").write_text(
+        '[suites.good]\npath = "good.csv"\n'
+        '[suites.bad-row]\npath = "empty_prompt.csv"\n'
+        '[suites.no-file]\npath = "nope.csv"\n'
+        '[suites.bad-key]\npath = 42\n'
+        '[suites.also-good]\npath = "good.csv"\ndescription = "same rows"\n')
+    outcomes = check_suites(tmp_path / "suites.toml")
+    assert [o.name for o in outcomes] == ["good", "bad-row", "no-file", "bad-key", "also-good"]
+    by_name = {o.name: o for o in outcomes}
+    for name in ("good", "also-good"):
+        assert by_name[name].error is None and len(by_name[name].suite) == 1
+    for name in ("bad-row", "no-file", "bad-key"):
+        assert by_name[name].suite is None and f"suite '{name}'" in by_name[name].error
+    assert "row 1" in by_name["bad-row"].error and "rewrite_prompt" in by_name["bad-row"].error
+    assert "file not found" in by_name["no-file"].error and "'path'" in by_name["bad-key"].error
+    assert by_name["also-good"].suite.description == "same rows"
+
+
+def test_load_suite_errors_name_the_suite(tmp_path):
+    path = write_csv(tmp_path / "e.csv", KAGGLE, [["1", "o", "", "r"]])
+    with pytest.raises(DataError, match="suite 'holdout'") as error:
+        load_suite(SuiteSpec("holdout", path))
+    assert (error.value.row, error.value.column) == (1, "rewrite_prompt") and "e.csv" in str(error.value)

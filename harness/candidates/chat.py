@@ -198,12 +198,14 @@ def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) 
     max_tokens = _positive_int(entry, "max_tokens", None, where)
     seed = _option(entry, "seed", int, None, where)
     examples, train_suites = _few_shot(entry, context, where)
+    # Read the options before the try: their errors already name the candidate, only the client's need `where`.
+    api_key_env = _option(entry, "api_key_env", str, None, where)
+    timeout = float(_option(entry, "timeout", (int, float), 60.0, where))
+    max_retries = _option(entry, "max_retries", int, 5, where)
+    max_concurrency = _positive_int(entry, "max_concurrency", 8, where)
     try:
-        client = ChatClient(
-            entry["base_url"].strip(), entry["model"], _option(entry, "api_key_env", str, None, where),
-            timeout=float(_option(entry, "timeout", (int, float), 60.0, where)),
-            max_retries=_option(entry, "max_retries", int, 5, where),
-            max_concurrency=_positive_int(entry, "max_concurrency", 8, where))
+        client = ChatClient(entry["base_url"].strip(), entry["model"], api_key_env, timeout=timeout,
+                            max_retries=max_retries, max_concurrency=max_concurrency)
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
     return ChatCandidate(name, client, system=system, user=user, examples=examples, train_suites=train_suites,

@@ -19,7 +19,7 @@ from harness.candidates.base import Candidate, CandidateContext
 from harness.candidates.constant import ConstantCandidate
 from harness.candidates.predictions_file import PredictionsFileCandidate
 from harness.errors import ConfigError
-from harness.tomlfile import read_toml
+from harness.tomlfile import describe_value, expect_type, read_toml
 
 CandidateFactory = Callable[[str, Mapping[str, Any], CandidateContext], Candidate]
 
@@ -32,12 +32,16 @@ def _constant(name: str, entry: Mapping[str, Any], context: CandidateContext) ->
 
 
 def _predictions_file(name: str, entry: Mapping[str, Any], context: CandidateContext) -> Candidate:
+    where = f"candidate '{name}' (kind predictions-file)"
     if "path" not in entry:
-        raise ConfigError(f"candidate '{name}' (kind predictions-file) needs a 'path'")
-    path = Path(entry["path"])
+        raise ConfigError(f"{where} needs a 'path'")
+    path = Path(expect_type(entry["path"], str, where, "path", "a string (the predictions file)"))
+    id_column = expect_type(entry.get("id_column", "id"), str, where, "id_column",
+                            'a string (the id column; "" aligns rows by position)')
+    prediction_column = expect_type(entry.get("prediction_column", "rewrite_prompt"), str, where,
+                                    "prediction_column", "a string (the prediction column)")
     return PredictionsFileCandidate(path if path.is_absolute() else context.base_dir / path, name=name,
-                                    id_column=entry.get("id_column", "id"),
-                                    prediction_column=entry.get("prediction_column", "rewrite_prompt"))
+                                    id_column=id_column, prediction_column=prediction_column)
 
 
 CANDIDATE_KINDS: dict[str, CandidateFactory | str] = {
@@ -79,7 +83,8 @@ class CandidateRegistry:
             raise ConfigError(f"unknown candidate {name!r} in {self.source}; known: {known}; "
                               "or use an inline spec: 'mean:TEXT' or 'file:PATH.csv'")
         entry = self.entries[name]
-        kind = entry.get("kind", "constant")
+        check_common_keys(self.source, name, entry)  # done at load too; entries may also come from code
+        kind = entry["kind"]
         factory = _factory(kind)
         if factory is None:
             raise ConfigError(f"candidate '{name}' in {self.source}: unknown kind {kind!r}; "
@@ -90,15 +95,33 @@ class CandidateRegistry:
 
 
 def load_candidate_registry(path: str | Path | None) -> CandidateRegistry:
-    """Read a candidates file; a missing default file just means "inline specs only"."""
+    """Read a candidates file; a missing default file just means "inline specs only". Every entry is
+    checked for the keys all kinds share (a `kind`, an optional `description`); a kind's own keys are
+    checked when the entry is built."""
     if path is None:
         return CandidateRegistry()
     path = Path(path)
     config = read_toml(path, "candidates file")
     entries = config.get("candidates", {})
-    if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+    if not isinstance(entries, dict):
         raise ConfigError(f"{path}: expected a [candidates.NAME] table per candidate")
+    for name, entry in entries.items():
+        check_common_keys(path, name, entry)
     return CandidateRegistry(entries, path.parent, str(path))
+
+
+def check_common_keys(path: str | Path, name: str, entry: object) -> None:
+    """Raise ConfigError naming the file and the candidate unless `entry` is a table with a string `kind`
+    and, if present, a string `description`."""
+    where = f"{path}: candidate '{name}'"
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where} must be a table ([candidates.{name}] with a 'kind'), found {describe_value(entry)}")
+    if "kind" not in entry:
+        raise ConfigError(f"{where} has no 'kind'; say which kind of candidate it is, one of "
+                          f"{', '.join(CANDIDATE_KINDS)}")
+    expect_type(entry["kind"], str, where, "kind", f"a string, one of {', '.join(CANDIDATE_KINDS)}")
+    if "description" in entry:
+        expect_type(entry["description"], str, where, "description", "a string")
 
 
 def resolve_candidate(spec: str, registry: CandidateRegistry | None = None, context: CandidateContext | None = None,
