@@ -1,31 +1,27 @@
-"""Benchmark harness.stats bootstrap intervals against scipy.stats.bootstrap.
+"""Sanity bench of harness.stats bootstrap intervals against scipy.stats.bootstrap: same answer, how fast.
 
-Run from the repository root: ``python bench/bootstrap.py``. It times, on the
-same skewed scores (beta(0.5, 3), like sharpened cosine scores):
+Run from the repository root: ``python bench/bootstrap.py``. On the same skewed scores (beta(0.5, 3), like
+sharpened cosine scores), 10,000 resamples:
 
-1. n = 1,300 rows, 10,000 resamples, percentile method: ours and
-   ``scipy.stats.bootstrap(..., vectorized=True)``, best of 5 each, and checks
-   that the two intervals agree to 0.002;
-2. n = 100,000 rows, 10,000 resamples: time, peak RSS and the chunk size used
-   (scipy would need 8 GB for its index array alone, so it is not run);
-3. BCa for n = 1,300.
+1. n = 1,300 rows, percentile and BCa: ours and ``scipy.stats.bootstrap(..., vectorized=True,
+   rng=Generator)``, best of ``--repeats``; the endpoints must agree within 0.002 (Monte Carlo noise of two
+   different random streams is ~0.0003 here). The time ratio is printed for information: there is no speed
+   target (the old "≥5x scipy" target was withdrawn: a suite's bootstrap only has to stay a small share of
+   its scoring time, which bench/scoring.py measures).
+2. n = 1,300 with 130 groups (cluster bootstrap): time only (scipy has no cluster bootstrap).
+3. n = 100,000 rows: time and peak traced memory (tracemalloc) of ours; scipy would hold an n x B index
+   array (8 GB), so it is not run.
 
-scipy is timed twice: the modern call ``rng=np.random.default_rng(seed)`` (its
-fastest path, and what the gated ``speedup_vs_scipy`` line uses by default) and
-the legacy ``random_state=<int>`` call (a ``RandomState``, about 3x slower,
-shown for reference only). Ours is timed with all the cores it may use (blocks
-of resamples run in threads; results are bit-identical to one thread) and with
-one thread, and both ratios are printed. The process exits non-zero if the
-gated speedup is below ``--min-speedup`` (5) or if the intervals disagree.
+Exit status 1 when the intervals disagree, else 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,125 +48,45 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
     return min(times), result
 
 
-def peak_rss_mib() -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
-
-
-def scipy_ci(x: np.ndarray, seed: Any, *, legacy: bool = False) -> Any:
-    randomness = {"random_state": seed} if legacy else {"rng": seed}
-    return scipy.stats.bootstrap(
-        (x,), np.mean, n_resamples=RESAMPLES, method="percentile", vectorized=True, **randomness
-    )
-
-
-def single_threaded(action: Callable[[], Any]) -> Callable[[], Any]:
-    def run() -> Any:
-        previous = os.environ.get("PRH_BOOTSTRAP_THREADS")
-        os.environ["PRH_BOOTSTRAP_THREADS"] = "1"
-        try:
-            return action()
-        finally:
-            if previous is None:
-                del os.environ["PRH_BOOTSTRAP_THREADS"]
-            else:
-                os.environ["PRH_BOOTSTRAP_THREADS"] = previous
-
-    return run
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--min-speedup", type=float, default=5.0)
-    parser.add_argument(
-        "--baseline",
-        choices=["generator", "int-seed"],
-        default="generator",
-        help="scipy call the gated speedup is measured against (default: rng=<Generator>, its fastest)",
-    )
     args = parser.parse_args(argv)
     rng = np.random.default_rng(SEED)
     small = rng.beta(0.5, 3.0, N_SMALL)
     large = rng.beta(0.5, 3.0, N_LARGE)
-
-    # Large suite first, so that ru_maxrss reflects it rather than scipy's
-    # n x B index arrays from the small benchmark.
-    cold_start = time.perf_counter()
-    stats.bootstrap_mean(small, method="percentile", n_resamples=RESAMPLES)
-    cold = time.perf_counter() - cold_start  # includes building the lookup table once
-    rss_before = peak_rss_mib()
-    large_time, large_ci = best_of(
-        1, lambda: stats.bootstrap_mean(large, method="percentile", n_resamples=RESAMPLES)
-    )
-    rss_after = peak_rss_mib()
-    plan = stats._plan(N_LARGE, RESAMPLES, 32 * 2**20)
-
-    ours_time, ours = best_of(
-        args.repeats, lambda: stats.bootstrap_mean(small, method="percentile", n_resamples=RESAMPLES)
-    )
-    one_thread_time, one_thread = best_of(
-        args.repeats,
-        single_threaded(lambda: stats.bootstrap_mean(small, method="percentile", n_resamples=RESAMPLES)),
-    )
-    assert (one_thread.low, one_thread.high) == (ours.low, ours.high), "threads must not change results"
-    bca_time, bca = best_of(
-        args.repeats, lambda: stats.bootstrap_mean(small, method="bca", n_resamples=RESAMPLES)
-    )
-    int_time, ref_int = best_of(args.repeats, lambda: scipy_ci(small, SEED, legacy=True))
-    gen_time, ref_gen = best_of(args.repeats, lambda: scipy_ci(small, np.random.default_rng(SEED)))
-
-    def ci(low: float, high: float) -> str:
-        return f"[{low:.5f}, {high:.5f}]"
-
-    def ms(seconds: float) -> str:
-        return f"{seconds * 1e3:8.1f} ms"
-
-    print(
-        f"bootstrap benchmark: numpy {np.__version__}, scipy {scipy.__version__}, "
-        f"{os.cpu_count()} CPUs; beta(0.5, 3) scores, {RESAMPLES:,} resamples, best of {args.repeats}"
-    )
-    rows = [
-        (f"ours ({stats._worker_count()} thr) n=1,300 percentile", ms(ours_time), ci(ours.low, ours.high), ""),
-        ("ours (1 thr) n=1,300 percentile", ms(one_thread_time), ci(one_thread.low, one_thread.high),
-         f"{gen_time / one_thread_time:5.1f}x vs scipy Gen."),
-        (
-            "scipy legacy random_state=int",
-            ms(int_time),
-            ci(*ref_int.confidence_interval),
-            f"{int_time / ours_time:5.1f}x",
-        ),
-        (
-            "scipy rng=Generator n=1,300",
-            ms(gen_time),
-            ci(*ref_gen.confidence_interval),
-            f"{gen_time / ours_time:5.1f}x",
-        ),
-        ("ours        n=1,300 bca", ms(bca_time), ci(bca.low, bca.high), ""),
-        ("ours        n=1,300 first call", ms(cold), "(builds the Poisson table once)", ""),
-        ("ours      n=100,000 percentile", ms(large_time), ci(large_ci.low, large_ci.high), ""),
-    ]
-    for name, t, interval, ratio in rows:
-        print(f"  {name:32s} {t}  {interval:30s} {ratio}")
-    print(
-        f"  n=100,000: peak RSS {rss_after:.0f} MiB (+{rss_after - rss_before:.0f} MiB over "
-        f"{rss_before:.0f} MiB before the call); chunks of {plan.rows} resamples "
-        f"(~{plan.block_bytes / 2**20:.1f} MiB working set); scipy would need "
-        f"{N_LARGE * RESAMPLES * 8 / 2**30:.0f} GiB of int64 indices"
-    )
-    gaps = [abs(ours.low - ref.confidence_interval.low) for ref in (ref_int, ref_gen)] + [
-        abs(ours.high - ref.confidence_interval.high) for ref in (ref_int, ref_gen)
-    ]
+    groups = np.arange(N_SMALL) % 130
+    print(f"bootstrap bench: numpy {np.__version__}, scipy {scipy.__version__}, {os.cpu_count()} CPUs; "
+          f"beta(0.5, 3) scores, {RESAMPLES:,} resamples, best of {args.repeats}")
+    print(f"  {'case':34s} {'ours ms':>9s} {'scipy ms':>9s} {'scipy/ours':>10s}  ours CI / scipy CI")
+    gaps = []
+    for method in ("percentile", "bca"):
+        ours_s, ours = best_of(args.repeats, lambda m=method: stats.bootstrap_mean(small, method=m,
+                                                                                    n_resamples=RESAMPLES))
+        ref_s, ref = best_of(args.repeats, lambda m=method: scipy.stats.bootstrap(
+            (small,), np.mean, n_resamples=RESAMPLES, method=m, vectorized=True, rng=np.random.default_rng(SEED)))
+        low, high = ref.confidence_interval
+        gaps += [abs(ours.low - low), abs(ours.high - high)]
+        print(f"  {f'n={N_SMALL:,} {method}':34s} {ours_s * 1e3:9.1f} {ref_s * 1e3:9.1f} {ref_s / ours_s:9.2f}x"
+              f"  [{ours.low:.5f}, {ours.high:.5f}] / [{low:.5f}, {high:.5f}]")
+    grouped_s, grouped = best_of(args.repeats, lambda: stats.bootstrap_mean(small, groups=groups,
+                                                                            n_resamples=RESAMPLES))
+    print(f"  {f'n={N_SMALL:,}, 130 groups, bca':34s} {grouped_s * 1e3:9.1f} {'-':>9s} {'-':>10s}"
+          f"  [{grouped.low:.5f}, {grouped.high:.5f}]")
+    tracemalloc.start()
+    large_s, large_ci = best_of(1, lambda: stats.bootstrap_mean(large, method="percentile",
+                                                                n_resamples=RESAMPLES))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"  {f'n={N_LARGE:,} percentile':34s} {large_s * 1e3:9.1f} {'-':>9s} {'-':>10s}"
+          f"  [{large_ci.low:.5f}, {large_ci.high:.5f}]")
+    print(f"  n={N_LARGE:,}: peak traced memory {peak / 2**20:.1f} MiB (input {large.nbytes / 2**20:.1f} MiB; "
+          f"chunk budget {stats._CHUNK_BYTES / 2**20:.0f} MiB); scipy would need "
+          f"{N_LARGE * RESAMPLES * 8 / 2**30:.0f} GiB of int64 indices")
     agree = max(gaps) <= TOLERANCE
-    print(
-        f"  max |ours - scipy| CI endpoint gap: {max(gaps):.5f} "
-        f"({'ok' if agree else 'MISMATCH'}, tolerance {TOLERANCE})"
-    )
-    speedup = (int_time if args.baseline == "int-seed" else gen_time) / ours_time
-    baseline = "rng=<Generator>" if args.baseline == "generator" else "legacy random_state=<int>"
-    print(f"  gated speedup: ours ({stats._worker_count()} threads) vs scipy {baseline}; minimum {args.min_speedup}x")
-    print(f"speedup_vs_scipy: {speedup:.1f}")
-    return 0 if agree and speedup >= args.min_speedup else 1
+    print(f"max |ours - scipy| CI endpoint gap: {max(gaps):.5f} ({'ok' if agree else 'MISMATCH'}, "
+          f"tolerance {TOLERANCE})")
+    return 0 if agree else 1
 
 
 if __name__ == "__main__":

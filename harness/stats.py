@@ -1,79 +1,60 @@
-"""Bootstrap confidence intervals for mean scores and paired score differences.
+"""Statistics of scores: bootstrap intervals, the paired regression test, and what a suite can detect.
 
-Suites are small (50-1,300 rows), so "model A beats model B by 0.004" is only
-worth reporting with an interval around it. This module resamples rows (or
-whole groups of rows, when rows are clustered) and reports percentile or BCa
-intervals as plain data, in the spirit of ``scipy.stats.bootstrap``.
+Suites are small (50-1,300 rows), so "candidate A beats B by 0.004" is only worth reporting with an
+interval around it, and a gate over several suites needs a p-value per suite and a correction across
+them. Everything here is a pure function of plain arrays, in the spirit of ``scipy.stats.bootstrap``:
+randomness is explicit (``seed``) and results are plain data.
 
-How resampling is made fast
----------------------------
-A resample of ``m`` cells (rows, or groups) is fully described by its count
-vector ``c ~ Multinomial(m, uniform)``, and its statistic is linear in ``c``:
-a block of resamples is a (count matrix) @ (cell values) product. Drawing
-``m`` indices per resample costs ~10 random bits and a gather per draw;
-instead the counts are drawn *Poissonized*:
+One resampler serves every bootstrap in the project (:func:`resample_means`). Its unit is a *cell*: a
+row, or a whole group of rows when rows are clustered (several prompts derived from one source are alike,
+so resampling rows would understate the uncertainty). A cell carries its sum and its size, and a
+resample's mean is sum(drawn sums) / sum(drawn sizes). Resamples are index draws and a gather, vectorised
+over resamples in memory-bounded chunks: no Python loop over resamples, and one set of draws serves
+several statistic columns at once (calibration resamples the same rows for every probe).
 
-1. every cell gets an independent ``Poisson(lam)`` count, ``lam < 1``: one
-   16-bit random number gives the counts of 4 cells by table lookup (exact
-   inversion; the ~1% of table slices that straddle an outcome boundary are
-   refined with 37 more random bits);
-2. given their total ``T``, iid Poisson counts are exactly ``Multinomial(T)``,
-   so adding ``m - T`` uniform index draws gives an exact ``Multinomial(m)``
-   row; a row with ``T > m`` is discarded and drawn with ``m`` index draws.
-
-Rows are therefore exact multinomial resamples (up to float64 inversion, as
-for numpy's own samplers), at ~4 cells per 16 random bits and one gather per
-4 cells, with ``lam`` chosen so that index draws are only ~7% of the work.
-
-Randomness, memory, reproducibility
------------------------------------
-Resamples are processed in blocks; block ``j`` uses its own PCG64 substream
-(the seed's stream advanced by ``j * 2**64``). The block size follows from
-``min(max_chunk_bytes, _BLOCK_BYTES)``, so every ``max_chunk_bytes >=
-_BLOCK_BYTES`` (4 MiB; the default is 32 MiB) gives bit-identical results. A
-smaller budget means smaller blocks and therefore a different, equally valid
-and equally reproducible, set of resamples. Work inside a block is split into
-cache-sized sub-chunks without affecting the random stream.
-
-No BLAS matrix-vector products are used: OpenBLAS threads gemv and, on small
-machines, some shapes stall for milliseconds (seen: 8 ms for 384 x 1300).
+The regression gate (DESIGN.md) reads :func:`paired_bootstrap_test`: the paired interval and one-sided
+p-values from the same resamples, so that "p < 0.025" and "the 95% interval lies below −tolerance" are
+one statement; :func:`holm_adjust` controls the false-alarm rate over a run's suites. What a suite can
+detect is said by :func:`minimum_detectable_effect`, :func:`design_effect`, :func:`win_tie_loss` and
+:func:`small_sample_warning`. bench/gate_power.py measures the gate's A/A rate and power.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import operator
-import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import ndtr, ndtri
 
-__all__ = ["ConfidenceInterval", "bootstrap_mean", "paired_bootstrap_delta"]
+__all__ = [
+    "ConfidenceInterval", "PairedDelta", "WinTieLoss", "bootstrap_mean", "design_effect", "factorize_groups",
+    "holm_adjust", "minimum_detectable_effect", "paired_bootstrap_delta", "paired_bootstrap_test",
+    "resample_means", "small_sample_warning", "standard_error_of_mean", "win_tie_loss",
+]
 
 Seed = int | np.random.Generator | np.random.SeedSequence
 
 _METHODS = ("percentile", "bca")
-_BLOCK_BYTES = 4 * 2**20  # working set per block: big enough to amortise call overhead
-_DRAW_BITS = 16  # random bits per table lookup
-_CELLS_PER_DRAW = 4  # Poisson counts produced by one lookup
-_MAX_COUNT = 20  # P(Poisson(<1) > 20) < 2**-60: beyond float64 inversion resolution
-_CACHE_BYTES = 1024 * 2**10  # Poisson sub-chunk buffers: stay in L2
-_DOT_SEGMENT = 8192  # cells per float32 dot (single-threaded, exact integer sums)
+_CHUNK_BYTES = 8 * 2**20  # bounds the working memory of one chunk of resamples; larger chunks are no faster
+_NORMAL = NormalDist()
+#: Below these sizes CLT and bootstrap intervals under-cover (Bowyer et al. 2025).
+MIN_ROWS, MIN_GROUPS = 200, 30
+#: Per-row |Δ| at or below this is a tie: float32 embeddings make cos³ of equal texts differ by ~1e-7.
+TIE_EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
 class ConfidenceInterval:
     """A bootstrap confidence interval, as plain data.
 
-    ``estimate`` is the statistic on the full sample (a mean, or a mean
-    difference); ``standard_error`` is the standard deviation of the bootstrap
-    distribution. ``n_groups`` is the number of clusters when rows were
-    resampled by group, else ``None``.
+    ``estimate`` is the statistic on the full sample (a mean, or a mean difference); ``standard_error``
+    is the standard deviation of the bootstrap distribution. ``n_groups`` is the number of clusters when
+    rows were resampled by group, else ``None``.
     """
 
     estimate: float
@@ -95,93 +76,392 @@ class ConfidenceInterval:
         out = asdict(self)
         for key in ("estimate", "low", "high", "confidence", "standard_error"):
             out[key] = float(out[key])
-        for key in ("n_resamples", "n"):
-            out[key] = int(out[key])
+        out["n_resamples"], out["n"] = int(self.n_resamples), int(self.n)
         out["n_groups"] = None if self.n_groups is None else int(self.n_groups)
         out["method"] = str(self.method)
         return out
 
 
-def bootstrap_mean(
-    values: ArrayLike,
-    *,
-    groups: ArrayLike | None = None,
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    method: str = "bca",
-    seed: Seed = 0,
-    max_chunk_bytes: int = 32 * 2**20,
-) -> ConfidenceInterval:
+@dataclass(frozen=True)
+class PairedDelta:
+    """The paired interval of mean(candidate − baseline) and the gate's one-sided p-values, from ONE bootstrap.
+
+    ``p_regression`` tests H0: Δ ≥ −tolerance ("not worse by more than the tolerance"); ``p_improvement``
+    tests H0: Δ ≤ +tolerance. They invert the same resamples as ``interval``, so at a = (1 − confidence)/2:
+    ``p_regression < a`` exactly when ``interval.high < −tolerance``, and ``p_improvement < a`` exactly when
+    ``interval.low > tolerance`` (up to float rounding at the boundary). A p-value of 0 means "below
+    1/n_resamples". Over several suites, adjust the p-values with :func:`holm_adjust` and compare with a.
+    """
+
+    interval: ConfidenceInterval
+    tolerance: float
+    p_regression: float
+    p_improvement: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: the interval's fields nested under ``interval``."""
+        return {"interval": self.interval.to_dict(), "tolerance": float(self.tolerance),
+                "p_regression": float(self.p_regression), "p_improvement": float(self.p_improvement)}
+
+
+@dataclass(frozen=True)
+class WinTieLoss:
+    """Rows where the candidate scored higher (win), within ``epsilon`` (tie), or lower (loss) than the baseline."""
+
+    wins: int
+    ties: int
+    losses: int
+    epsilon: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"wins": self.wins, "ties": self.ties, "losses": self.losses, "epsilon": float(self.epsilon)}
+
+
+# ---------------------------------------------------------------------------
+# the resampler
+
+
+def factorize_groups(groups: ArrayLike | Sequence[Any], n: int) -> tuple[np.ndarray, int]:
+    """Group codes 0..G−1 for ``n`` rows, numbered in order of first appearance, and G.
+
+    First appearance (not sorted label order) makes the cells, and so the resamples, independent of what
+    the labels are: relabelling groups by any bijection gives identical intervals. Every bootstrap in the
+    project numbers groups through this one function.
+    """
+    if isinstance(groups, np.ndarray) and groups.ndim != 1:
+        raise ValueError(f"groups must be 1-D, got shape {groups.shape}")
+    labels = groups.tolist() if isinstance(groups, np.ndarray) else list(groups)
+    if len(labels) != n:
+        raise ValueError(f"groups has {len(labels)} labels for {n} rows")
+    index: dict[Any, int] = {}
+    codes = np.fromiter((index.setdefault(g, len(index)) for g in labels), np.intp, n)
+    return codes, len(index)
+
+
+def resample_means(values: ArrayLike, *, groups: ArrayLike | Sequence[Any] | None = None,
+                   n_resamples: int = 10_000, seed: Seed = 0) -> np.ndarray:
+    """Bootstrap distribution of the mean of each column of ``values``: shape (n_resamples,) or (n_resamples, k).
+
+    ``values`` is (rows,) or (rows, k): the k columns are resampled with the SAME row (or group) draws, as
+    paired statistics need. With ``groups``, whole groups are drawn. ``seed`` is an int, a SeedSequence or
+    a Generator (which is advanced, so that successive calls differ).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim not in (1, 2) or x.shape[0] == 0:
+        raise ValueError(f"values must be (rows,) or (rows, k) with at least one row, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("values must be finite")
+    columns = x.reshape(x.shape[0], -1)
+    estimate = columns.mean(axis=0)
+    dev, sizes = _cells(columns - estimate, groups)
+    n_resamples = _check_resamples(n_resamples)
+    out = estimate + _resample_deviations(dev, sizes, n_resamples, _generator(seed))
+    return out.reshape(n_resamples) if x.ndim == 1 else out
+
+
+def _cells(dev: np.ndarray, groups: ArrayLike | Sequence[Any] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-cell sums of the (rows, k) deviations and per-cell sizes (``None``: one row per cell)."""
+    if groups is None:
+        return dev, None
+    codes, n_groups = factorize_groups(groups, dev.shape[0])
+    sums = np.stack([np.bincount(codes, weights=c, minlength=n_groups) for c in dev.T], axis=1)
+    return sums, np.bincount(codes, minlength=n_groups).astype(np.float64)
+
+
+def _resample_deviations(dev: np.ndarray, sizes: np.ndarray | None, n_resamples: int,
+                         rng: np.random.Generator) -> np.ndarray:
+    """``theta*_b − estimate`` for each resample b and column: (n_resamples, k).
+
+    ``dev`` (cells, k) holds each cell's sum of (value − estimate); working relative to the estimate keeps
+    full precision, and makes a resample that reproduces the estimate come out as (almost) exactly 0.
+    """
+    m, k = dev.shape
+    columns = np.ascontiguousarray(dev.T)  # gathering from 1-D columns is ~1.5x faster than from (m, k) rows
+    snap = 4 * m * np.finfo(float).eps * np.abs(dev).max(axis=0)
+    index_dtype = np.uint16 if m <= 2**16 else np.uint32  # narrower draws are faster; both exact (Lemire)
+    # Per resample: its draws, numpy's intp copy of them for the gather, one gathered column (and sizes).
+    row_bytes = m * (np.dtype(index_dtype).itemsize + 16 + (0 if sizes is None else 8))
+    chunk = max(1, _CHUNK_BYTES // row_bytes)
+    out = np.empty((n_resamples, k))
+    for lo in range(0, n_resamples, chunk):
+        hi = min(lo + chunk, n_resamples)
+        draws = rng.integers(0, m, size=(hi - lo, m), dtype=index_dtype)
+        for j, column in enumerate(columns):
+            out[lo:hi, j] = column[draws].sum(axis=1)
+        # Rounding leaves ~m·eps·max|dev| where the exact sum is 0 (e.g. the identity resample); BCa counts
+        # ties with the estimate, which matter for small discrete samples, so snap those to 0.
+        out[lo:hi][np.abs(out[lo:hi]) <= snap] = 0.0
+        out[lo:hi] /= float(m) if sizes is None else sizes[draws].sum(axis=1)[:, None]
+    return out
+
+
+# ---------------------------------------------------------------------------
+# intervals
+
+
+def bootstrap_mean(values: ArrayLike, *, groups: ArrayLike | Sequence[Any] | None = None, confidence: float = 0.95,
+                   n_resamples: int = 10_000, method: str = "bca", seed: Seed = 0) -> ConfidenceInterval:
     """Bootstrap confidence interval for the mean of ``values``.
 
-    With ``groups`` (one hashable label per row) whole groups are resampled
-    with replacement (cluster bootstrap), and a resample's statistic is
-    (sum of values over drawn groups) / (number of rows over drawn groups).
-    Use it when rows within a group are correlated (e.g. several prompts
-    derived from one source text): row resampling would then understate the
-    uncertainty.
+    With ``groups`` (one hashable label per row) whole groups are resampled with replacement (cluster
+    bootstrap): use it when rows within a group are correlated, since row resampling would then
+    understate the uncertainty.
 
-    ``method`` is ``"bca"`` (bias-corrected and accelerated; acceleration from
-    the analytic row or leave-one-group-out jackknife) or ``"percentile"``.
-    ``seed`` is an int, a ``SeedSequence`` or a ``Generator`` (which is
-    advanced by one draw). ``max_chunk_bytes`` bounds the working memory of
-    one block of resamples (see the module docstring for how it interacts
-    with reproducibility).
+    ``method`` is ``"bca"`` (bias-corrected and accelerated, Efron 1987; the acceleration comes from the
+    leave-one-row-out, or leave-one-group-out, jackknife) or ``"percentile"``. ``seed`` is an int, a
+    ``SeedSequence`` or a ``Generator`` (which is advanced).
 
-    Degenerate inputs (one row, one group, or a constant statistic across
-    cells) give ``low == high == estimate`` and ``standard_error == 0``.
+    Degenerate inputs (one row, one group, or identical cell means) give ``low == high == estimate`` and
+    ``standard_error == 0``.
+    """
+    return _bootstrap(_as_scores(values, "values"), groups, confidence, n_resamples, method, seed)[0]
+
+
+def paired_bootstrap_delta(candidate: ArrayLike, baseline: ArrayLike, *,
+                           groups: ArrayLike | Sequence[Any] | None = None, confidence: float = 0.95,
+                           n_resamples: int = 10_000, method: str = "bca", seed: Seed = 0) -> ConfidenceInterval:
+    """Bootstrap confidence interval for ``mean(candidate − baseline)``.
+
+    Both arrays score the same rows in the same order, and rows are resampled jointly: pairing removes
+    the between-row variance that the two systems share, which is usually most of it, so this interval
+    is much narrower than two independent intervals. Other arguments are as for :func:`bootstrap_mean`.
+    Same arguments give the same interval as :func:`paired_bootstrap_test`.
+    """
+    return _bootstrap(_paired_deltas(candidate, baseline), groups, confidence, n_resamples, method, seed)[0]
+
+
+def paired_bootstrap_test(candidate: ArrayLike, baseline: ArrayLike, *, tolerance: float,
+                          groups: ArrayLike | Sequence[Any] | None = None, confidence: float = 0.95,
+                          n_resamples: int = 10_000, method: str = "bca", seed: Seed = 0) -> PairedDelta:
+    """The paired interval of :func:`paired_bootstrap_delta` plus the gate's one-sided p-values (see
+    :class:`PairedDelta`), all from one set of resamples, so that a p-value and its interval never disagree.
+
+    The p-value inverts the interval: p_regression is the α at which the upper end of the two-sided
+    (1 − 2α) interval would touch −tolerance. With BCa that inversion goes through the BCa level
+    adjustment (the BCa "confidence level" of Efron & Tibshirani 1993, §14.3).
+    """
+    tolerance = float(tolerance)
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
+    interval, dist = _bootstrap(_paired_deltas(candidate, baseline), groups, confidence, n_resamples, method, seed)
+    if dist is None:  # a point interval: the test is decided without resampling noise
+        return PairedDelta(interval, tolerance, float(interval.estimate >= -tolerance),
+                           float(interval.estimate <= tolerance))
+    sorted_deltas, z0, accel = dist
+    below = _quantile_level(sorted_deltas, -tolerance - interval.estimate, "left")
+    above = _quantile_level(sorted_deltas, tolerance - interval.estimate, "right")
+    return PairedDelta(interval, tolerance, 1.0 - _nominal_level(below, z0, accel),
+                       _nominal_level(above, z0, accel))
+
+
+def _bootstrap(x: np.ndarray, groups: ArrayLike | Sequence[Any] | None, confidence: float, n_resamples: int,
+               method: str, seed: Seed) -> tuple[ConfidenceInterval, tuple[np.ndarray, float, float] | None]:
+    """The interval, and what inverting it needs: (sorted resample deviations, z0, acceleration), or None
+    when the interval is a point. Percentile is BCa with z0 = acceleration = 0."""
+    confidence, n_resamples, method = _check_options(confidence, n_resamples, method)
+    rng = _generator(seed)
+    n = x.size
+    estimate = float(np.mean(x))
+    dev, sizes = _cells((x - estimate)[:, None], groups)
+    n_groups = None if sizes is None else int(sizes.size)
+    cell_means = x if sizes is None else dev[:, 0] / sizes + estimate
+
+    def interval(center: float, low: float, high: float, se: float) -> ConfidenceInterval:
+        return ConfidenceInterval(float(center), float(low), float(high), confidence, method, n_resamples, n,
+                                  n_groups, float(se))
+
+    # Every resample has the same statistic (one row, one group, equal cell means): a point interval.
+    if x.min() == x.max():
+        return interval(x[0], x[0], x[0], 0.0), None
+    lo_support, hi_support = float(cell_means.min()), float(cell_means.max())
+    if lo_support == hi_support:
+        return interval(lo_support, lo_support, lo_support, 0.0), None
+
+    deltas = np.sort(_resample_deviations(dev, sizes, n_resamples, rng)[:, 0])
+    z0, accel = (0.0, 0.0) if method == "percentile" else (_bias_correction(deltas),
+                                                           _acceleration(dev[:, 0], sizes, n))
+    alpha = 1.0 - confidence
+    levels = [_adjusted_level(a, z0, accel) for a in (alpha / 2, 1.0 - alpha / 2)]
+    low, high = estimate + np.quantile(deltas, levels)
+    # Every resample mean is a weighted mean of cell means, so the exact bootstrap distribution lies in
+    # [min, max] of them: clip rounding.
+    low, high = (min(max(v, lo_support), hi_support) for v in (low, high))
+    se = float(np.std(deltas, ddof=1)) if n_resamples > 1 else 0.0
+    return interval(estimate, low, high, se), (deltas, z0, accel)
+
+
+def _acceleration(dev: np.ndarray, sizes: np.ndarray | None, n: int) -> float:
+    """BCa acceleration from the leave-one-cell-out jackknife (cell: row, or group), in O(cells).
+
+    Leaving out cell g gives ``theta_(g) − estimate = −dev_g / (n − size_g)`` (the deviations sum to
+    zero), so no loop over cells is needed.
+    """
+    jack = -dev / (n - (1.0 if sizes is None else sizes))
+    d = jack.mean() - jack
+    scale = np.abs(d).max()
+    if scale == 0.0 or not np.isfinite(scale):  # one cell: no jackknife
+        return 0.0
+    d = d / scale  # keep cubes away from over/underflow
+    return float(np.sum(d**3) / (6.0 * np.sum(d**2) ** 1.5))
+
+
+def _bias_correction(sorted_deltas: np.ndarray) -> float:
+    """BCa z0 from the mid-rank share of resamples below the estimate (ties count one half, which matters
+    for tiny discrete samples), clipped to [0.5/B, 1 − 0.5/B] so that it stays finite."""
+    b = sorted_deltas.size
+    below = np.searchsorted(sorted_deltas, 0.0, "left")
+    ties = np.searchsorted(sorted_deltas, 0.0, "right") - below
+    return _NORMAL.inv_cdf(min(max((below + 0.5 * ties) / b, 0.5 / b), 1.0 - 0.5 / b))
+
+
+def _adjusted_level(alpha: float, z0: float, accel: float) -> float:
+    """The quantile level BCa uses for nominal level ``alpha`` (Efron 1987); ``alpha`` itself for percentile."""
+    if z0 == 0.0 and accel == 0.0:
+        return alpha
+    w = z0 + _NORMAL.inv_cdf(alpha)
+    den = 1.0 - accel * w
+    if den <= 0.0:  # only for extreme acceleration: the limit of the adjusted level is 0 or 1
+        return 1.0 if w > 0 else 0.0
+    return _NORMAL.cdf(z0 + w / den)
+
+
+def _nominal_level(level: float, z0: float, accel: float) -> float:
+    """Inverse of :func:`_adjusted_level`: the nominal level whose BCa-adjusted level is ``level``.
+
+    From Φ⁻¹(level) − z0 = w / (1 − a·w) with w = z0 + Φ⁻¹(nominal): w = u / (1 + a·u), u = Φ⁻¹(level) − z0.
+    Where 1 + a·u <= 0 the adjustment never reaches ``level`` (its range is cut by the acceleration).
+    """
+    if z0 == 0.0 and accel == 0.0:
+        return level
+    if level <= 0.0 or level >= 1.0:
+        return min(max(level, 0.0), 1.0)
+    u = _NORMAL.inv_cdf(level) - z0
+    den = 1.0 + accel * u
+    if den <= 0.0:
+        return 0.0 if u < 0 else 1.0
+    return _NORMAL.cdf(u / den - z0)
+
+
+def _quantile_level(sorted_values: np.ndarray, t: float, side: str) -> float:
+    """The level q at which ``np.quantile(sorted_values, q)`` (linear interpolation) crosses ``t``.
+
+    side="left": inf{q : Q(q) >= t}, so Q(q) < t exactly when q < level. side="right": sup{q : Q(q) <= t},
+    so Q(q) > t exactly when q > level. Q is continuous and non-decreasing, which makes both exact.
+    """
+    b = sorted_values.size
+    k = int(np.searchsorted(sorted_values, t, side))  # values < t (left) or <= t (right)
+    if k == 0:
+        return 0.0
+    if k == b:
+        return 1.0
+    lo, hi = sorted_values[k - 1], sorted_values[k]
+    return float((k - 1 + (t - lo) / (hi - lo)) / (b - 1))
+
+
+# ---------------------------------------------------------------------------
+# the gate over several suites, and what a suite can detect
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order: reject suite i when adjusted[i] < α.
+
+    A gate that runs one test per suite at level α fails an unchanged candidate somewhere with
+    probability up to 1 − (1 − α)^m over m suites. Holm (1979) keeps that family-wise false-alarm rate at
+    α under any dependence between suites, and rejects at least whatever Bonferroni rejects. Sorted
+    ascending, p_(j) becomes max over i <= j of min(1, (m − i)·p_(i)) (i from 0): monotone in the raw
+    order, never below the raw p-value, at most 1.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"p_values must be a flat list, got shape {p.shape}")
+    bad = np.flatnonzero(~((p >= 0.0) & (p <= 1.0)))
+    if bad.size:
+        raise ValueError(f"p_values[{bad[0]}] is {p[bad[0]]}; p-values must be in [0, 1]")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    adjusted = np.empty(m)
+    adjusted[order] = stepped
+    return adjusted.tolist()
+
+
+def standard_error_of_mean(values: ArrayLike, *, groups: ArrayLike | Sequence[Any] | None = None) -> float:
+    """Standard error of the mean, cluster-robust when rows have groups; NaN with fewer than 2 cells.
+
+    Without groups: s/√n. With groups (G clusters of sizes n_g and sums S_g, N rows): the ratio
+    estimator's sandwich variance G/(G−1) · Σ_g (S_g − n_g·mean)² / N², which reduces to s²/n when every
+    group is a single row. Analytic, so MDE and design effect need no resampling.
     """
     x = _as_scores(values, "values")
-    return _bootstrap(
-        x,
-        groups,
-        confidence=confidence,
-        n_resamples=n_resamples,
-        method=method,
-        seed=seed,
-        max_chunk_bytes=max_chunk_bytes,
-    )
+    dev, sizes = _cells((x - x.mean())[:, None], groups)
+    cells = dev.shape[0]
+    if cells < 2:
+        return float("nan")
+    return math.sqrt(cells / (cells - 1) * float(np.sum(dev[:, 0] ** 2))) / x.size
 
 
-def paired_bootstrap_delta(
-    candidate: ArrayLike,
-    baseline: ArrayLike,
-    *,
-    groups: ArrayLike | None = None,
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    method: str = "bca",
-    seed: Seed = 0,
-    max_chunk_bytes: int = 32 * 2**20,
-) -> ConfidenceInterval:
-    """Bootstrap confidence interval for ``mean(candidate - baseline)``.
+def minimum_detectable_effect(candidate: ArrayLike, baseline: ArrayLike, *,
+                              groups: ArrayLike | Sequence[Any] | None = None, tolerance: float = 0.0,
+                              alpha: float = 0.025, power: float = 0.8) -> float:
+    """The smallest true drop (a positive number) that the gate flags with probability ``power``.
 
-    Both arrays score the same rows in the same order, and rows are resampled
-    jointly: pairing removes the between-row variance that the two systems
-    share, which is usually most of it, so this interval is much narrower
-    than comparing two independent intervals. Other arguments are as for
-    :func:`bootstrap_mean`.
+    The gate flags a regression when the two-sided 95% paired interval lies entirely below −tolerance,
+    a one-sided test at ``alpha`` = 0.025 of H0: Δ >= −tolerance. Under a normal approximation with the
+    paired, cluster-robust standard error SE of mean(candidate − baseline) observed here, a true Δ is
+    flagged with probability ``power`` when −Δ >= tolerance + (z_{1−alpha} + z_{power})·SE
+    (2.80·SE at the defaults). It says what this suite can detect: a smaller drop may pass unnoticed.
+    NaN when SE is undefined (fewer than two rows or groups).
     """
-    cand = _as_scores(candidate, "candidate")
-    base = _as_scores(baseline, "baseline")
-    if cand.shape != base.shape:
-        raise ValueError(
-            f"candidate and baseline must score the same rows: got {cand.size} and {base.size} values"
-        )
-    with np.errstate(over="ignore"):
-        delta = cand - base
-    if not np.isfinite(delta).all():
-        i = int(np.flatnonzero(~np.isfinite(delta))[0])
-        raise ValueError(f"candidate[{i}] - baseline[{i}] overflows float64")
-    return _bootstrap(
-        delta,
-        groups,
-        confidence=confidence,
-        n_resamples=n_resamples,
-        method=method,
-        seed=seed,
-        max_chunk_bytes=max_chunk_bytes,
-    )
+    if not 0.0 < alpha < 1.0 or not 0.0 < power < 1.0:
+        raise ValueError(f"alpha and power must be in (0, 1), got {alpha!r} and {power!r}")
+    se = standard_error_of_mean(_paired_deltas(candidate, baseline), groups=groups)
+    return float(tolerance) + (_NORMAL.inv_cdf(1.0 - alpha) + _NORMAL.inv_cdf(power)) * se
+
+
+def design_effect(values: ArrayLike, groups: ArrayLike | Sequence[Any] | None) -> float:
+    """Variance of the clustered mean over the variance of the mean of as many independent rows (Kish).
+
+    A design effect of 3 means the suite carries the information of a third as many independent rows:
+    rows of a group are alike. 1.0 without groups, when every group is one row, or when all values are
+    equal (both variances are 0); NaN with fewer than two groups.
+    """
+    x = _as_scores(values, "values")
+    if groups is None or x.min() == x.max():
+        return 1.0
+    return standard_error_of_mean(x, groups=groups) ** 2 / standard_error_of_mean(x) ** 2
+
+
+def win_tie_loss(candidate: ArrayLike, baseline: ArrayLike, *, epsilon: float = TIE_EPSILON) -> WinTieLoss:
+    """Count rows the candidate wins, ties (|Δ| <= epsilon) and loses against the baseline.
+
+    A mean Δ hides whether a candidate is a little better everywhere or much better on a few rows; the
+    counts show which. The default epsilon (1e-6) absorbs float32 embedding noise in cos³ (~1e-7) and is
+    far below any per-row difference that matters.
+    """
+    if not math.isfinite(epsilon) or epsilon < 0:
+        raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
+    d = _paired_deltas(candidate, baseline)
+    wins, losses = int(np.count_nonzero(d > epsilon)), int(np.count_nonzero(d < -epsilon))
+    return WinTieLoss(wins, d.size - wins - losses, losses, float(epsilon))
+
+
+def small_sample_warning(n_rows: int, n_groups: int | None = None) -> str | None:
+    """A warning when a suite is too small for its interval to be trusted at face value, else None.
+
+    Bowyer, Aitchison & Ivanova (2025, "Don't use the CLT in LLM evals with fewer than a few hundred
+    datapoints", ICML position paper) show CLT and bootstrap intervals under-cover below a few hundred
+    rows; a cluster bootstrap's sample size is its number of groups, and below ~30 groups it under-covers
+    too (Cameron, Gelbach & Miller 2008).
+    """
+    problems = []
+    if n_rows < MIN_ROWS:
+        problems.append(f"{n_rows} rows (< {MIN_ROWS})")
+    if n_groups is not None and n_groups < MIN_GROUPS:
+        problems.append(f"{n_groups} groups (< {MIN_GROUPS})")
+    if not problems:
+        return None
+    return (f"small suite: {' and '.join(problems)}; bootstrap intervals under-cover at this size "
+            "(Bowyer et al. 2025), so read them as optimistic")
 
 
 # ---------------------------------------------------------------------------
@@ -201,16 +481,35 @@ def _as_scores(values: ArrayLike, name: str) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(x))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(
-            f"{name}[{i}] is {float(x[i])}; scores must be finite "
-            f"({bad.size} non-finite value(s), first at index {i})"
-        )
+        raise ValueError(f"{name}[{i}] is {float(x[i])}; scores must be finite "
+                         f"({bad.size} non-finite value(s), first at index {i})")
     return x
 
 
-def _check_options(
-    confidence: float, n_resamples: int, method: str, max_chunk_bytes: int
-) -> tuple[float, int, str]:
+def _paired_deltas(candidate: ArrayLike, baseline: ArrayLike) -> np.ndarray:
+    """candidate − baseline, row by row, after checking both score the same rows."""
+    cand, base = _as_scores(candidate, "candidate"), _as_scores(baseline, "baseline")
+    if cand.shape != base.shape:
+        raise ValueError(f"candidate and baseline must score the same rows: got {cand.size} and {base.size} values")
+    with np.errstate(over="ignore"):
+        delta = cand - base
+    if not np.isfinite(delta).all():
+        i = int(np.flatnonzero(~np.isfinite(delta))[0])
+        raise ValueError(f"candidate[{i}] - baseline[{i}] overflows float64")
+    return delta
+
+
+def _check_resamples(n_resamples: int) -> int:
+    try:
+        n_resamples = operator.index(n_resamples)
+    except TypeError:
+        raise ValueError(f"n_resamples must be an integer, got {n_resamples!r}") from None
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    return n_resamples
+
+
+def _check_options(confidence: float, n_resamples: int, method: str) -> tuple[float, int, str]:
     """Validated (confidence, n_resamples, method); "BCa" (scipy's spelling) is accepted."""
     try:
         confidence = float(confidence)
@@ -218,519 +517,18 @@ def _check_options(
         raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}") from None
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    try:
-        n_resamples = operator.index(n_resamples)
-    except TypeError:
-        raise ValueError(f"n_resamples must be an integer, got {n_resamples!r}") from None
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
     if not isinstance(method, str) or method.lower() not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    try:
-        max_chunk_bytes = operator.index(max_chunk_bytes)
-    except TypeError:
-        raise ValueError(f"max_chunk_bytes must be an integer, got {max_chunk_bytes!r}") from None
-    if max_chunk_bytes < 1:
-        raise ValueError(f"max_chunk_bytes must be positive, got {max_chunk_bytes}")
-    return confidence, n_resamples, method.lower()
+    return confidence, _check_resamples(n_resamples), method.lower()
 
 
-def _root_seed(seed: Seed) -> np.random.SeedSequence:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
+def _generator(seed: Seed) -> np.random.Generator:
+    """A Generator from an int or SeedSequence; a Generator is used (and advanced) as it is."""
     if isinstance(seed, np.random.Generator):
-        # One draw from the caller's stream: same generator state, same result.
-        return np.random.SeedSequence(seed.integers(2**63, size=4).tolist())
+        return seed
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.default_rng(seed)
     try:
-        return np.random.SeedSequence(operator.index(seed))
+        return np.random.default_rng(operator.index(seed))
     except TypeError:
-        raise ValueError(
-            f"seed must be an int, SeedSequence or Generator, got {type(seed).__name__}"
-        ) from None
-
-
-def _factorize(groups: ArrayLike, n: int) -> tuple[np.ndarray, int]:
-    """Group codes 0..G-1 in order of first appearance.
-
-    First-appearance order (not sorted label order) makes the cells, and so the
-    resamples, independent of what the labels are: relabelling groups by any
-    bijection gives identical intervals.
-    """
-    if isinstance(groups, np.ndarray) and groups.ndim != 1:
-        raise ValueError(f"groups must be 1-D, got shape {groups.shape}")
-    if isinstance(groups, np.ndarray) and groups.dtype != object:
-        if groups.size != n:
-            raise ValueError(f"groups has {groups.size} labels for {n} rows")
-        _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
-        rank = np.empty(first.size, dtype=np.intp)
-        rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-        return rank[inverse.reshape(-1)], int(first.size)
-    labels = list(groups.tolist() if isinstance(groups, np.ndarray) else groups)
-    if len(labels) != n:
-        raise ValueError(f"groups has {len(labels)} labels for {n} rows")
-    index: dict[Any, int] = {}
-    codes = np.fromiter((index.setdefault(g, len(index)) for g in labels), np.intp, n)
-    return codes, len(index)
-
-
-# ---------------------------------------------------------------------------
-# the bootstrap
-
-
-def _bootstrap(
-    x: np.ndarray,
-    groups: ArrayLike | None,
-    *,
-    confidence: float,
-    n_resamples: int,
-    method: str,
-    seed: Seed,
-    max_chunk_bytes: int,
-) -> ConfidenceInterval:
-    confidence, n_resamples, method = _check_options(confidence, n_resamples, method, max_chunk_bytes)
-    root = _root_seed(seed)
-    n = x.size
-    if groups is None:
-        n_groups = None
-        sizes = None
-        cell_means = x
-    else:
-        codes, n_groups = _factorize(groups, n)
-        sizes = np.bincount(codes, minlength=n_groups).astype(np.float64)
-        cell_means = np.bincount(codes, weights=x, minlength=n_groups) / sizes
-
-    def result(estimate: float, low: float, high: float, se: float) -> ConfidenceInterval:
-        return ConfidenceInterval(
-            estimate=float(estimate),
-            low=float(low),
-            high=float(high),
-            confidence=confidence,
-            method=method,
-            n_resamples=n_resamples,
-            n=n,
-            n_groups=n_groups,
-            standard_error=float(se),
-        )
-
-    # Degenerate: every resample has the same statistic, so the interval is a point.
-    if x.min() == x.max():
-        return result(x[0], x[0], x[0], 0.0)
-    lo_support, hi_support = float(cell_means.min()), float(cell_means.max())
-    if lo_support == hi_support:  # one group, or identical group means
-        return result(lo_support, lo_support, lo_support, 0.0)
-
-    estimate = float(np.mean(x))
-    dev = x - estimate if groups is None else np.bincount(codes, weights=x - estimate)
-    # delta[b] = theta*_b - estimate; kept relative to the estimate for precision.
-    delta = _resample_deviations(dev, sizes, n, n_resamples, root, max_chunk_bytes)
-
-    alpha = 1.0 - confidence
-    if method == "percentile":
-        levels = np.array([alpha / 2, 1 - alpha / 2])
-    else:
-        levels = _bca_levels(delta, _jackknife_acceleration(dev, sizes, n), alpha)
-    low, high = estimate + np.quantile(delta, levels)
-    # Every resample statistic is a weighted mean of cell means, so the exact
-    # bootstrap distribution lives in [min, max] of them; clip float32 rounding.
-    low = min(max(low, lo_support), hi_support)
-    high = min(max(high, lo_support), hi_support)
-    se = float(np.std(delta, ddof=1)) if n_resamples > 1 else 0.0
-    return result(estimate, low, high, se)
-
-
-def _jackknife_acceleration(dev: np.ndarray, sizes: np.ndarray | None, n: int) -> float:
-    """BCa acceleration from the leave-one-cell-out jackknife, in O(cells).
-
-    Leaving out cell g gives ``theta_(g) - estimate = -dev_g / (n - size_g)``
-    (the deviations sum to zero), so no loop over cells is needed.
-    """
-    rest = n - (1.0 if sizes is None else sizes)
-    jack = -dev / rest
-    d = jack.mean() - jack
-    scale = np.abs(d).max()
-    if scale == 0.0:
-        return 0.0
-    d = d / scale  # keep cubes away from over/underflow
-    return float(np.sum(d**3) / (6.0 * np.sum(d**2) ** 1.5))
-
-
-def _bca_levels(delta: np.ndarray, accel: float, alpha: float) -> np.ndarray:
-    """Quantile levels of the BCa interval (Efron 1987), as in scipy.
-
-    z0 uses the mid-rank share of resamples below the estimate (ties count one
-    half, which matters for tiny discrete samples), clipped to
-    [0.5/B, 1 - 0.5/B] so it stays finite.
-    """
-    b = delta.size
-    share = (np.count_nonzero(delta < 0) + 0.5 * np.count_nonzero(delta == 0)) / b
-    z0 = ndtri(min(max(share, 0.5 / b), 1 - 0.5 / b))
-    zz = z0 + ndtri(np.array([alpha / 2, 1 - alpha / 2]))
-    den = 1.0 - accel * zz
-    # den <= 0 only for extreme accel; the limit of the adjusted level is 0 or 1.
-    adjusted = np.where(den > 0, z0 + zz / np.where(den > 0, den, 1.0), np.copysign(np.inf, zz))
-    return ndtr(adjusted)
-
-
-# ---------------------------------------------------------------------------
-# resampling engine
-
-
-@dataclass(frozen=True)
-class _PoissonTable:
-    """Exact inversion sampler for 4 iid Poisson(lam) counts from 16 random bits.
-
-    Outcomes (4-tuples of counts) are ordered by decreasing probability and
-    laid on [0, 1) by their CDF. Of the 2**16 equal slices of [0, 1), those
-    inside a single outcome are "clean": ``counts[r]`` resolves them. The ~1%
-    that straddle a CDF boundary are "hard" and numbered last (``r >=
-    n_clean``); a hard draw gets a 37-bit position inside its slice, resolved
-    by a 256-way sub-table or, when the sub-slice straddles a boundary too, by
-    searching the CDF. Net effect: inversion of the CDF at 2**-53 resolution,
-    as for numpy's own float-based samplers.
-    """
-
-    counts: np.ndarray  # (2**16, 4) float32; rows >= n_clean are zero
-    n_clean: int
-    hard_slices: np.ndarray  # (n_hard,) float64: slice index of hard draw n_clean + h
-    sub_outcomes: np.ndarray  # (n_hard * 256,) intp: outcome per sub-slice, -1 if straddling
-    bounds: np.ndarray  # inner CDF boundaries, ascending
-    outcomes: np.ndarray  # (n_outcomes, 4) float32
-
-    @functools.cached_property
-    def outcomes_c(self) -> np.ndarray:
-        """``outcomes`` with each row (4 float32) viewed as one complex128."""
-        return self.outcomes.view(np.complex128).reshape(-1)
-
-
-_SUB_BITS = 8
-_POS_BITS = 37  # 16 slice bits + 37 position bits = a 53-bit uniform
-
-
-@functools.cache
-def _poisson_table(level: int) -> _PoissonTable:
-    """The sampler for lam = 1 - 2**-level (~20 ms to build, then cached)."""
-    lam = 1.0 - 2.0**-level
-    k = np.arange(_MAX_COUNT + 1)
-    pmf = np.exp(-lam + k * math.log(lam) - np.array([math.lgamma(i + 1.0) for i in k]))
-    joint = functools.reduce(np.multiply.outer, [pmf] * _CELLS_PER_DRAW).ravel()
-    keep = np.flatnonzero(joint > 2.0**-90)  # the rest is ~1e-24 in total
-    keep = keep[np.argsort(-joint[keep], kind="stable")]
-    cdf = np.cumsum(joint[keep])
-    bounds = cdf[:-1] / cdf[-1]
-    shape = (_MAX_COUNT + 1,) * _CELLS_PER_DRAW
-    outcomes = np.stack(np.unravel_index(keep, shape), axis=1).astype(np.float32)
-
-    def resolve(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Outcome of each interval [lo, hi), or -1 if it straddles a boundary."""
-        first = np.searchsorted(bounds, lo, side="right")
-        return np.where(first == np.searchsorted(bounds, hi, side="left"), first, -1)
-
-    slices = 2**_DRAW_BITS
-    edges = np.arange(slices + 1) / slices
-    outcome = resolve(edges[:-1], edges[1:])
-    clean = outcome >= 0
-    n_clean = int(clean.sum())
-    counts = np.zeros((slices, _CELLS_PER_DRAW), dtype=np.float32)
-    counts[:n_clean] = outcomes[outcome[clean]]
-    hard = np.flatnonzero(~clean).astype(np.float64)
-    sub = (hard[:, None] + np.arange(2**_SUB_BITS + 1) / 2**_SUB_BITS) / slices
-    return _PoissonTable(
-        counts=counts,
-        n_clean=n_clean,
-        hard_slices=hard,
-        sub_outcomes=resolve(sub[:, :-1], sub[:, 1:]).reshape(-1),
-        bounds=bounds,
-        outcomes=outcomes,
-    )
-
-
-def _index_draws(m: int, level: int) -> float:
-    """Expected index draws per resample at lam = 1 - 2**-level.
-
-    They are the deficit m - T plus all m cells of rejected rows (T > m);
-    uses the normal approximation T ~ N(lam m, lam m).
-    """
-    mean = (1.0 - 2.0**-level) * m
-    sd = math.sqrt(mean)
-    z = (m - mean) / sd
-    p_over = 0.5 * math.erfc(z / math.sqrt(2.0))
-    shortfall = (m - mean) * (1.0 - p_over) + sd * math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
-    return shortfall + m * p_over
-
-
-def _poisson_level(m: int) -> int:
-    """Choose lam = 1 - 2**-level for m cells (0 means: no Poisson stage).
-
-    Index draws cost several times more per cell than Poisson lookups, so pick
-    the level that minimises their expected number.
-    """
-    if m < 64:
-        return 0
-    return min(range(1, 40), key=lambda level: _index_draws(m, level))
-
-
-@dataclass
-class _Cells:
-    """The resampling units (rows, or groups) in the layout the engine uses.
-
-    ``col`` holds one float32 column per linear statistic needed from a
-    resample's counts: scaled deviation sums, a 1 marking real (non-padding)
-    cells, and, for groups, the row counts. Padding makes the cell count a
-    multiple of 4 (one table lookup = 4 cells); padding cells have all-zero
-    columns so whatever counts they draw are ignored.
-    """
-
-    m: int
-    col: list[np.ndarray]  # p contiguous (m4,) float32 columns
-    q: int  # index draws are codes in [0, q*m); cell = code // q
-    draw_cols: list[np.ndarray]  # deviations (and sizes), float64, each repeated q times
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(padded cell count m4, number of columns p)."""
-        return self.col[0].size, len(self.col)
-
-
-def _uniform_codes(bitgen: np.random.BitGenerator, m: int, q: int, size: int) -> np.ndarray:
-    """``size`` iid uniform integers in [0, q*m): code // q is a uniform cell.
-
-    Exact (rejection, no modulo bias). For m <= 2**16, q = 2**16 // m and each
-    draw is 16 raw bits, kept when below q*m (at most half are rejected, ~1%
-    for m = 1,300); returning the code rather than code // q lets callers look
-    values up in q-fold repeated tables. Cheaper than ``Generator.integers``.
-    """
-    if q == 1:
-        return np.random.Generator(bitgen).integers(0, m, size=size, dtype=np.uint32)
-    limit = q * m
-    parts: list[np.ndarray] = []
-    got = 0
-    while got < size:
-        want = size - got
-        n = int(want * 2**16 / limit + 4 * math.sqrt(want) + 16)
-        r = bitgen.random_raw(-(-n // 4)).view(np.uint16)
-        parts.append((r[r < limit] if limit < 2**16 else r)[:want])
-        got += parts[-1].size
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def _segment_sums(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Sums of consecutive segments of ``values[:-1]`` with the given lengths.
-
-    ``values`` carries one trailing 0 so every start is in range for reduceat,
-    which returns ``values[start]`` (not 0) for empty segments: masked below.
-    """
-    starts = np.cumsum(lengths) - lengths
-    sums = np.add.reduceat(values, starts)
-    sums[lengths == 0] = 0.0
-    return sums
-
-
-def _index_draw_sums(bitgen: np.random.BitGenerator, cells: _Cells, missing: np.ndarray) -> list[np.ndarray]:
-    """Per row, sums of each draw column over ``missing[row]`` uniform cells."""
-    codes = _uniform_codes(bitgen, cells.m, cells.q, int(missing.sum()))
-    values = np.zeros(codes.size + 1)
-    sums = []
-    for table in cells.draw_cols:
-        table.take(codes, out=values[:-1])
-        sums.append(_segment_sums(values, missing))
-    return sums
-
-
-def _row_dots(a: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Row-wise dot products ``a @ v`` in float64, without BLAS gemv.
-
-    OpenBLAS threads gemv from ~10k elements and, on small machines, some
-    shapes stall for milliseconds (seen: 8 ms for 384 x 1300). Per-row dots
-    over column segments of <= 8192 cells stay single-threaded, and the short
-    float32 accumulations keep integer sums (the Poisson totals) exact.
-    """
-    out = np.zeros(a.shape[0])
-    for lo in range(0, a.shape[1], _DOT_SEGMENT):
-        out += _vecdot(a[:, lo : lo + _DOT_SEGMENT], v[lo : lo + _DOT_SEGMENT])
-    return out
-
-
-def _vecdot(a: np.ndarray, v: np.ndarray) -> np.ndarray:
-    if hasattr(np, "vecdot"):  # numpy >= 2.0
-        return np.vecdot(a, v)
-    return np.einsum("ij,j->i", a, v)
-
-
-def _resolve_hard(bitgen: np.random.BitGenerator, table: _PoissonTable, slices: np.ndarray) -> np.ndarray:
-    """Outcomes of hard lookups (16-bit draws >= n_clean), as complex128 rows.
-
-    Each gets a 37-bit position inside its slice: the 256-way sub-table
-    resolves it unless that sub-slice also straddles a boundary, in which case
-    the CDF is searched at the full 53-bit position.
-    """
-    h = slices.astype(np.intp) - table.n_clean
-    pos = (bitgen.random_raw(h.size) >> np.uint64(64 - _POS_BITS)).astype(np.float64)
-    pos *= 2.0**-_POS_BITS  # exact: slice + pos fits in 53 bits
-    outcome = table.sub_outcomes.take(h * 2**_SUB_BITS + (pos * 2**_SUB_BITS).astype(np.intp))
-    still = np.flatnonzero(outcome < 0)
-    if still.size:
-        u = (table.hard_slices[h[still]] + pos[still]) * 2.0**-_DRAW_BITS
-        outcome[still] = np.searchsorted(table.bounds, u, side="right")
-    return table.outcomes_c.take(outcome)
-
-
-def _poisson_sums(
-    bitgen: np.random.BitGenerator, table: _PoissonTable, cells: _Cells, k: int, sub_rows: int
-) -> np.ndarray:
-    """``counts @ cells.col`` for k rows of iid Poisson counts: (k, p) float64.
-
-    The block's lookups (and then its hard-lookup refinements) are drawn
-    first; table gathers and dot products then run over cache-sized
-    sub-chunks, whose size therefore does not affect the result.
-    """
-    m4, p = cells.shape
-    per_row = m4 // _CELLS_PER_DRAW
-    n_draws = k * per_row
-    r = bitgen.random_raw(-(-n_draws // 4)).view(np.uint16)[:n_draws]
-    hard_at = np.flatnonzero(r >= table.n_clean)
-    hard = _resolve_hard(bitgen, table, r[hard_at])
-    sub = min(k, sub_rows)
-    # Where each sub-chunk's hard lookups start in hard_at.
-    first_hard = np.searchsorted(hard_at, np.arange(0, k + sub, sub) * per_row)
-    counts_buf = np.empty(sub * m4, dtype=np.float32)
-    idx_buf = np.empty(sub * per_row, dtype=np.intp)
-    sums = np.empty((k, p))
-    for j, lo in enumerate(range(0, k, sub)):
-        rows = min(sub, k - lo)
-        idx = idx_buf[: rows * per_row]
-        np.copyto(idx, r[lo * per_row : (lo + rows) * per_row], casting="unsafe")
-        counts = counts_buf[: rows * m4]
-        # take() would convert indices to intp anyway; mode="wrap" skips its
-        # bounds-error path (indices are < 2**16 by construction).
-        table.counts.take(idx, axis=0, out=counts.reshape(-1, _CELLS_PER_DRAW), mode="wrap")
-        # Overwrite hard lookups with their resolved counts, one 16-byte
-        # element (4 float32 counts) each: 1-D fancy assignment is fast.
-        a, b = first_hard[j], first_hard[j + 1]
-        counts.view(np.complex128)[hard_at[a:b] - lo * per_row] = hard[a:b]
-        for c in range(p):
-            sums[lo : lo + rows, c] = _row_dots(counts.reshape(rows, m4), cells.col[c])
-    return sums
-
-
-class _Plan(NamedTuple):
-    """How resamples of m cells are processed (see :func:`_plan`)."""
-
-    level: int  # lam = 1 - 2**-level for the Poisson stage; 0: index draws only
-    rows: int  # resamples per block (one random substream each)
-    sub_rows: int  # resamples per cache-sized sub-chunk of the Poisson stage
-    block_bytes: int  # estimated working memory of one block
-
-
-def _plan(m: int, n_resamples: int, max_chunk_bytes: int) -> _Plan:
-    """Block sizes for resampling m cells within ``max_chunk_bytes``.
-
-    Per resample a block holds its 16-bit lookups and hard-lookup records
-    (~1 B/cell) and its index draws (code, value, segment bookkeeping: 24 B
-    each); the sub-chunk buffers add 8 B of indices + 16 B of counts per
-    lookup (6 B/cell). Only ``rows`` affects the random stream, and it depends
-    on ``max_chunk_bytes`` only below ``_BLOCK_BYTES``.
-    """
-    level = _poisson_level(m)
-    m4 = -(-m // _CELLS_PER_DRAW) * _CELLS_PER_DRAW
-    if level:
-        row_bytes = int(24 * (_index_draws(m, level) + 16) + m4 + 64)
-        sub_rows = max(1, min(_CACHE_BYTES, max_chunk_bytes // 2) // (6 * m4))
-        fixed = sub_rows * 6 * m4
-    else:
-        row_bytes, sub_rows, fixed = 24 * m + 64, 0, 0
-    budget = min(max_chunk_bytes, _BLOCK_BYTES) - fixed
-    if budget < row_bytes:
-        raise ValueError(
-            f"max_chunk_bytes={max_chunk_bytes} is too small for resamples of "
-            f"{m} cells: need at least {fixed + row_bytes} bytes"
-        )
-    rows = min(n_resamples, budget // row_bytes)
-    return _Plan(level, rows, sub_rows, fixed + rows * row_bytes)
-
-
-def _worker_count() -> int:
-    """Threads for resampling: the cores this process may use (PRH_BOOTSTRAP_THREADS overrides)."""
-    if os.environ.get("PRH_BOOTSTRAP_THREADS"):
-        return max(1, int(os.environ["PRH_BOOTSTRAP_THREADS"]))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _resample_deviations(
-    dev: np.ndarray,
-    sizes: np.ndarray | None,
-    n: int,
-    n_resamples: int,
-    root: np.random.SeedSequence,
-    max_chunk_bytes: int,
-) -> np.ndarray:
-    """``theta*_b - estimate`` for each resample b of the cells.
-
-    ``dev[g]`` is cell g's sum of (value - estimate); ``sizes[g]`` its row
-    count (``None``: one row per cell, so every resample has n rows).
-    """
-    m = dev.size
-    m4 = -(-m // _CELLS_PER_DRAW) * _CELLS_PER_DRAW
-    # Scale deviations into [-1, 1] by a power of two (exact) so float32 keeps
-    # full relative precision whatever the magnitude of the scores.
-    scale = math.ldexp(1.0, int(np.frexp(np.abs(dev).max())[1]))
-    unit = dev / scale
-    columns = [unit, np.ones(m)] + ([] if sizes is None else [sizes])
-    col = [np.pad(c, (0, m4 - m)).astype(np.float32) for c in columns]
-    q = 2**16 // m if m <= 2**16 else 1
-    draw_cols = [np.repeat(c, q) for c in [unit] + ([] if sizes is None else [sizes])]
-    cells = _Cells(m=m, col=col, q=q, draw_cols=draw_cols)
-
-    plan = _plan(m, n_resamples, max_chunk_bytes)
-    level, rows, sub_rows = plan.level, plan.rows, plan.sub_rows
-
-    # Tolerance for exact ties, in units of scaled deviation sums: float32
-    # rounding of a sum of ~m terms in [-1, 1] stays ~100x below it, while the
-    # step between distinct sums for discrete scores (score gap / scale) is far
-    # above it for suite sizes here. Near-ties of continuous scores caught by
-    # it fall evenly on both sides, so counting them as ties leaves z0 unbiased.
-    tie_tol = m * 2.0**-20
-    table = _poisson_table(level) if level else None
-    start_state = np.random.PCG64(root).state
-    out = np.empty(n_resamples, dtype=np.float64)
-
-    def run_block(block: int) -> None:
-        lo = block * rows
-        k = min(rows, n_resamples - lo)
-        bitgen = np.random.PCG64()
-        bitgen.state = start_state
-        bitgen.advance(block << 64)  # disjoint substream per block
-        if table is None:
-            sums = np.zeros((k, len(col)))
-        else:
-            sums = _poisson_sums(bitgen, table, cells, k, sub_rows)
-            # A row whose Poisson total overshoots m is rejected and drawn
-            # entirely by index draws instead: both paths give exact
-            # Multinomial(m) rows, so the mixture does too.
-            sums[sums[:, 1] > m] = 0.0
-        # The m - T missing draws are plain uniform index draws.
-        missing = m - sums[:, 1].astype(np.intp)
-        extra = _index_draw_sums(bitgen, cells, missing)
-        num = sums[:, 0] + extra[0]
-        # A resample whose statistic equals the estimate (its deviation sum
-        # is 0, e.g. the identity resample, or common with discrete scores)
-        # comes out as float32 noise instead; BCa counts ties, so snap them.
-        num[np.abs(num) <= tie_tol] = 0.0
-        if sizes is None:
-            out[lo : lo + k] = num * (scale / n)
-        else:
-            out[lo : lo + k] = num * scale / (sums[:, 2] + extra[1])
-
-    n_blocks = -(-n_resamples // rows)
-    workers = min(n_blocks, _worker_count())
-    if workers <= 1:
-        for block in range(n_blocks):
-            run_block(block)
-    else:
-        # Blocks own disjoint substreams and disjoint slices of `out`, so running them on several
-        # cores (numpy releases the GIL in the heavy calls) gives bit-identical results.
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(run_block, range(n_blocks)))
-    return out
+        raise ValueError(f"seed must be an int, SeedSequence or Generator, got {type(seed).__name__}") from None

@@ -8,7 +8,9 @@ import json
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
-from scipy.stats import pearsonr, spearmanr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import pearsonr, rankdata, spearmanr
 from test_optimize_support import BagOfWordsEmbedder, family_suite
 
 from harness.candidates.constant import ConstantCandidate
@@ -23,6 +25,8 @@ from harness.optimize import (
     load_probes,
     write_calibration,
 )
+from harness.optimize.calibrate import _row_ranks
+from harness.stats import resample_means
 
 FAST = CalibrationSettings(n_resamples=400, probe_bootstrap=BootstrapSettings(n_resamples=300, method="percentile"))
 
@@ -86,6 +90,31 @@ def test_groups_are_resampled_whole():
     _, by_row = correlation_bootstrap(scores, leaderboard, leaderboard_noise=0.0, seed=1)
     _, by_group = correlation_bootstrap(scores, leaderboard, groups=groups, leaderboard_noise=0.0, seed=1)
     assert by_group.high - by_group.low > by_row.high - by_row.low
+
+
+def test_correlations_use_the_shared_resampler_and_group_numbering():
+    # The resampled probe means are exactly harness.stats.resample_means with the same generator: one
+    # resampler for the project, and groups numbered by first appearance, so relabelling them (which
+    # reorders sorted labels) changes nothing.
+    rng = np.random.default_rng(3)
+    scores = rng.random((120, 4))
+    leaderboard = np.array([0.3, 0.5, 0.6, 0.7])
+    groups = [f"g{i % 9}" for i in range(120)]
+    relabelled = [f"{8 - i % 9}-renamed" for i in range(120)]  # a bijection that reverses the sorted order
+    first = correlation_bootstrap(scores, leaderboard, groups=groups, n_resamples=300, seed=5)
+    assert correlation_bootstrap(scores, leaderboard, groups=relabelled, n_resamples=300, seed=5) == first
+    means = resample_means(scores, groups=groups, n_resamples=300, seed=np.random.default_rng(5))
+    pearson = [pearsonr(row, leaderboard).statistic for row in means]
+    _, without_noise = correlation_bootstrap(scores, leaderboard, groups=groups, n_resamples=300, seed=5,
+                                             leaderboard_noise=0.0)
+    assert (without_noise.low, without_noise.high) == pytest.approx(tuple(np.quantile(pearson, [0.025, 0.975])))
+
+
+@settings(max_examples=50, deadline=None, database=None, derandomize=True)
+@given(st.lists(st.lists(st.integers(0, 4), min_size=5, max_size=5), min_size=1, max_size=6))
+def test_row_ranks_are_scipys_average_ranks(rows):
+    a = np.array(rows, dtype=float)  # small integers: many ties
+    np.testing.assert_array_equal(_row_ranks(a), rankdata(a, axis=1))
 
 
 def test_shipped_probes_file_and_row_dependent_probes():

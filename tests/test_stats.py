@@ -1,27 +1,43 @@
-"""Tests for harness.stats: bootstrap intervals for mean scores and paired deltas.
+"""Tests for harness.stats: the resampler, bootstrap intervals, the gate's p-values and Holm correction, and
+what a suite can detect (MDE, design effect, win/tie/loss, small-n warning).
 
-Property tests use few resamples (the properties hold for any count); the
-coverage simulation is the statistical check that the intervals mean what they
-say. Hypothesis runs without an example database so the tests write nothing.
+Property tests use few resamples (the properties hold for any count); the simulations are the statistical
+checks that intervals and MDE mean what they say. Hypothesis runs derandomized without a database, so the
+tests write nothing and CI sees the same examples every run.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
-import scipy.stats
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from harness import stats
-from harness.stats import ConfidenceInterval, bootstrap_mean, paired_bootstrap_delta
+from harness.stats import (
+    ConfidenceInterval,
+    PairedDelta,
+    WinTieLoss,
+    bootstrap_mean,
+    design_effect,
+    factorize_groups,
+    holm_adjust,
+    minimum_detectable_effect,
+    paired_bootstrap_delta,
+    paired_bootstrap_test,
+    resample_means,
+    small_sample_warning,
+    standard_error_of_mean,
+    win_tie_loss,
+)
 
-# Derandomized: CI sees the same examples every run (explored with 2,500 per test offline).
 PROPERTY = settings(max_examples=40, deadline=None, database=None, derandomize=True)
 B = 300  # resamples in property tests
 
@@ -42,8 +58,118 @@ def grouped_scores(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray | None]:
     return x, np.array(labels)
 
 
+@st.composite
+def paired_scores(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A baseline, a candidate on the same rows (baseline + a shift + row noise, clipped), and maybe groups."""
+    base, groups = draw(grouped_scores())
+    shift = draw(st.floats(-0.2, 0.2))
+    noise = np.random.default_rng(draw(st.integers(0, 2**16))).normal(0, draw(st.sampled_from([0.0, 0.02, 0.2])),
+                                                                       base.size)
+    return np.clip(base + shift + noise, 0, 1), base, groups
+
+
 # ---------------------------------------------------------------------------
-# properties
+# the resampler
+
+
+def test_groups_are_numbered_in_order_of_first_appearance():
+    codes, n_groups = factorize_groups(["b", "a", "b", "c", "a"], 5)
+    assert codes.tolist() == [0, 1, 0, 2, 1] and n_groups == 3
+    codes, n_groups = factorize_groups(np.array([7, 3, 7]), 3)
+    assert codes.tolist() == [0, 1, 0] and n_groups == 2
+    with pytest.raises(ValueError, match="labels for 2 rows"):
+        factorize_groups([1, 2, 3], 2)
+    with pytest.raises(ValueError, match="1-D"):
+        factorize_groups(np.zeros((2, 2)), 2)
+
+
+def test_resampler_draws_each_row_binomially():
+    # A resample's count of one row must be Binomial(m, 1/m). Deviations e_k − 1/m make
+    # theta* − estimate = (c_k − 1)/m, so the resample recovers the count c_k of the last row.
+    scipy_stats = pytest.importorskip("scipy.stats")
+    m = 40
+    dev = np.full((m, 1), -1.0 / m)
+    dev[-1] += 1.0
+    delta = stats._resample_deviations(dev, None, 100_000, np.random.default_rng(4))[:, 0]
+    counts = np.rint(delta * m + 1).astype(int)
+    observed = np.bincount(counts, minlength=8)[:8]
+    expected = scipy_stats.binom.pmf(np.arange(8), m, 1 / m) * delta.size
+    keep = expected > 5
+    chi2 = np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep])
+    assert scipy_stats.chi2.sf(chi2, keep.sum() - 1) > 1e-4
+
+
+def test_columns_share_their_draws():
+    # Calibration resamples the same rows for every probe: column j of a (rows, k) call is what a 1-D call
+    # with the same seed gives for that column alone.
+    x = np.random.default_rng(0).random((300, 3))
+    groups = np.arange(300) % 17
+    for g in (None, groups):
+        together = resample_means(x, groups=g, n_resamples=500, seed=9)
+        assert together.shape == (500, 3)
+        for j in range(3):
+            alone = resample_means(x[:, j], groups=g, n_resamples=500, seed=9)
+            assert alone.shape == (500,)
+            np.testing.assert_allclose(together[:, j], alone, rtol=0, atol=1e-12)
+
+
+def test_grouped_resample_mean_is_sum_over_size_of_drawn_groups():
+    # Groups of very different sizes: a resample's mean weights each drawn group by its rows, so with
+    # one big group of 1s and many small groups of 0s the resample means are (9·c)/(9·c + others).
+    x = np.array([1.0] * 9 + [0.0] * 3)
+    groups = ["big"] * 9 + ["a", "b", "c"]
+    means = resample_means(x, groups=groups, n_resamples=2_000, seed=1)
+    big_draws = np.rint(4 * means / (9 - 8 * means)).astype(int)  # c from mean = 9c / (9c + (4 − c))
+    assert set(np.unique(big_draws)) <= {0, 1, 2, 3, 4}
+    np.testing.assert_allclose(means, 9 * big_draws / (9 * big_draws + 4 - big_draws), atol=1e-12)
+    assert abs(big_draws.mean() - 1.0) < 0.05  # Binomial(4, 1/4)
+
+
+@PROPERTY
+@given(st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False), st.integers(1, 80), methods,
+       st.booleans())
+def test_all_equal_values_give_a_zero_width_interval(value, n, method, grouped):
+    groups = np.arange(n) % 5 if grouped else None
+    ci = bootstrap_mean(np.full(n, value), groups=groups, method=method, n_resamples=B)
+    assert (ci.low, ci.high, ci.estimate, ci.standard_error) == (value, value, value, 0.0)
+
+
+@PROPERTY
+@given(scores, methods, st.randoms(use_true_random=False))
+def test_singleton_groups_equal_the_unclustered_bootstrap(x, method, random):
+    # One row per group: the cells are the rows, in the same order, so even the resamples coincide.
+    labels = [f"row-{i}" for i in range(x.size)]
+    random.shuffle(labels)
+    plain = bootstrap_mean(x, method=method, n_resamples=B, seed=3)
+    single = bootstrap_mean(x, groups=labels, method=method, n_resamples=B, seed=3)
+    assert (single.low, single.high, single.estimate) == pytest.approx((plain.low, plain.high, plain.estimate),
+                                                                         abs=1e-12)
+    assert single.standard_error == pytest.approx(plain.standard_error, abs=1e-12)
+    assert single.n_groups == x.size and plain.n_groups is None
+
+
+def test_large_suite_memory_is_bounded():
+    # 100,000 rows x 1,000 resamples would be 800 MB of int64 indices at once; chunks keep it small.
+    x = np.random.default_rng(10).beta(0.5, 3, 100_000)
+    tracemalloc.start()
+    try:
+        ci = bootstrap_mean(x, method="percentile", n_resamples=1_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * stats._CHUNK_BYTES
+    assert ci.low < ci.estimate < ci.high
+    assert ci.high - ci.low == pytest.approx(2 * 1.96 * x.std() / math.sqrt(x.size), rel=0.1)
+
+
+def test_importing_stats_imports_neither_scipy_nor_torch():
+    code = "import sys, harness.stats; print('scipy' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+# ---------------------------------------------------------------------------
+# interval properties
 
 
 @PROPERTY
@@ -65,18 +191,11 @@ def test_generator_seed_is_advanced_so_successive_calls_differ():
 
 @PROPERTY
 @given(grouped_scores(), methods, confidences)
-def test_interval_contains_estimate(data, method, confidence):
+def test_interval_contains_estimate_and_lies_within_the_data(data, method, confidence):
     x, groups = data
     ci = bootstrap_mean(x, groups=groups, method=method, confidence=confidence, n_resamples=B)
     assert ci.contains(ci.estimate)
     assert ci.estimate == pytest.approx(float(np.mean(x)), abs=1e-12)
-
-
-@PROPERTY
-@given(grouped_scores(), methods, confidences)
-def test_interval_is_ordered_and_within_data_range(data, method, confidence):
-    x, groups = data
-    ci = bootstrap_mean(x, groups=groups, method=method, confidence=confidence, n_resamples=B)
     assert x.min() <= ci.low <= ci.high <= x.max()
     assert ci.standard_error >= 0.0
     assert all(math.isfinite(v) for v in (ci.low, ci.high, ci.estimate, ci.standard_error))
@@ -150,25 +269,25 @@ def test_grouped_bootstrap_is_invariant_to_relabelling(data, method, random):
 
 
 # ---------------------------------------------------------------------------
-# statistics
+# interval statistics
 
 
 @pytest.mark.parametrize("method", ["bca", "percentile"])
-def test_95_percent_intervals_cover_the_true_mean_of_a_skewed_distribution(method):
-    # 1,000 simulated suites of 200 beta(0.5, 3) scores (skewness ~1.6); the
-    # true mean is 1/7. Monte Carlo s.e. of the coverage is ~0.7 points.
+def test_95_percent_intervals_cover_the_true_mean_of_a_skewed_bounded_distribution(method):
+    # 1,000 simulated suites of 200 beta(0.5, 3) scores (skewness ~1.6, bounded in [0, 1]); the true mean
+    # is 1/7. Monte Carlo s.e. of the coverage is ~0.7 points.
     rng = np.random.default_rng(20240601)
     true_mean = 0.5 / 3.5
     covered = sum(
-        bootstrap_mean(rng.beta(0.5, 3.0, 200), method=method, n_resamples=2_000, seed=i).contains(true_mean)
+        bootstrap_mean(rng.beta(0.5, 3.0, 200), method=method, n_resamples=1_000, seed=i).contains(true_mean)
         for i in range(1_000)
     )
     assert 930 <= covered <= 970, f"{method} covered {covered / 10:.1f}%"
 
 
 def test_grouped_interval_is_wider_for_clustered_data():
-    # 40 clusters of 10 rows sharing a cluster effect: rows are far from
-    # independent, which only the cluster bootstrap accounts for.
+    # 40 clusters of 10 rows sharing a cluster effect: rows are far from independent, which only the
+    # cluster bootstrap accounts for.
     rng = np.random.default_rng(3)
     groups = np.repeat(np.arange(40), 10)
     x = np.clip(0.5 + rng.normal(0, 0.15, 40)[groups] + rng.normal(0, 0.03, 400), 0, 1)
@@ -178,39 +297,186 @@ def test_grouped_interval_is_wider_for_clustered_data():
     assert clustered.estimate == pytest.approx(plain.estimate)
     assert clustered.high - clustered.low > 2 * (plain.high - plain.low)
     assert clustered.standard_error > 2 * plain.standard_error
+    # The bootstrap's variance ratio is the analytic design effect, up to Monte Carlo noise.
+    ratio = (clustered.standard_error / plain.standard_error) ** 2
+    assert ratio == pytest.approx(design_effect(x, groups), rel=0.15)
 
 
 @pytest.mark.parametrize("method", ["percentile", "bca"])
 def test_agrees_with_scipy_bootstrap(method):
+    scipy_stats = pytest.importorskip("scipy.stats")
     x = np.random.default_rng(11).beta(0.5, 3.0, 1_300)
     ours = bootstrap_mean(x, method=method, n_resamples=10_000)
-    ref = scipy.stats.bootstrap(
-        (x,),
-        np.mean,
-        n_resamples=10_000,
-        method=method,
-        vectorized=True,
-        random_state=np.random.default_rng(0),
-    )
+    ref = scipy_stats.bootstrap((x,), np.mean, n_resamples=10_000, method=method, vectorized=True,
+                                rng=np.random.default_rng(0))
     assert ours.low == pytest.approx(ref.confidence_interval.low, abs=0.002)
     assert ours.high == pytest.approx(ref.confidence_interval.high, abs=0.002)
     assert ours.standard_error == pytest.approx(ref.standard_error, rel=0.05)
 
 
-@pytest.mark.parametrize("m", [40, 1_301])  # index draws only / Poisson stage with padding
-def test_resamples_draw_each_row_binomially(m):
-    # The engine's count vectors must be Multinomial(m, 1/m): check the count
-    # of one row (the last, which sits in a padded 4-cell lookup) against
-    # Binomial(m, 1/m). Values e_k - 1/m make theta* - estimate = (c_k - 1)/m.
-    dev = np.full(m, -1.0 / m)
-    dev[-1] += 1.0
-    delta = stats._resample_deviations(dev, None, m, 100_000, np.random.SeedSequence(4), 2**25)
-    counts = np.rint(delta * m + 1).astype(int)
-    observed = np.bincount(counts, minlength=8)[:8]
-    expected = scipy.stats.binom.pmf(np.arange(8), m, 1 / m) * delta.size
-    keep = expected > 5
-    chi2 = np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep])
-    assert scipy.stats.chi2.sf(chi2, keep.sum() - 1) > 1e-4
+# ---------------------------------------------------------------------------
+# the gate: one-sided p-values, Holm
+
+
+@PROPERTY
+@given(paired_scores(), st.sampled_from([0.0, 0.001, 0.01, 0.05]), methods, confidences, st.integers(0, 99))
+def test_p_values_agree_with_the_interval(data, tolerance, method, confidence, seed):
+    cand, base, groups = data
+    kwargs = dict(groups=groups, confidence=confidence, n_resamples=B, method=method, seed=seed)
+    test = paired_bootstrap_test(cand, base, tolerance=tolerance, **kwargs)
+    assert test.interval == paired_bootstrap_delta(cand, base, **kwargs)  # one bootstrap, same interval
+    assert 0.0 <= test.p_regression <= 1.0 and 0.0 <= test.p_improvement <= 1.0
+    a = (1 - confidence) / 2
+    # Exact up to float rounding at the boundary itself.
+    assume(abs(test.interval.high + tolerance) > 1e-12 and abs(test.interval.low - tolerance) > 1e-12)
+    assume(abs(test.p_regression - a) > 1e-9 and abs(test.p_improvement - a) > 1e-9)
+    assert (test.p_regression < a) == (test.interval.high < -tolerance)
+    assert (test.p_improvement < a) == (test.interval.low > tolerance)
+
+
+def test_percentile_p_value_is_the_share_of_resamples_at_or_above_minus_tolerance():
+    rng = np.random.default_rng(6)
+    base = rng.beta(2, 5, 400)
+    cand = np.clip(base - 0.01 + rng.normal(0, 0.05, 400), 0, 1)
+    test = paired_bootstrap_test(cand, base, tolerance=0.001, method="percentile", n_resamples=5_000, seed=2)
+    deltas = resample_means(cand - base, n_resamples=5_000, seed=2)
+    share = float(np.mean(deltas >= -0.001))
+    assert test.p_regression == pytest.approx(share, abs=2 / 5_000)
+    assert 0.0 < test.p_regression < 0.5 < test.p_improvement
+
+
+def test_p_values_of_point_intervals_are_zero_or_one():
+    x = np.linspace(0, 1, 50)
+    assert paired_bootstrap_test(x, x, tolerance=0.0).p_regression == 1.0
+    worse = paired_bootstrap_test(x - 0.25, x, tolerance=0.001)
+    assert (worse.p_regression, worse.p_improvement) == (0.0, 1.0)
+    better = paired_bootstrap_test(x + 0.25, x, tolerance=0.001)
+    assert (better.p_regression, better.p_improvement) == (1.0, 0.0)
+
+
+def test_bca_p_value_inverts_the_bca_level_adjustment():
+    for z0, accel in [(0.3, 0.05), (-0.2, -0.08), (0.0, 0.1), (0.1, 0.0)]:
+        for alpha in (0.001, 0.025, 0.3, 0.5, 0.9, 0.999):
+            level = stats._adjusted_level(alpha, z0, accel)
+            assert stats._nominal_level(level, z0, accel) == pytest.approx(alpha, abs=1e-9)
+
+
+def test_paired_test_rejects_bad_tolerance_and_serializes():
+    with pytest.raises(ValueError, match="tolerance"):
+        paired_bootstrap_test([0.1, 0.2], [0.1, 0.3], tolerance=-0.1)
+    test = paired_bootstrap_test([0.1, 0.5, 0.3], [0.2, 0.2, 0.2], tolerance=0.001, n_resamples=200)
+    data = test.to_dict()
+    assert json.loads(json.dumps(data)) == data and data["interval"]["n"] == 3
+    assert isinstance(test, PairedDelta)
+
+
+def test_holm_known_example():
+    # Sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 → running max 0.02, 0.03, 0.06, 0.06.
+    assert holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjust([]) == []
+    assert holm_adjust([0.7]) == [0.7]
+    assert holm_adjust([0.6, 0.6]) == [1.0, 1.0]
+
+
+@PROPERTY
+@given(st.lists(st.integers(0, 1024), min_size=1, max_size=12).map(lambda ks: [k / 1024 for k in ks]))
+def test_holm_is_the_step_down_procedure(p):
+    adjusted = holm_adjust(p)
+    assert all(raw <= adj <= 1.0 for raw, adj in zip(p, adjusted))
+    order = np.argsort(p, kind="stable")
+    assert all(adjusted[i] <= adjusted[j] for i, j in zip(order, order[1:]))  # monotone in raw order
+    m = len(p)
+    for alpha in (0.0125, 0.025, 0.05, 0.1, 0.5):
+        rejected = set()
+        for rank, i in enumerate(order):  # Holm: reject while p_(j) <= alpha / (m − j)
+            if (m - rank) * p[i] > alpha:
+                break
+            rejected.add(int(i))
+        assert {i for i, a in enumerate(adjusted) if a <= alpha} == rejected
+
+
+@pytest.mark.parametrize("bad", [[0.1, 1.5], [-0.1], [float("nan")], [[0.1]]])
+def test_holm_rejects_invalid_p_values(bad):
+    with pytest.raises(ValueError, match="p_values"):
+        holm_adjust(bad)
+
+
+# ---------------------------------------------------------------------------
+# what a suite can detect
+
+
+def test_standard_error_and_mde_formulas():
+    rng = np.random.default_rng(1)
+    base = rng.beta(2, 5, 500)
+    cand = base + rng.normal(0, 0.05, 500)
+    d = cand - base
+    se = d.std(ddof=1) / math.sqrt(d.size)
+    assert standard_error_of_mean(d) == pytest.approx(se, rel=1e-12)
+    z = 1.959963984540054 + 0.8416212335729143
+    assert minimum_detectable_effect(cand, base) == pytest.approx(z * se, rel=1e-9)
+    assert minimum_detectable_effect(cand, base, tolerance=0.001) == pytest.approx(0.001 + z * se, rel=1e-9)
+    # Singleton groups are the iid case; clustered deltas widen the MDE by √(design effect).
+    assert standard_error_of_mean(d, groups=np.arange(500)) == pytest.approx(se, rel=1e-12)
+    groups = np.arange(500) // 10
+    clustered = base + rng.normal(0, 0.05, 50)[groups]
+    ratio = minimum_detectable_effect(clustered, base, groups=groups) / minimum_detectable_effect(clustered, base)
+    assert ratio == pytest.approx(math.sqrt(design_effect(clustered - base, groups)), rel=1e-9)
+    assert ratio > 2
+    assert math.isnan(standard_error_of_mean([0.1, 0.2], groups=["a", "a"]))
+
+
+def test_the_gate_detects_a_drop_of_one_mde_about_80_percent_of_the_time():
+    # Suites of 300 rows whose true Δ is −MDE (computed from the true SD of the deltas): the bootstrap gate
+    # (95% two-sided interval below −tolerance) should flag ~80% of them. 300 suites: MC s.e. ~2.3 points.
+    rng = np.random.default_rng(42)
+    n, sd, tolerance = 300, 0.05, 0.001
+    mde = tolerance + (1.959963984540054 + 0.8416212335729143) * sd / math.sqrt(n)
+    flagged = 0
+    for i in range(300):
+        base = rng.beta(2, 5, n)
+        cand = base - mde + rng.normal(0, sd, n)
+        flagged += paired_bootstrap_test(cand, base, tolerance=tolerance, method="percentile", n_resamples=1_000,
+                                         seed=i).interval.high < -tolerance
+    assert 0.72 <= flagged / 300 <= 0.88
+
+
+def test_design_effect_matches_kish_for_equal_clusters():
+    # Intra-class correlation rho, clusters of 10: deff = 1 + (10 − 1)·rho.
+    rng = np.random.default_rng(7)
+    groups = np.repeat(np.arange(2_000), 10)
+    rho = 0.3
+    x = rng.normal(0, math.sqrt(rho), 2_000)[groups] + rng.normal(0, math.sqrt(1 - rho), 20_000)
+    assert design_effect(x, groups) == pytest.approx(1 + 9 * rho, rel=0.1)
+    assert design_effect(x, None) == 1.0
+    assert design_effect(x[:50], np.arange(50)) == pytest.approx(1.0, rel=1e-12)
+    assert design_effect([0.5] * 6, [0, 0, 1, 1, 2, 2]) == 1.0
+
+
+def test_win_tie_loss_counts():
+    cand = [0.5, 0.5 + 5e-7, 0.7, 0.1, 0.3]
+    base = [0.5, 0.5, 0.6, 0.2, 0.3 - 2e-6]
+    assert win_tie_loss(cand, base) == WinTieLoss(wins=2, ties=2, losses=1, epsilon=1e-6)
+    assert win_tie_loss(cand, base, epsilon=0.0) == WinTieLoss(3, 1, 1, 0.0)
+    assert win_tie_loss(cand, base).to_dict() == {"wins": 2, "ties": 2, "losses": 1, "epsilon": 1e-6}
+    with pytest.raises(ValueError, match="epsilon"):
+        win_tie_loss(cand, base, epsilon=-1)
+
+
+@PROPERTY
+@given(paired_scores(), st.sampled_from([0.0, 1e-6, 0.01]))
+def test_win_tie_loss_is_antisymmetric_and_complete(data, epsilon):
+    cand, base, _ = data
+    forward, backward = win_tie_loss(cand, base, epsilon=epsilon), win_tie_loss(base, cand, epsilon=epsilon)
+    assert forward.wins + forward.ties + forward.losses == cand.size
+    assert (forward.wins, forward.ties, forward.losses) == (backward.losses, backward.ties, backward.wins)
+
+
+def test_small_sample_warning_thresholds():
+    assert small_sample_warning(200) is None and small_sample_warning(1_300, 30) is None
+    assert "199 rows (< 200)" in small_sample_warning(199)
+    assert "29 groups (< 30)" in small_sample_warning(500, 29)
+    both = small_sample_warning(64, 8)
+    assert "64 rows" in both and "8 groups" in both and "Bowyer" in both
 
 
 # ---------------------------------------------------------------------------
@@ -267,7 +533,9 @@ def test_paired_all_zero_deltas_without_warnings():
         (lambda: bootstrap_mean([0.1, 0.2], method="studentized"), "method"),
         (lambda: bootstrap_mean([0.1, 0.2], method=None), "method"),
         (lambda: bootstrap_mean([0.1, 0.2], seed="zero"), "seed"),
-        (lambda: bootstrap_mean(np.arange(500.0), max_chunk_bytes=1_000), "max_chunk_bytes"),
+        (lambda: resample_means(np.zeros((0, 2))), "at least one row"),
+        (lambda: resample_means([0.1, float("nan")]), "finite"),
+        (lambda: minimum_detectable_effect([0.1, 0.2], [0.1, 0.3], power=1.0), "power"),
     ],
 )
 def test_invalid_input_raises_value_error(call, message):
@@ -283,49 +551,6 @@ def test_scipy_spelling_of_bca_is_accepted():
 def test_options_are_validated_even_for_degenerate_input():
     with pytest.raises(ValueError, match="method"):
         bootstrap_mean([0.5], method="nope")
-
-
-# ---------------------------------------------------------------------------
-# chunking and memory
-
-
-def test_chunk_budget_at_or_above_the_block_size_gives_identical_results():
-    x = np.random.default_rng(8).beta(2, 5, 700)
-    groups = np.arange(700) // 7
-    for g in (None, groups):
-        results = {
-            budget: bootstrap_mean(x, groups=g, n_resamples=5_000, max_chunk_bytes=budget)
-            for budget in (stats._BLOCK_BYTES, 8 * 2**20, 32 * 2**20, 2**40)
-        }
-        assert len(set(results.values())) == 1
-
-
-def test_small_chunk_budget_gives_statistically_equivalent_results():
-    # Smaller blocks mean different (documented) random streams: the interval
-    # moves only by Monte Carlo noise, and is itself reproducible.
-    x = np.random.default_rng(9).beta(0.5, 3, 1_300)
-    full = bootstrap_mean(x, n_resamples=20_000)
-    small = bootstrap_mean(x, n_resamples=20_000, max_chunk_bytes=64 * 2**10)
-    again = bootstrap_mean(x, n_resamples=20_000, max_chunk_bytes=64 * 2**10)
-    width = full.high - full.low
-    assert small == again
-    assert abs(small.low - full.low) < 0.05 * width
-    assert abs(small.high - full.high) < 0.05 * width
-    assert small.standard_error == pytest.approx(full.standard_error, rel=0.05)
-
-
-def test_large_suite_memory_is_bounded_by_the_chunk_budget():
-    # 100,000 rows x 10,000 resamples would be 8 GB of int64 indices at once.
-    x = np.random.default_rng(10).beta(0.5, 3, 100_000)
-    tracemalloc.start()
-    try:
-        ci = bootstrap_mean(x, method="percentile", n_resamples=10_000, max_chunk_bytes=8 * 2**20)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 32 * 2**20  # the budget plus a few arrays of n floats
-    assert ci.low < ci.estimate < ci.high
-    assert ci.high - ci.low == pytest.approx(2 * 1.96 * x.std() / math.sqrt(x.size), rel=0.1)
 
 
 # ---------------------------------------------------------------------------
@@ -348,16 +573,3 @@ def test_contains_is_closed_interval():
     assert ci.contains(0.4) and ci.contains(0.6) and ci.contains(0.5)
     assert not ci.contains(0.39) and not ci.contains(0.61)
     assert ci.contains(np.float64(0.45)) is True
-
-
-def test_threads_do_not_change_results(monkeypatch):
-    """Blocks of resamples run on several cores; each owns its random substream, so one thread and many
-    give bit-identical intervals."""
-    values = np.random.default_rng(3).beta(0.5, 3.0, 1_300)
-    groups = np.arange(1_300) % 37
-    results = {}
-    for threads in ("1", "2", "4"):
-        monkeypatch.setenv("PRH_BOOTSTRAP_THREADS", threads)
-        results[threads] = (bootstrap_mean(values, method="percentile"), bootstrap_mean(values, groups=groups),
-                            paired_bootstrap_delta(values, values[::-1]))
-    assert results["1"] == results["2"] == results["4"]

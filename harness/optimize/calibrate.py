@@ -10,7 +10,7 @@ The interval answers "how sure are we, given that the suite is a sample and the 
 each resample draws the suite's rows (whole groups when it has groups) with replacement, recomputes every
 probe's mean on those rows (paired: the same rows for all probes), and adds N(0, leaderboard_noise²) to
 each leaderboard score (the public leaderboard moves about ±0.02 by noise alone: sd 0.01 by default).
-It is vectorised: per chunk, one multinomial count matrix times the per-cell score sums.
+It uses the project's one resampler (harness.stats), vectorised over resamples.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.stats import rankdata
 
 from harness.data import Suite
 from harness.embedders import Embedder
 from harness.errors import ConfigError, ModelUnavailableError
 from harness.evaluate import BootstrapSettings, evaluate
 from harness.optimize.probes import Probe
+from harness.stats import resample_means
 from harness.store import Store
 
 #: sd of the public leaderboard's noise (about ±0.02 as a 95% range).
@@ -92,8 +92,7 @@ class CalibrationSettings:
 
 def correlation_bootstrap(scores: np.ndarray, leaderboard: Sequence[float], *, groups: Sequence | None = None,
                           n_resamples: int = 2000, confidence: float = 0.95,
-                          leaderboard_noise: float = LEADERBOARD_NOISE_SD, seed: int = 0,
-                          chunk: int = 256) -> tuple[Correlation, Correlation]:
+                          leaderboard_noise: float = LEADERBOARD_NOISE_SD, seed: int = 0) -> tuple[Correlation, Correlation]:
     """(Spearman, Pearson) of the probes' mean scores against `leaderboard`, with percentile intervals.
 
     Args:
@@ -101,6 +100,9 @@ def correlation_bootstrap(scores: np.ndarray, leaderboard: Sequence[float], *, g
         leaderboard: the probes' leaderboard scores.
         groups: one label per row: resample whole groups (rows of a group are alike).
         leaderboard_noise: sd of the normal noise added to the leaderboard scores in each resample.
+
+    The rows are drawn by the project's one resampler (`harness.stats.resample_means`), the same draws
+    for every probe; the leaderboard noise then comes from the same seeded generator.
     """
     x = np.asarray(scores, dtype=np.float64)
     y = np.asarray(leaderboard, dtype=np.float64)
@@ -110,25 +112,23 @@ def correlation_bootstrap(scores: np.ndarray, leaderboard: Sequence[float], *, g
         raise ConfigError(f"a correlation needs at least {MIN_PROBES} probes, got {y.size}")
     if not 0 < confidence < 1 or n_resamples < 1 or leaderboard_noise < 0:
         raise ValueError("need 0 < confidence < 1, n_resamples >= 1 and leaderboard_noise >= 0")
-    if groups is None:
-        sums, sizes = x, np.ones(x.shape[0])
-    else:
-        _, codes = np.unique(np.asarray(list(groups), dtype=object).astype(str), return_inverse=True)
-        sums = np.stack([np.bincount(codes, weights=x[:, j]) for j in range(x.shape[1])], axis=1)
-        sizes = np.bincount(codes).astype(np.float64)
     rng = np.random.default_rng(seed)
-    cells = sums.shape[0]
-    spearman, pearson = [], []
-    for start in range(0, n_resamples, chunk):
-        k = min(chunk, n_resamples - start)
-        counts = rng.multinomial(cells, np.full(cells, 1.0 / cells), size=k).astype(np.float64)
-        means = (counts @ sums) / (counts @ sizes)[:, None]
-        noisy = y[None, :] + (rng.normal(0.0, leaderboard_noise, size=(k, y.size)) if leaderboard_noise else 0.0)
-        pearson.append(_row_pearson(means, noisy))
-        spearman.append(_row_pearson(rankdata(means, axis=1), rankdata(noisy, axis=1)))
-    point = x.mean(axis=0)
-    return (_interval(_row_pearson(rankdata(point)[None], rankdata(y)[None])[0], np.concatenate(spearman), confidence),
-            _interval(_row_pearson(point[None], y[None])[0], np.concatenate(pearson), confidence))
+    means = resample_means(x, groups=groups, n_resamples=n_resamples, seed=rng)
+    noisy = y + (rng.normal(0.0, leaderboard_noise, size=means.shape) if leaderboard_noise else np.zeros(means.shape))
+    point = x.mean(axis=0)[None]
+    return (_interval(_row_pearson(_row_ranks(point), _row_ranks(y[None]))[0],
+                      _row_pearson(_row_ranks(means), _row_ranks(noisy)), confidence),
+            _interval(_row_pearson(point, y[None])[0], _row_pearson(means, noisy), confidence))
+
+
+def _row_ranks(a: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based, ties share their mean rank, as scipy's rankdata) within each row of `a`.
+
+    O(probes²) per row by comparison, which is nothing for a few dozen probes and needs no scipy."""
+    a = np.asarray(a, dtype=np.float64)
+    below = (a[:, None, :] < a[:, :, None]).sum(axis=2)
+    equal = (a[:, None, :] == a[:, :, None]).sum(axis=2)
+    return below + (equal + 1) / 2.0
 
 
 def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
