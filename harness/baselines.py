@@ -13,18 +13,19 @@ such and must be refreshed with --update-baselines.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from harness.errors import DataError
 from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings, Result
+from harness.files import write_json_atomic
 from harness.stats import paired_bootstrap_delta
+from harness.verdict import IMPROVEMENT, NO_BASELINE, NO_DIFFERENCE, REGRESSION, STALE, Comparison
 
 #: Differences smaller than this are numerical noise (stored scores are rounded to 6 decimals), not news.
 DEFAULT_TOLERANCE = 0.001
@@ -49,23 +50,33 @@ class Baseline:
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """The paired comparison of a result with its baseline (see the module docstring for statuses)."""
+class BaselineUpdate:
+    """What `--update-baselines` did to one suite's baseline: written (old → new) or refused."""
 
-    status: str  # regression | improvement | no-difference | no-baseline | stale
-    message: str
-    baseline_candidate: str | None = None
-    baseline_mean: float | None = None
-    delta: float | None = None
-    delta_low: float | None = None
-    delta_high: float | None = None
+    suite: str
+    embedder: str
+    path: Path
+    new_candidate: str
+    new_mean: float
+    old_candidate: str | None = None
+    old_mean: float | None = None
+    comparison: Comparison | None = None
+    refused: str | None = None
 
     @property
-    def is_regression(self) -> bool:
-        return self.status == "regression"
+    def written(self) -> bool:
+        return self.refused is None
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def describe(self) -> str:
+        """One line for the terminal: suite, old → new, and the paired Δ with its CI when there was one."""
+        old = "none" if self.old_mean is None else f"{self.old_candidate} {self.old_mean:.4f}"
+        line = f"{self.suite} ({self.embedder}): {old} → {self.new_candidate} {self.new_mean:.4f}"
+        c = self.comparison
+        if c is not None and c.delta is not None:
+            line += f", Δ {c.delta:+.4f} [{c.delta_low:+.4f}, {c.delta_high:+.4f}] ({c.raw_status or c.status})"
+        if self.refused:
+            return f"REFUSED {line}: {self.refused}"
+        return f"{line} → {self.path}"
 
 
 def _safe_name(name: str) -> str:
@@ -109,12 +120,7 @@ def write_baseline(directory: str | Path, result: Result) -> Path:
         "scores": {i: round(float(s), _SCORE_DECIMALS) for i, s in zip(result.ids, result.scores)},
     }
     # One score per line keeps diffs readable; write-then-rename keeps the file whole if interrupted.
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".baseline-", suffix=".json")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(temp, path)
-    return path
+    return write_json_atomic(path, data)
 
 
 def compare_with_baseline(
@@ -126,27 +132,87 @@ def compare_with_baseline(
 ) -> Comparison:
     """Paired bootstrap CI of (candidate − baseline) on the suite's rows, resampled by group if any."""
     if baseline is None:
-        return Comparison("no-baseline", f"no baseline for suite '{result.suite}' under embedder "
+        return Comparison(NO_BASELINE, f"no baseline for suite '{result.suite}' under embedder "
                                          f"'{result.embedder}'; create one with --update-baselines")
     common = dict(baseline_candidate=baseline.candidate, baseline_mean=baseline.mean)
     if baseline.embedder_fingerprint != result.embedder_fingerprint:
-        return Comparison("stale", f"the baseline of suite '{result.suite}' was scored by another build of "
+        return Comparison(STALE, f"the baseline of suite '{result.suite}' was scored by another build of "
                                    f"embedder '{result.embedder}' (fingerprint {baseline.embedder_fingerprint}, "
                                    f"now {result.embedder_fingerprint}); refresh it with --update-baselines", **common)
     if baseline.suite_fingerprint != result.suite_fingerprint or set(baseline.scores) != set(result.ids):
-        return Comparison("stale", f"suite '{result.suite}' changed since its baseline was stored "
+        return Comparison(STALE, f"suite '{result.suite}' changed since its baseline was stored "
                                    f"(fingerprint {baseline.suite_fingerprint}, now {result.suite_fingerprint}); "
                                    "refresh it with --update-baselines", **common)
     reference = np.array([baseline.scores[i] for i in result.ids])
     interval = paired_bootstrap_delta(result.scores, reference, groups=result.groups,
                                       confidence=bootstrap.confidence, n_resamples=bootstrap.n_resamples,
                                       method=bootstrap.method, seed=bootstrap.seed)
-    numbers = dict(delta=interval.estimate, delta_low=interval.low, delta_high=interval.high, **common)
+    numbers = dict(delta=interval.estimate, delta_low=interval.low, delta_high=interval.high, tolerance=tolerance,
+                   **common)
     summary = (f"'{result.candidate}' {result.mean:.4f} vs baseline '{baseline.candidate}' {baseline.mean:.4f} "
                f"on suite '{result.suite}': Δ = {interval.estimate:+.4f}, "
                f"{interval.confidence:.0%} CI [{interval.low:+.4f}, {interval.high:+.4f}]")
     if interval.high < -tolerance:
-        return Comparison("regression", f"significantly worse: {summary}", **numbers)
-    if interval.low > tolerance:
-        return Comparison("improvement", f"significantly better: {summary}", **numbers)
-    return Comparison("no-difference", f"no significant difference: {summary}", **numbers)
+        status, text = REGRESSION, f"significantly worse: {summary}"
+    elif interval.low > tolerance:
+        status, text = IMPROVEMENT, f"significantly better: {summary}"
+    else:
+        status, text = NO_DIFFERENCE, f"no significant difference: {summary}"
+    return Comparison(status, text, raw_status=status, **numbers)
+
+
+def update_baseline(directory: str | Path, result: Result, comparison: Comparison | None, *,
+                    force: bool = False) -> BaselineUpdate:
+    """Accept `result` as the suite's new baseline, unless that would hide a regression.
+
+    A candidate significantly worse than the current baseline on this suite (the per-suite verdict, before
+    any multiple-suite correction: a lost reference costs more than a refused update) is refused unless
+    `force`; so is an incomplete result. The returned update says old → new either way.
+    """
+    old = load_baseline(directory, result.embedder, result.suite)
+    update = BaselineUpdate(result.suite, result.embedder, baseline_path(directory, result.embedder, result.suite),
+                            result.candidate, result.mean, old.candidate if old else None,
+                            old.mean if old else None, comparison)
+    if not result.complete:
+        return replace(update, refused=f"{len(result.empty_prediction_ids)} empty predictions")
+    if not force and comparison is not None and (comparison.raw_status or comparison.status) == REGRESSION:
+        return replace(update, refused="significantly worse than the current baseline; "
+                                       "use --update-baselines=force to replace it anyway")
+    write_baseline(directory, result)
+    return update
+
+
+#: one-sided level of the gate: "the 95% two-sided CI lies entirely below −tolerance"
+GATE_ALPHA = 0.025
+
+
+def apply_correction(comparisons: Sequence[Comparison | None], correction: str = "holm") -> list[Comparison | None]:
+    """Correct the regression verdicts of one run's suites for testing several suites at once.
+
+    With `holm`, a suite is a regression only when its Holm-adjusted one-sided p-value is below the gate's
+    level, which keeps the chance that an unchanged candidate fails *any* suite of the run at most that
+    level. A suite that was a regression on its own but not after the correction becomes "no difference",
+    keeping `raw_status` so reports show both. `none` gates each suite on its own.
+    """
+    if correction == "none":
+        return [c if c is None else c.with_changes(correction="none", p_adjusted=c.p_regression)
+                for c in comparisons]
+    from harness.stats import holm_adjust
+
+    tested = [i for i, c in enumerate(comparisons) if c is not None and c.p_regression is not None]
+    adjusted = dict(zip(tested, holm_adjust([comparisons[i].p_regression for i in tested]))) if tested else {}
+    corrected: list[Comparison | None] = []
+    for index, comparison in enumerate(comparisons):
+        if index not in adjusted:
+            corrected.append(comparison)
+            continue
+        p_adjusted = float(adjusted[index])
+        status = comparison.status
+        message = comparison.message
+        if comparison.raw_status == REGRESSION and p_adjusted >= GATE_ALPHA:
+            status = NO_DIFFERENCE
+            message = (f"not significant after the {correction} correction over {len(tested)} suites "
+                       f"(p = {comparison.p_regression:.4f}, adjusted {p_adjusted:.4f}): {message}")
+        corrected.append(comparison.with_changes(status=status, message=message, p_adjusted=p_adjusted,
+                                                 correction=correction))
+    return corrected

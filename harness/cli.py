@@ -1,6 +1,7 @@
 """The `prh` command: score, baseline, leaderboard, suites.
 
-A thin shell over the library: parse arguments, call the same functions the pytest plugin calls, print.
+A thin shell over the library: parse arguments, build the Workspace (the same one the pytest plugin
+uses), call it, print.
 Errors a user can fix print one line and exit 2; a result with empty predictions prints and exits 1
 (Kaggle would reject it), never passing itself off as complete.
 """
@@ -12,31 +13,40 @@ import importlib
 import importlib.util
 import json
 import sys
-import warnings
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, print_warnings
+from harness.workspace import Workspace
 
 EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suites-file", default="suites.toml", help="suites file (default: %(default)s)")
-    parser.add_argument("--candidates-file", default="candidates.toml", help="candidates file (default: %(default)s)")
+    """The workspace paths every command shares (defaults: the project in the current folder)."""
+    parser.add_argument("--suites-file", default=None, help="suites file (default: suites.toml)")
+    parser.add_argument("--candidates-file", default=None, help="candidates file (default: candidates.toml)")
     parser.add_argument("--store", default=None, help="SQLite store (default: $PRH_STORE or .prh/store.sqlite)")
-    parser.add_argument("--baselines-dir", default="baselines", help="baselines folder (default: %(default)s)")
+    parser.add_argument("--baselines-dir", default=None, help="baselines folder (default: baselines)")
+    parser.add_argument("--report-dir", default=None, help="reports folder (default: reports)")
 
 
 def _add_scoring(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", required=True, help="a suite name from the suites file, or a data file")
+    parser.add_argument("--suite", required=True,
+                        help="a suite name from the suites file, or else the path of a data file")
     parser.add_argument("--candidate", default=None, help="a candidate name, 'mean:TEXT' or 'file:PATH.csv'")
     parser.add_argument("--embedder", default="auto", help="auto, st5, minilm or path:DIR (default: %(default)s)")
     parser.add_argument("--truth-column", default=None, help="with a data file: the column holding the true prompt")
     parser.add_argument("--id-column", default=None, help="with a data file: the id column ('' numbers the rows)")
     parser.add_argument("--group-column", default=None, help="with a data file: a column to cluster the statistics by")
-    parser.add_argument("--predictions", default=None, help="a CSV with predictions (may be the suite file itself)")
-    parser.add_argument("--prediction-column", default="rewrite_prompt", help="column of --predictions (default: %(default)s)")
+    parser.add_argument("--predictions", default=None,
+                        help="a CSV/JSONL/parquet file of predictions; when it is the suite's own file, rows "
+                             "align by position")
+    parser.add_argument("--prediction-column", default="rewrite_prompt",
+                        help="column of --predictions (default: %(default)s)")
+    parser.add_argument("--prediction-id-column", default=None,
+                        help="id column of --predictions (default: id; '' aligns rows by position, and the row "
+                             "counts must match)")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default: %(default)s)")
     parser.add_argument("--ci-method", choices=("bca", "percentile"), default="bca")
     parser.add_argument("--seed", type=int, default=0)
@@ -56,13 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     baseline = commands.add_parser("baseline", help="score a candidate and store it as the suite's baseline")
     _add_scoring(baseline)
     _add_common(baseline)
+    baseline.add_argument("--force", action="store_true",
+                          help="replace the baseline even with a significantly worse candidate")
 
-    board = commands.add_parser("leaderboard", help="re-render reports/ from the store's history")
-    board.add_argument("--store", default=None)
-    board.add_argument("--report-dir", default="reports")
+    board = commands.add_parser("leaderboard", help="re-render the reports from the store's history")
+    _add_common(board)
 
-    suites = commands.add_parser("suites", help="list and validate the suites")
-    suites.add_argument("--suites-file", default="suites.toml")
+    suites = commands.add_parser("suites", help="list and validate every suite")
+    _add_common(suites)
     for module in COMMAND_MODULES:
         # Each package (generate, train, optimize) owns its subcommands: `add_commands(subparsers)`
         # registers them with `set_defaults(handler=...)`. Their modules must import nothing heavy.
@@ -72,16 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _suite_for(args):
-    from harness.data import load_suite, load_suite_specs, spec_for_file
-
-    path = Path(args.suite)
-    specs = load_suite_specs(args.suites_file) if Path(args.suites_file).is_file() else {}
-    if args.suite in specs and not path.is_file():
-        return load_suite(specs[args.suite]), True
-    if not path.is_file():
-        known = ", ".join(specs) or "(no suites file)"
-        raise HarnessError(f"--suite {args.suite!r} is neither a suite in {args.suites_file} ({known}) nor a file")
+def _suite_columns(args) -> dict[str, str]:
     columns = {}
     if args.truth_column:
         columns["rewrite_prompt"] = args.truth_column
@@ -89,119 +91,101 @@ def _suite_for(args):
         columns["id"] = args.id_column
     if args.group_column:
         columns["group"] = args.group_column
-    # A raw file often has only ids and prompts: texts are needed by model candidates, not for scoring.
-    for field in ("original_text", "rewritten_text"):
-        columns.setdefault(field, "")
-    return load_suite(spec_for_file(path, columns)), False
+    return columns
 
 
-def _candidate_for(args, store):
-    from harness.candidates import (
-        CandidateContext,
-        PredictionsFileCandidate,
-        load_candidate_registry,
-        resolve_candidate,
-    )
-    from harness.data import load_suite_specs
+def _candidate_for(args, suite):
+    """`--candidate SPEC`, or `--predictions FILE` read by id, or by position when FILE is the suite's file."""
+    if not args.predictions:
+        if not args.candidate:
+            raise HarnessError("--candidate (or --predictions) is required")
+        return args.candidate
+    if args.candidate:
+        raise HarnessError("give either --candidate or --predictions, not both")
+    from harness.candidates import PredictionsFileCandidate
 
-    if args.predictions:
-        if args.candidate:
-            raise HarnessError("give either --candidate or --predictions, not both")
-        return PredictionsFileCandidate(args.predictions, id_column=args.id_column or "id",
-                                        prediction_column=args.prediction_column)
-    if not args.candidate:
-        raise HarnessError("--candidate (or --predictions) is required")
-    registry_path = Path(args.candidates_file)
-    registry = load_candidate_registry(registry_path if registry_path.is_file() else None)
-    suites = load_suite_specs(args.suites_file) if Path(args.suites_file).is_file() else {}
-    return resolve_candidate(args.candidate, registry, CandidateContext(store=store, suites=suites))
+    same_file = suite.source and Path(suite.source).resolve() == Path(args.predictions).resolve()
+    id_column = args.prediction_id_column
+    if id_column is None:
+        id_column = "" if same_file else "id"
+    return PredictionsFileCandidate(args.predictions, id_column=id_column, prediction_column=args.prediction_column)
 
 
-def _score(args, *, quiet: bool):
-    from harness.baselines import compare_with_baseline, load_baseline
-    from harness.embedders import make_embedder
-    from harness.evaluate import BootstrapSettings, evaluate
+def _score(args, workspace, *, quiet: bool):
+    from harness.evaluate import BootstrapSettings
     from harness.progress import stage_progress
-    from harness.store import Store
 
-    suite, named = _suite_for(args)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        embedder = make_embedder(args.embedder)
-    for warning in caught:
-        print(f"WARNING: {warning.message}", file=sys.stderr)
+    suite = workspace.suite(args.suite, columns=_suite_columns(args) or None)
+    print_warnings(workspace.embedder(args.embedder).warnings)
     bootstrap = BootstrapSettings(n_resamples=args.resamples, method=args.ci_method, seed=args.seed)
-    with Store(args.store) as store, stage_progress(None if not quiet else False) as progress:
-        candidate = _candidate_for(args, store)
-        result = evaluate(candidate, suite, embedder, store=store, bootstrap=bootstrap, signed=args.signed,
-                          on_progress=progress)
-        comparison = None
-        if named:
-            baseline = load_baseline(args.baselines_dir, result.embedder, suite.name)
-            comparison = compare_with_baseline(result, baseline, bootstrap=bootstrap)
-        store.record_run(result.to_run_record(session="cli", baseline=comparison.to_dict() if comparison else None))
-    return result, comparison
+    with stage_progress(None if not quiet else False) as progress:
+        return workspace.judge(_candidate_for(args, suite), suite, embedder=args.embedder, bootstrap=bootstrap,
+                               signed=args.signed, on_progress=progress)
+
+
+def _report_incomplete(result) -> int:
+    ids = result.empty_prediction_ids
+    print(f"error: {len(ids)} of {result.n} predictions are empty (Kaggle rejects such a submission); "
+          f"the score above counts them as 0. Row ids: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''}",
+          file=sys.stderr)
+    return EXIT_INCOMPLETE
 
 
 def cmd_score(args) -> int:
-    result, comparison = _score(args, quiet=args.json)
+    with Workspace.from_args(args) as workspace:
+        scored = workspace.record(_score(args, workspace, quiet=args.json), session="cli")
+    result = scored.result
     if args.json:
         data = result.to_dict(rows=args.rows)
-        data["baseline"] = comparison.to_dict() if comparison else None
+        data["baseline"] = scored.comparison.to_dict() if scored.comparison else None
+        data["suite_kind"] = scored.suite_kind
         print(json.dumps(data, ensure_ascii=False))
     else:
         from rich.console import Console
 
         from harness.report import rich_table
 
-        # Piped output (logs, CI) is rendered wide instead of squeezing every column into 80 characters.
-        Console(width=None if sys.stdout.isatty() else 160).print(rich_table([result.to_run_record(baseline=comparison.to_dict() if comparison else None)],
-                                   title=f"{result.candidate} on {result.suite}"))
-        if not result.comparable_with_kaggle:
-            from harness.embedders import NOT_COMPARABLE_WARNING
-
-            print(f"WARNING: {NOT_COMPARABLE_WARNING}", file=sys.stderr)
-    if not result.complete:
-        ids = result.empty_prediction_ids
-        print(f"error: {len(ids)} of {result.n} predictions are empty (Kaggle rejects such a submission); "
-              f"the score above counts them as 0. Row ids: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''}",
-              file=sys.stderr)
-        return EXIT_INCOMPLETE
-    return 0
+        Console(width=None if sys.stdout.isatty() else 100).print(
+            rich_table([scored.record], title=f"{result.candidate} on {result.suite}"))
+    return 0 if result.complete else _report_incomplete(result)
 
 
 def cmd_baseline(args) -> int:
-    from harness.baselines import write_baseline
-
-    result, _ = _score(args, quiet=False)
-    if not result.complete:
-        print(f"error: not storing a baseline with {len(result.empty_prediction_ids)} empty predictions", file=sys.stderr)
-        return EXIT_INCOMPLETE
-    path = write_baseline(args.baselines_dir, result)
-    print(f"baseline for suite '{result.suite}' under embedder '{result.embedder}': {result.candidate} "
-          f"{result.mean:.4f} [{result.interval.low:.4f}, {result.interval.high:.4f}] → {path}")
+    with Workspace.from_args(args) as workspace:
+        scored = workspace.record(_score(args, workspace, quiet=False), session="cli")
+        update = workspace.update_baseline(scored, force=args.force)
+    if not update.written:
+        print(f"error: {update.describe()}", file=sys.stderr)
+        return EXIT_INCOMPLETE if not scored.result.complete else EXIT_USAGE
+    print(f"baseline {update.describe()}")
     return 0
 
 
 def cmd_leaderboard(args) -> int:
-    from harness.report import write_reports
-    from harness.store import Store
-
-    with Store(args.store) as store:
-        paths = write_reports(store.runs(), args.report_dir)
-    for path in paths:
-        print(path)
+    with Workspace.from_args(args) as workspace:
+        for path in workspace.write_reports():
+            print(path)
     return 0
 
 
 def cmd_suites(args) -> int:
-    from harness.data import load_suite, load_suite_specs
+    """Every suite, loaded and checked; every broken one named with its problem (exit 2 if any)."""
+    from harness.data import check_suites
 
-    for spec in load_suite_specs(args.suites_file).values():
-        suite = load_suite(spec)
+    workspace = Workspace.from_args(args)
+    broken = 0
+    for check in check_suites(workspace.suites_file):
+        if check.error is not None:
+            broken += 1
+            print(f"BROKEN {check.error}")
+            continue
+        suite = check.suite
         groups = len(set(suite.groups)) if suite.groups else 0
-        print(f"{spec.name}: {len(suite)} rows, {groups or 'no'} groups, {len(set(suite.prompts))} distinct prompts "
-              f"({spec.path})")
+        print(f"{check.name}: {len(suite)} rows, {groups or 'no'} groups, {len(set(suite.prompts))} distinct "
+              f"prompts ({suite.source})")
+    if broken:
+        print(f"error: {broken} broken suite(s) in {workspace.suites_file}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 

@@ -7,6 +7,8 @@ parser or torch.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -52,3 +54,9 @@ class ModelUnavailableError(HarnessError, RuntimeError):
 class LearnedFromSuiteError(ConfigError):
     """The candidate learned from the suite it is asked to be scored on (few-shot pool, retrieval index,
     training data): such a score measures memorisation, so it is refused."""
+
+
+def print_warnings(messages: Iterable[str], stream=None) -> None:
+    """Print warnings a command should show (e.g. an embedder's fallback) as `WARNING: …` lines on stderr."""
+    for message in messages:
+        print(f"WARNING: {message}", file=stream or sys.stderr)

@@ -1,48 +1,40 @@
 """pytest plugin: `pytest suites/ --candidate=NAME` scores a candidate on every suite.
 
-Registered through the `pytest11` entry point, so any pytest run in an environment with the harness
-installed has the options; it only does work when a test asks for its fixtures (the checks in
-`suites/`). Per suite there is one test item per check (complete predictions, no regression against the
-stored baseline); scoring happens once per suite and is shared by its checks. The run is recorded in the
-store, and at the end of the session the leaderboard under `--report-dir` is re-rendered from the whole
-history, whether tests passed or not. No scoring logic lives here: it maps results and verdicts onto
-pass, fail and skip.
+Registered through the `pytest11` entry point, so every pytest run in an environment with the harness
+installed sees the options. It stays out of the way of other projects: importing it imports nothing but
+pytest and the standard library, and it only does work when a test asks for its fixtures (the checks in
+`suites/`).
+
+The candidate is scored on the suites as one family, when the first check needs a result: every suite
+is evaluated and compared with its stored baseline, the regression verdicts are corrected across the
+family (Holm by default, `--gate-correction none` for per-suite gating), baselines are updated when
+asked, and each run is recorded in the store. Each suite then has one test item per check. Mistakes in
+the command line or the configuration (unknown suite or candidate, invalid TOML, a missing model) stop
+the run with one line and pytest's usage-error exit code 4. No scoring logic lives here: it maps the
+Workspace's results and verdicts onto pass, fail and skip.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from harness.baselines import (
-    DEFAULT_TOLERANCE,
-    Comparison,
-    compare_with_baseline,
-    load_baseline,
-    write_baseline,
-)
-from harness.candidates import (
-    CandidateContext,
-    MissingPredictionsError,
-    load_candidate_registry,
-    resolve_candidate,
-)
-from harness.data import load_suite, load_suite_specs, select_specs
-from harness.embedders import NOT_COMPARABLE_WARNING, make_embedder
-from harness.errors import HarnessError, LearnedFromSuiteError
-from harness.evaluate import BootstrapSettings, Result, evaluate
-from harness.progress import person_watching, stage_progress
-from harness.store import STORE_ENV, Store
+from harness.errors import HarnessError
+from harness.workspace import CORRECTIONS, DEFAULT_TOLERANCE, STORE_ENV
+
+if TYPE_CHECKING:
+    from harness.baselines import BaselineUpdate
+    from harness.workspace import Scored, Workspace
 
 DEFAULT_CANDIDATE = "mean-prompt"
 _SESSION_KEY = pytest.StashKey["PrhSession"]()
+_UPDATE_MODES = ("on", "force")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,13 +49,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="score only this suite (repeatable; default: every suite in the suites file)")
     group.addoption("--candidates-file", default=None, help="candidates file (default: <rootdir>/candidates.toml)")
     group.addoption("--baselines-dir", default=None, help="baselines folder (default: <rootdir>/baselines)")
-    group.addoption("--update-baselines", action="store_true", default=False,
-                    help="accept the current candidate as the baseline of every suite it scores")
+    group.addoption("--update-baselines", nargs="?", const="on", default=None, metavar="force",
+                    help="accept the candidate as the baseline of every suite it scores; the summary lists "
+                         "old → new. A candidate significantly worse than the current baseline is refused "
+                         "unless --update-baselines=force")
     group.addoption("--report-dir", default=None, help="where the leaderboard is written (default: <rootdir>/reports)")
     group.addoption("--store", default=None, dest="prh_store",
                     help=f"SQLite store path (default: ${STORE_ENV} or <rootdir>/.prh/store.sqlite)")
     group.addoption("--regression-tolerance", type=float, default=DEFAULT_TOLERANCE,
                     help="a regression is a paired CI entirely below -TOL (default: %(default)s)")
+    group.addoption("--gate-correction", choices=CORRECTIONS, default="holm",
+                    help="multiple-suite correction of the regression gate (default: %(default)s)")
     group.addoption("--bootstrap-resamples", type=int, default=10_000)
     group.addoption("--bootstrap-seed", type=int, default=0)
     group.addoption("--ci-method", choices=("bca", "percentile"), default="bca")
@@ -74,116 +70,110 @@ class SuiteOutcome:
     """What the checks of one suite look at."""
 
     suite: str
-    result: Result | None = None
-    comparison: Comparison | None = None
+    scored: Scored | None = None
     error: str | None = None
     not_applicable: str | None = None
+    baseline_update: BaselineUpdate | None = None
+
+    @property
+    def result(self):
+        return self.scored.result if self.scored else None
+
+    @property
+    def comparison(self):
+        return self.scored.comparison if self.scored else None
 
 
 class PrhSession:
-    """Per-process state: lazily built embedder, candidate and store; one outcome per suite."""
+    """Per-process state: the Workspace, the suites to run, and one outcome per suite (scored once)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        root = Path(config.rootpath)
-        option = config.option
-        self.suites_file = Path(option.suites_file) if option.suites_file else root / "suites.toml"
-        default_candidates = root / "candidates.toml"
-        self.candidates_file = (Path(option.candidates_file) if option.candidates_file
-                                else default_candidates if default_candidates.is_file() else None)
-        self.baselines_dir = Path(option.baselines_dir) if option.baselines_dir else root / "baselines"
-        self.report_dir = Path(option.report_dir) if option.report_dir else root / "reports"
-        self.store_path = Path(option.prh_store or os.environ.get(STORE_ENV) or root / ".prh" / "store.sqlite")
         self.session_id = getattr(config, "workerinput", {}).get("prh_session") or uuid.uuid4().hex
-        self.bootstrap = BootstrapSettings(n_resamples=option.bootstrap_resamples, method=option.ci_method,
-                                           seed=option.bootstrap_seed)
-        self.outcomes: dict[str, SuiteOutcome] = {}
-        self.embedder_warning: str | None = None
-        self._embedder = None
-        self._candidate = None
-        self._store: Store | None = None
-        self._specs = None
+        self.usage_error: str | None = None
+        self.embedder_warnings: tuple[str, ...] = ()
+        self.outcomes: dict[str, SuiteOutcome] | None = None
+        self.report_paths: list[Path] = []
+        self.report_error: str | None = None
+        self._workspace: Workspace | None = None
+        self._names: list[str] | None = None
 
-    # -- lazily built parts ------------------------------------------------------------------------
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            from harness.workspace import Workspace
+
+            option = self.config.option
+            self._workspace = Workspace.from_dir(
+                Path(self.config.rootpath), suites_file=option.suites_file, candidates_file=option.candidates_file,
+                baselines_dir=option.baselines_dir, store=option.prh_store, report_dir=option.report_dir)
+        return self._workspace
+
     def suite_names(self) -> list[str]:
-        if self._specs is None:
-            self._specs = select_specs(load_suite_specs(self.suites_file), self.config.option.prh_suites)
-        return [spec.name for spec in self._specs]
+        if self._names is None:
+            self._names = self.workspace.suite_names(self.config.option.prh_suites)
+        return self._names
 
-    def _spec(self, name: str):
+    def validate(self) -> None:
+        """Everything that can be known before scoring: raises HarnessError naming the first problem."""
+        mode = self.config.option.update_baselines
+        if mode is not None and mode not in _UPDATE_MODES:
+            raise HarnessError(f"--update-baselines takes no value or 'force', got {mode!r}")
         self.suite_names()
-        return next(spec for spec in self._specs if spec.name == name)
-
-    @property
-    def embedder(self):
-        if self._embedder is None:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                self._embedder = make_embedder(self.config.option.embedder)
-            if caught or not self._embedder.comparable_with_kaggle:
-                self.embedder_warning = str(caught[0].message) if caught else getattr(self._embedder, "note", "")
-        return self._embedder
-
-    @property
-    def candidate(self):
-        if self._candidate is None:
-            registry = load_candidate_registry(self.candidates_file)
-            context = CandidateContext(store=self.store, suites=load_suite_specs(self.suites_file))
-            self._candidate = resolve_candidate(self.config.option.candidate, registry, context)
-        return self._candidate
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = Store(self.store_path)
-        return self._store
+        self.workspace.candidate(self.config.option.candidate)
+        self.embedder_warnings = self.workspace.embedder(self.config.option.embedder).warnings
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+        if self._workspace is not None:
+            self._workspace.close()
 
-    # -- scoring -----------------------------------------------------------------------------------
+    # -- scoring -----------------------------------------------------------------------------------------
     def outcome(self, suite_name: str) -> SuiteOutcome:
-        if suite_name not in self.outcomes:
-            self.outcomes[suite_name] = self._score(suite_name)
+        if self.outcomes is None:
+            self.outcomes = self._score_family()
         return self.outcomes[suite_name]
 
-    def _score(self, suite_name: str) -> SuiteOutcome:
-        outcome = SuiteOutcome(suite_name)
-        try:
-            suite = load_suite(self._spec(suite_name))
-            candidate, embedder = self.candidate, self.embedder
+    def _score_family(self) -> dict[str, SuiteOutcome]:
+        from harness.candidates import MissingPredictionsError
+        from harness.errors import LearnedFromSuiteError
+        from harness.evaluate import BootstrapSettings
+
+        option = self.config.option
+        workspace = self.workspace
+        bootstrap = BootstrapSettings(n_resamples=option.bootstrap_resamples, method=option.ci_method,
+                                      seed=option.bootstrap_seed)
+        outcomes = {name: SuiteOutcome(name) for name in self.suite_names()}
+        judged: list[Scored] = []
+        for name, outcome in outcomes.items():
             try:
                 with self._progress() as progress:
-                    result = evaluate(candidate, suite, embedder, store=self.store, bootstrap=self.bootstrap,
-                                      on_progress=progress)
+                    judged.append(workspace.judge(option.candidate, name, embedder=option.embedder,
+                                                  bootstrap=bootstrap, tolerance=option.regression_tolerance,
+                                                  on_progress=progress))
             except MissingPredictionsError as exc:
-                if len(exc.missing) == exc.total:
-                    outcome.not_applicable = f"{candidate.name} has no prediction for any row of suite '{suite_name}'"
-                    return outcome
-                raise
+                if len(exc.missing) != exc.total:
+                    outcome.error = str(exc)
+                else:
+                    outcome.not_applicable = f"{option.candidate} has no prediction for any row of suite '{name}'"
             except LearnedFromSuiteError as exc:
                 outcome.not_applicable = str(exc)
-                return outcome
-            if self.config.option.update_baselines and result.complete:
-                write_baseline(self.baselines_dir, result)
-            baseline = load_baseline(self.baselines_dir, result.embedder, suite_name)
-            comparison = compare_with_baseline(result, baseline, tolerance=self.config.option.regression_tolerance,
-                                               bootstrap=self.bootstrap)
-            self.store.record_run(result.to_run_record(session=self.session_id, baseline=comparison.to_dict()),
-                                  once_per_session=True)
-            outcome.result, outcome.comparison = result, comparison
-        except HarnessError as exc:
-            outcome.error = str(exc)
-        return outcome
-
+            except HarnessError as exc:
+                outcome.error = str(exc)
+        for scored in workspace.gate(judged, option.gate_correction):
+            outcome = outcomes[scored.result.suite]
+            if option.update_baselines is not None:
+                outcome.baseline_update = workspace.update_baseline(scored, force=option.update_baselines == "force")
+            outcome.scored = workspace.record(scored, session=self.session_id, once_per_session=True)
+        return outcomes
 
     @contextmanager
     def _progress(self):
         """A rich progress bar on the real terminal while embedding (pytest captures output inside tests,
         so capturing is suspended for it); nothing at all when no person is watching (CI, xdist)."""
+        from harness.progress import person_watching, stage_progress
+
         stream = sys.__stderr__
-        watching = person_watching(stream) and not hasattr(self.config, "workerinput")
+        watching = person_watching(stream) and not _is_worker(self.config)
         capture = self.config.pluginmanager.getplugin("capturemanager")
         if not watching or capture is None:
             with stage_progress(False) as progress:
@@ -199,6 +189,10 @@ def _session(config: pytest.Config) -> PrhSession:
     return config.stash[_SESSION_KEY]
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "prh_suite(name): a check of one prompt-recovery suite")
     if not config.pluginmanager.hasplugin("xdist"):
@@ -212,15 +206,34 @@ def pytest_configure_node(node) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "prh_suite" in metafunc.fixturenames:
-        session = _session(metafunc.config)
+    """One item per suite. A configuration error is kept and raised as a usage error once collection ends
+    (raised here, pytest would print it as a collection error with a long traceback)."""
+    if "prh_suite" not in metafunc.fixturenames:
+        return
+    session = _session(metafunc.config)
+    names: list[str] = []
+    if session.usage_error is None:
         try:
             names = session.suite_names()
         except HarnessError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        # Both checks of a suite share one scoring: under `--dist loadgroup` keep them on one worker.
-        params = [pytest.param(name, marks=pytest.mark.xdist_group(name=f"prh-{name}")) for name in names]
-        metafunc.parametrize("prh_suite", params, ids=names)
+            session.usage_error = str(exc)
+    params = [pytest.param(name, marks=pytest.mark.xdist_group(name=f"prh-{name}")) for name in names]
+    metafunc.parametrize("prh_suite", params, ids=names)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Check the suites, the candidate and the embedder before any test runs: a mistake there is one line
+    and exit code 4, not one failed test per check."""
+    if not any("prh_suite" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    state = _session(config)
+    if state.usage_error is None:
+        try:
+            state.validate()
+        except HarnessError as exc:
+            state.usage_error = str(exc)
+    if state.usage_error is not None:
+        raise pytest.UsageError(state.usage_error)
 
 
 @pytest.fixture(scope="session")
@@ -230,13 +243,13 @@ def prh_session(request: pytest.FixtureRequest) -> PrhSession:
 
 @pytest.fixture
 def prh_outcome(prh_session: PrhSession, prh_suite: str) -> SuiteOutcome:
-    """The scored suite (scored once, shared by its checks)."""
+    """The scored suite (the family is scored once, shared by every check)."""
     return prh_session.outcome(prh_suite)
 
 
 def _require_scored(outcome: SuiteOutcome) -> None:
-    """A configuration or data error fails each check with that one clear message (no traceback); a
-    suite the candidate has no answers for at all (another suite's submission file) is skipped."""
+    """A data error fails each check with that one clear message (no traceback); a suite the candidate has
+    no answers for at all (another suite's submission file) or learned from is skipped."""
     if outcome.error:
         pytest.fail(outcome.error, pytrace=False)
     if outcome.not_applicable:
@@ -255,58 +268,83 @@ def check_predictions_complete(outcome: SuiteOutcome) -> None:
 
 
 def check_no_regression(outcome: SuiteOutcome) -> None:
-    """Fails when the paired CI of (candidate − baseline) lies entirely below −tolerance."""
+    """Fails when the (corrected) paired CI of (candidate − baseline) lies entirely below −tolerance, or when
+    replacing the baseline was refused; passes when the candidate was just accepted as the baseline."""
     _require_scored(outcome)
+    update = outcome.baseline_update
+    if update is not None:
+        if not update.written:
+            pytest.fail(f"baseline not replaced: {update.describe()}", pytrace=False)
+        return  # the candidate is now the baseline; the summary says old → new
     comparison = outcome.comparison
-    if comparison.status == "no-baseline":
+    if comparison is None or comparison.status == "no-baseline":
+        pytest.skip(comparison.message if comparison else f"suite '{outcome.suite}' has no baseline")
+    if comparison.status == "not-judged":
         pytest.skip(comparison.message)
-    if comparison.status in ("regression", "stale"):
+    if comparison.fails:
         pytest.fail(comparison.message, pytrace=False)
 
 
-def _is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Render the leaderboard from the store's whole history, also when checks failed."""
+    """Render the reports from the store's whole history when this run scored something, also when checks
+    failed."""
     config = session.config
     state = _session(config)
     try:
-        if _is_worker(config) or not state.store_path.exists():
+        if not _scored_here(state):
             return
-        with Store(state.store_path) as store:
-            if not store.runs(session=state.session_id):
-                return  # this pytest run scored nothing: leave the reports alone
-            from harness.report import write_reports
-
-            state.report_paths = write_reports(store.runs(), state.report_dir)
+        if not state.workspace.store(create=False).runs(session=state.session_id):
+            return  # this pytest run scored nothing: leave the reports alone
+        state.report_paths = state.workspace.write_reports()
     except Exception as exc:  # a broken report must not hide the test results
         state.report_error = f"{type(exc).__name__}: {exc}"
-    finally:
-        state.close()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     state = _session(config)
-    if _is_worker(config) or not state.store_path.exists():
+    try:
+        _summary(terminalreporter, state)
+    finally:
+        state.close()
+
+
+def _scored_here(state: PrhSession) -> bool:
+    """Whether this process should report: it scored suites itself, or it is the xdist controller of
+    workers that may have (they record under its session id). Other pytest runs are left alone."""
+    config = state.config
+    if _is_worker(config) or state.usage_error:
+        return False
+    distributed = getattr(config.option, "dist", "no") != "no"
+    return (state.outcomes is not None or distributed) and state.workspace.store_path.exists()
+
+
+def _summary(terminalreporter, state: PrhSession) -> None:
+    if not _scored_here(state):
         return
-    with Store(state.store_path) as store:
-        records = store.runs(session=state.session_id)
-    if not records:
+    records = state.workspace.store(create=False).runs(session=state.session_id)
+    updates = [o.baseline_update for o in (state.outcomes or {}).values() if o.baseline_update is not None]
+    if not records and not updates:
         return
     from rich.console import Console
 
     from harness.report import latest_runs, rich_table
 
-    # Not a terminal (CI logs): render wide rather than squeezing every column into 80 characters.
-    width = terminalreporter._tw.fullwidth if terminalreporter.isatty else 160
+    # Not a terminal (CI logs): render at 100 columns rather than squeezing into 80 or sprawling.
+    width = terminalreporter._tw.fullwidth if terminalreporter.isatty else 100
     console = Console(file=terminalreporter._tw._file, force_terminal=terminalreporter.isatty, width=width)
     terminalreporter.section("prompt-recovery scores")
     console.print(rich_table(latest_runs(records), title="this run"))
-    if any(not record.comparable_with_kaggle for record in records):
-        terminalreporter.write_line(f"WARNING: {state.embedder_warning or NOT_COMPARABLE_WARNING}", red=True, bold=True)
-    if getattr(state, "report_paths", None):
+    warnings = list(state.embedder_warnings)
+    if not warnings and any(not record.comparable_with_kaggle for record in records):
+        from harness.embedders import NOT_COMPARABLE_WARNING
+
+        warnings.append(NOT_COMPARABLE_WARNING)
+    for warning in warnings:  # once, not on every row
+        terminalreporter.write_line(f"WARNING: {warning}", red=True, bold=True)
+    for update in updates:
+        terminalreporter.write_line(("baseline " if update.written else "") + update.describe(),
+                                    red=not update.written, green=update.written)
+    if state.report_paths:
         terminalreporter.write_line("leaderboard written: " + ", ".join(str(p) for p in state.report_paths))
-    if getattr(state, "report_error", None):
+    if state.report_error:
         terminalreporter.write_line(f"could not write the leaderboard: {state.report_error}", red=True)

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +26,9 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
+from harness.files import write_atomic, write_text_atomic
 from harness.store import RunRecord
+from harness.verdict import NO_BASELINE, Comparison
 
 if TYPE_CHECKING:  # rich is only needed by rich_table; keep import-time work minimal
     from rich.table import Table
@@ -50,6 +50,8 @@ _VERDICTS: dict[str | None, str] = {
     "stale": "⚠ stale baseline",
     None: f"{MISSING} not compared",
 }
+#: stands in for a run without any comparison, so formatters read one shape
+_NO_COMPARISON = Comparison(NO_BASELINE, "")
 _VERDICT_STYLES = {"regression": "bold red", "improvement": "bold green", "stale": "yellow"}
 
 
@@ -190,7 +192,7 @@ def _confidence_label(records: Sequence[RunRecord]) -> str:
 
 
 def _verdict(record: RunRecord) -> str:
-    status = record.baseline.get("status") if record.baseline else None
+    status = record.baseline.status if record.baseline else None
     return _VERDICTS.get(status, str(status))
 
 
@@ -323,31 +325,31 @@ def _baseline_table(section: _Section) -> list[str]:
     if not any(run.baseline for _, run in runs):
         return lines + ["_No baseline comparisons were recorded for this embedder._", ""]
     names = _display_names(section)
-    statuses = [run.baseline.get("status") if run.baseline else None for _, run in runs]
+    statuses = [run.baseline.status if run.baseline else None for _, run in runs]
     counts = {status: statuses.count(status) for status in ("regression", "improvement", "stale")}
     lines += [f"{counts['regression']} regression(s), {counts['improvement']} improvement(s), "
               f"{counts['stale']} stale baseline(s). Δ is candidate − baseline with its paired "
               "bootstrap CI; a regression means the whole interval lies below −tolerance.", ""]
     table = []
     for row, run in runs:
-        baseline = run.baseline or {}
-        reference = baseline.get("baseline_candidate")
+        baseline = run.baseline or _NO_COMPARISON
+        reference = baseline.baseline_candidate
         reference_cell = MISSING if reference is None else str(reference)
-        if _is_number(baseline.get("baseline_mean")):
-            reference_cell += f" ({_fmt(baseline['baseline_mean'])})"
+        if _is_number(baseline.baseline_mean):
+            reference_cell += f" ({_fmt(baseline.baseline_mean)})"
         verdict = _verdict(run)
         if run.n_empty > 0:
             verdict += f" · {_empty_flag(run)}"
         table.append([_md(names[row.fingerprint]), _md(run.suite), _md(reference_cell),
-                      _fmt_interval(baseline.get("delta"), baseline.get("delta_low"), baseline.get("delta_high"),
+                      _fmt_interval(baseline.delta, baseline.delta_low, baseline.delta_high,
                                     signed=True),
                       _md(verdict)])
     headers = ["candidate", "suite", "baseline (its mean)", "Δ [CI]", "verdict"]
     lines += [tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
     explained = [(row, run) for row, run in runs
-                 if run.baseline and run.baseline.get("status") in ("regression", "stale") and run.baseline.get("message")]
+                 if run.baseline and run.baseline.fails and run.baseline.message]
     for row, run in explained:
-        lines.append(f"- {_md(names[row.fingerprint])} on {_md(run.suite)}: {_md(str(run.baseline['message']))}")
+        lines.append(f"- {_md(names[row.fingerprint])} on {_md(run.suite)}: {_md(run.baseline.message)}")
     if explained:
         lines.append("")
     return lines
@@ -386,7 +388,7 @@ def _json_section(section: _Section) -> dict:
             "mean_over_suites": _json_number(row.mean_over_suites),
             "missing_suites": section.missing_suites(row),
             "incomplete": row.incomplete,
-            "baseline": {suite: _json_clean(dict(run.baseline)) for suite, run in row.runs.items() if run.baseline},
+            "baseline": {suite: _json_clean(run.baseline.to_dict()) for suite, run in row.runs.items() if run.baseline},
         } for row in section.rows],
     }
 
@@ -440,7 +442,7 @@ def render_plot(records: Sequence[RunRecord], path: str | Path) -> Path | None:
     for ax, section in zip(axes, sections, strict=True):
         _plot_section(ax, section, styles)
     target = Path(path)
-    _atomic_write(target, lambda handle: figure.savefig(handle, format="png", dpi=110))
+    write_atomic(target, lambda handle: figure.savefig(handle, format="png", dpi=110))
     return target
 
 
@@ -519,15 +521,15 @@ def rich_table(records: Sequence[RunRecord], *, title: str = "Prompt-recovery re
             embedder.append(" not Kaggle-comparable", style="yellow")
         for row in section.rows:
             for run in row.runs.values():
-                baseline = run.baseline or {}
-                status = baseline.get("status")
+                baseline = run.baseline or _NO_COMPARISON
+                status = run.baseline.status if run.baseline else None
                 n_cell = Text(str(run.n))
                 if run.n_empty > 0:
                     n_cell.append(f" ⚠ {run.n_empty} empty (INCOMPLETE)", style="bold red")
                 table.add_row(
                     Text(names[row.fingerprint]), Text(run.suite), embedder.copy(), Text(_fmt(run.mean)),
                     Text(f"[{_fmt(run.ci_low)}, {_fmt(run.ci_high)}]"), n_cell,
-                    Text(_fmt_interval(baseline.get("delta"), baseline.get("delta_low"), baseline.get("delta_high"),
+                    Text(_fmt_interval(baseline.delta, baseline.delta_low, baseline.delta_high,
                                        signed=True)),
                     Text(_verdict(run), style=_VERDICT_STYLES.get(status, "")),
                 )
@@ -551,8 +553,8 @@ def write_reports(records: Sequence[RunRecord], directory: str | Path, *,
     markdown_path, json_path = folder / MARKDOWN_NAME, folder / JSON_NAME
     markdown = render_markdown(records, title=title, generated_at=moment)
     data = render_json(records, generated_at=moment)
-    _atomic_write(markdown_path, lambda handle: handle.write(markdown.encode("utf-8")))
-    _atomic_write(json_path, lambda handle: handle.write(data.encode("utf-8")))
+    write_text_atomic(markdown_path, markdown)
+    write_text_atomic(json_path, data)
     written = [markdown_path, json_path]
     plot = render_plot(records, folder / PLOT_NAME)
     if plot is not None:
@@ -560,19 +562,3 @@ def write_reports(records: Sequence[RunRecord], directory: str | Path, *,
     else:
         (folder / PLOT_NAME).unlink(missing_ok=True)
     return written
-
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Call `write(binary_handle)` on a temporary file next to `path`, then os.replace it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the report from other users
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -22,6 +22,9 @@ from typing import TypeVar
 
 import numpy as np
 
+from harness.errors import HarnessError
+from harness.verdict import Comparison
+
 T = TypeVar("T")
 
 DEFAULT_STORE_PATH = Path(".prh") / "store.sqlite"
@@ -45,6 +48,10 @@ CREATE INDEX IF NOT EXISTS runs_by_embedder ON runs (embedder, suite, candidate)
 """
 
 
+class StoreNotFoundError(HarnessError):
+    """A reading command was pointed at a store that does not exist."""
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """What the history keeps of one scoring: enough to render a leaderboard row without rescoring."""
@@ -65,18 +72,28 @@ class RunRecord:
     n_empty: int = 0
     candidate_spec: str = ""
     seconds: float = 0.0
-    #: the paired comparison with the stored baseline (see harness.baselines.Comparison.to_dict), if any
-    baseline: Mapping | None = None
+    #: the paired comparison with the stored baseline, if any
+    baseline: Comparison | None = None
     session: str = ""
     created: float = field(default_factory=time.time)
     run_id: int | None = None
+    #: settings that change the numbers: a run with non-default ones is never mixed with default runs
+    signed: bool = False
+    n_resamples: int = 10_000
+    seed: int = 0
+    #: "named" (a suite of the suites file) or "file" (an ad-hoc data file given on the command line)
+    suite_kind: str = "named"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["baseline"] = self.baseline.to_dict() if self.baseline is not None else None
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping) -> RunRecord:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if isinstance(known.get("baseline"), Mapping):
+            known["baseline"] = Comparison.from_dict(known["baseline"])
         return cls(**known)
 
 
@@ -87,9 +104,16 @@ def default_store_path() -> Path:
 class Store:
     """A handle on the SQLite store; cheap to open, safe to use from several processes."""
 
-    def __init__(self, path: str | Path | None = None, *, timeout_seconds: float = 60.0) -> None:
+    def __init__(self, path: str | Path | None = None, *, create: bool = True, timeout_seconds: float = 60.0) -> None:
+        """Open the store at `path`. Only scoring creates a store (`create=True`): a reading command
+        given a path that does not exist (a typo) gets an error instead of a new empty database."""
         self.path = Path(path) if path is not None else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        in_memory = str(self.path) == ":memory:"
+        if not in_memory and not create and not self.path.is_file():
+            raise StoreNotFoundError(f"store not found: {self.path} (nothing has been scored into it; "
+                                     "check the path, or score a candidate first)")
+        if not in_memory:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = sqlite3.connect(self.path, timeout=timeout_seconds, isolation_level=None)
         self._connection.execute(f"PRAGMA busy_timeout = {int(timeout_seconds * 1000)}")
         self._retry(lambda: self._connection.execute("PRAGMA journal_mode = WAL"))

@@ -61,3 +61,59 @@ def test_leaderboard_re_renders_from_the_store(in_repo, capsys):
     score_json(capsys, "--suite", "leaked", "--candidate", "improve-text")
     assert main(["leaderboard", "--report-dir", str(in_repo / "reports")]) == 0
     assert "improve-text" in (in_repo / "reports" / "leaderboard.md").read_text()
+
+
+def test_predictions_in_the_suite_file_without_an_id_column_align_by_position(in_repo, capsys):
+    raw = in_repo / "raw.csv"
+    raw.write_text("truth,guess\nRewrite this as a poem.,Rewrite this as a poem.\nMake it formal.,Write a limerick.\n")
+    code, data = score_json(capsys, "--suite", str(raw), "--truth-column", "truth", "--id-column", "",
+                            "--predictions", str(raw), "--prediction-column", "guess", "--rows")
+    assert code == 0 and data["n"] == 2
+    assert [row["prediction"] for row in data["rows"]] == ["Rewrite this as a poem.", "Write a limerick."]
+    assert data["rows"][0]["score"] == pytest.approx(1.0, abs=1e-5) and data["rows"][1]["score"] < 0.9
+
+
+def test_a_separate_predictions_file_by_position_or_by_its_own_id_column(in_repo, capsys):
+    truth = in_repo / "truth.csv"
+    truth.write_text("id,rewrite_prompt\na,Rewrite this as a poem.\nb,Make it formal.\n")
+    keyed = in_repo / "keyed.csv"
+    keyed.write_text("key,p\nb,Make it formal.\na,Rewrite this as a poem.\n")
+    code, data = score_json(capsys, "--suite", str(truth), "--predictions", str(keyed), "--prediction-column", "p",
+                            "--prediction-id-column", "key")
+    assert code == 0 and data["mean"] == pytest.approx(1.0, abs=1e-5)
+    unkeyed = in_repo / "unkeyed.csv"
+    unkeyed.write_text("p\nRewrite this as a poem.\nMake it formal.\n")
+    code, data = score_json(capsys, "--suite", str(truth), "--predictions", str(unkeyed), "--prediction-column", "p",
+                            "--prediction-id-column", "")
+    assert code == 0 and data["mean"] == pytest.approx(1.0, abs=1e-5)
+    unkeyed.write_text("p\nRewrite this as a poem.\n")
+    code = main(["score", "--embedder", "minilm", "--suite", str(truth), "--predictions", str(unkeyed),
+                 "--prediction-column", "p", "--prediction-id-column", ""])
+    err = capsys.readouterr().err
+    assert code == 2 and "unkeyed.csv" in err and "1 prediction rows" in err and "2 rows" in err
+
+
+def test_reading_commands_refuse_a_store_that_does_not_exist(in_repo, capsys):
+    reports = in_repo / "reports"
+    reports.mkdir()
+    (reports / "leaderboard.md").write_text("previous report\n")
+    typo = in_repo / "typo" / "x.sqlite"
+    code = main(["leaderboard", "--store", str(typo), "--report-dir", str(reports)])
+    err = capsys.readouterr().err
+    assert code == 2 and "store not found" in err and str(typo) in err
+    assert not typo.parent.exists()  # no folder, no empty database
+    assert (reports / "leaderboard.md").read_text() == "previous report\n"  # reports untouched
+
+
+def test_suites_lists_every_broken_suite_by_name(in_repo, capsys, tmp_path):
+    (tmp_path / "good.csv").write_text("id,rewrite_prompt\n1,Make it formal.\n")
+    (tmp_path / "bad.csv").write_text("id,prompt\n1,x\n")
+    suites = tmp_path / "suites.toml"
+    suites.write_text('[suites.good]\npath = "good.csv"\ncolumns = { original_text = "", rewritten_text = "" }\n'
+                      '[suites.bad]\npath = "bad.csv"\n[suites.gone]\npath = "missing.csv"\n')
+    code = main(["suites", "--suites-file", str(suites)])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "good: 1 rows" in out and "rewrite_prompt" in out
+    broken = [line for line in out.splitlines() if line.startswith("BROKEN")]
+    assert len(broken) == 2 and "'bad'" in broken[0] and "'gone'" in broken[1]

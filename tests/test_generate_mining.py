@@ -103,8 +103,7 @@ def test_the_mine_command_writes_a_suite_its_entry_and_a_report(tmp_path, capsys
     suites = tmp_path / "suites.toml"
     suites.write_text('[suites.pool]\npath = "pool.jsonl"\n')
     out = tmp_path / "mined" / "hard.jsonl"
-    code = main(["generate", "mine", "--pool", "pool", "--suites-file", str(suites), "--candidates-file",
-                 str(tmp_path / "none.toml"), "--candidate", "mean:Rewrite the text as a poem.", "--candidate",
+    code = main(["generate", "mine", "--pool", "pool", "--suites-file", str(suites), "--candidate", "mean:Rewrite the text as a poem.", "--candidate",
                  "mean:Make the text more formal.", "--quantile", "0.25", "--embedder", "minilm", "--out", str(out),
                  "--register", "--suite-name", "pool-hard"])
     printed = capsys.readouterr().out

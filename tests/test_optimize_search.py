@@ -17,7 +17,6 @@ from harness.optimize import (
     MeanScsObjective,
     SearchSettings,
     build_vocabulary,
-    constant_candidate_entry,
     optimize_mean_prompt,
     read_token_list,
     search_mean_prompt,
@@ -201,7 +200,9 @@ def test_report_json_contract_and_candidates_entry(tmp_path):
 
 
 def test_toml_entry_escapes_quotes_and_newlines():
-    entry = constant_candidate_entry("x", 'say "hi"\\ \n\tnow')
+    from harness.files import toml_table
+
+    entry = toml_table("candidates", "x", {"kind": "constant", "prompt": 'say "hi"\\ \n\tnow'})
     assert tomllib.loads(entry)["candidates"]["x"]["prompt"] == 'say "hi"\\ \n\tnow'
 
 

@@ -86,10 +86,26 @@ def test_without_baselines_the_check_skips_and_the_report_says_so(project):
 
 
 def test_update_baselines_accepts_the_current_candidate(project):
-    run(project, "--candidate=improve-text", "--baselines-dir=fresh", "--update-baselines").assert_outcomes(passed=6)
+    result = run(project, "--candidate=improve-text", "--baselines-dir=fresh", "--update-baselines")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*baseline public (minilm): none → improve-text 0.*"])
     stored = json.loads((project.path / "fresh" / "minilm" / "public.json").read_text())
     assert stored["candidate"] == "improve-text"
     run(project, "--candidate=improve-text", "--baselines-dir=fresh").assert_outcomes(passed=6)
+
+
+def test_update_baselines_says_old_to_new_and_refuses_a_significantly_worse_candidate(project):
+    before = {s: (project.path / "baselines" / "minilm" / f"{s}.json").read_bytes() for s in SUITES}
+    result = run(project, "--candidate=mean:banana", "--update-baselines")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*REFUSED public (minilm): mean-prompt 0.* → mean:banana 0.*, Δ -0.* [[]-0.*, -0.*[]]*",
+                                 "*--update-baselines=force*"])
+    after = {s: (project.path / "baselines" / "minilm" / f"{s}.json").read_bytes() for s in SUITES}
+    assert after == before  # nothing replaced
+    forced = run(project, "--candidate=mean:banana", "--update-baselines=force", "--suite=leaked")
+    forced.stdout.fnmatch_lines(["*baseline leaked (minilm): mean-prompt 0.* → mean:banana 0.*"])
+    stored = json.loads((project.path / "baselines" / "minilm" / "leaked.json").read_text())
+    assert stored["candidate"] == "mean:banana"
 
 
 def test_bad_suite_data_is_one_clear_line_not_a_traceback(project):
@@ -101,9 +117,33 @@ def test_bad_suite_data_is_one_clear_line_not_a_traceback(project):
     assert "Traceback" not in result.stdout.str()
 
 
-def test_unknown_candidate_lists_known_ones(project):
-    result = run(project, "--candidate=nope", "--suite=leaked")
-    result.stdout.fnmatch_lines(["*unknown candidate 'nope'*known: improve-text, mean-prompt*"])
+def usage_error_line(result) -> str:
+    """A usage error is exit code 4 and one line on stderr, with no traceback and no tests run."""
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in text and "pluggy/_" not in text and "_pytest/" not in text
+    assert "no tests ran" in result.stdout.str()
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    assert len(errors) == 1
+    return errors[0]
+
+
+def test_unknown_candidate_is_one_usage_error_listing_known_ones(project):
+    line = usage_error_line(run(project, "--candidate=nope"))
+    assert "unknown candidate 'nope'" in line and "known: improve-text, mean-prompt" in line
+
+
+def test_unknown_suite_is_one_usage_error_listing_known_ones(project):
+    line = usage_error_line(run(project, "--candidate=mean-prompt", "--suite=nope"))
+    assert "unknown suite(s): nope" in line and "public" in line
+
+
+def test_a_broken_suites_file_is_one_usage_error_naming_the_key(project):
+    (project.path / "suites.toml").write_text('[suites.leaked]\npath = "fixtures/leaked.csv"\n[suites.x\n')
+    assert "invalid TOML" in usage_error_line(run(project, "--candidate=mean-prompt"))
+    (project.path / "suites.toml").write_text("[suites.leaked]\npath = 42\n")
+    line = usage_error_line(run(project, "--candidate=mean-prompt"))
+    assert "leaked" in line and "path" in line
 
 
 def test_retrieval_is_skipped_on_its_own_train_suite(project):

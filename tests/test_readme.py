@@ -33,3 +33,22 @@ def test_importing_the_package_is_cheap_and_loads_no_model():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert float(out[0]) < 0.5
     assert out[1:] == ["False", "False"], "importing the harness must not import torch or sentence-transformers"
+
+
+def test_the_plugin_and_the_package_import_neither_torch_nor_scipy_nor_numpy():
+    """Every pytest run of any project in the environment loads the plugin: it must cost nothing."""
+    import subprocess
+    import sys
+
+    code = ("import sys, harness, harness.pytest_plugin; "
+            "print(*[m in sys.modules for m in ('torch', 'scipy', 'numpy', 'sentence_transformers', 'rich')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False"] * 5
+
+
+def test_the_public_names_resolve():
+    import harness
+
+    for name in harness.__all__:
+        assert getattr(harness, name) is not None, name
+    assert harness.Workspace.from_dir(REPO_ROOT).suite_names()[:2] == ["public", "leaked"]

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from harness.report import latest_runs, render_json, render_markdown, render_plot, rich_table, write_reports
 from harness.store import RunRecord
+from harness.verdict import Comparison
 
 WHEN = datetime(2024, 4, 1, 12, 0, tzinfo=timezone.utc)
 ST5 = ("sentence-t5-base", "st5-fingerprint")
@@ -34,9 +35,9 @@ def run(candidate: str, suite: str, mean: float, *, embedder: tuple[str, str] = 
         ci_high=mean + half_width, n_empty=n_empty, baseline=baseline, run_id=run_id, created=created)
 
 
-def comparison(status: str, delta: float = -0.04, baseline_candidate: str = "mean-prompt-v1") -> dict:
-    return {"status": status, "baseline_candidate": baseline_candidate, "baseline_mean": 0.61, "delta": delta,
-            "delta_low": delta - 0.015, "delta_high": delta + 0.015, "message": f"{status}: see the paired CI"}
+def comparison(status: str, delta: float = -0.04, baseline_candidate: str = "mean-prompt-v1") -> Comparison:
+    return Comparison(status, f"{status}: see the paired CI", baseline_candidate=baseline_candidate, baseline_mean=0.61,
+                      delta=delta, delta_low=delta - 0.015, delta_high=delta + 0.015)
 
 
 def sections(markdown: str) -> dict[str, str]:
@@ -237,7 +238,7 @@ def test_json_round_trips_and_matches_the_records(two_embedders: list[RunRecord]
     assert scores["mean"] == 0.690 and scores["run_id"] == 9  # the latest record, exactly
     assert beta["mean_over_suites"] == pytest.approx((0.690 + 0.650) / 2)
     assert beta["incomplete"] is True and candidates["alpha"]["incomplete"] is False
-    assert beta["baseline"]["s1"] == comparison("regression") and "s2" not in beta["baseline"]
+    assert beta["baseline"]["s1"] == comparison("regression").to_dict() and "s2" not in beta["baseline"]
     assert candidates["gamma"]["mean_over_suites"] is None and candidates["gamma"]["missing_suites"] == ["s2"]
     # same ranking as the markdown table
     assert [c["candidate"] for c in st5["candidates"]] == ["beta", "alpha", "gamma"]

@@ -7,13 +7,14 @@ import multiprocessing
 import numpy as np
 
 from harness.store import RunRecord, Store
+from harness.verdict import Comparison
 
 
 def make_record(i: int, session: str = "s") -> RunRecord:
     return RunRecord(candidate=f"c{i}", candidate_fingerprint=f"f{i}", suite="public", suite_fingerprint="sf",
                      embedder="minilm", embedder_fingerprint="ef", comparable_with_kaggle=False, n=10,
                      mean=0.1 * (i % 10), ci_low=0.0, ci_high=1.0, session=session,
-                     baseline={"status": "no-baseline", "message": "none"})
+                     baseline=Comparison("no-baseline", "none"))
 
 
 def test_embeddings_round_trip_and_are_keyed_by_embedder(tmp_path):
@@ -49,7 +50,7 @@ def test_run_history_round_trip_and_filters(tmp_path):
     with Store(path) as store:  # a fresh handle sees committed history
         runs = store.runs()
         assert [r.candidate for r in runs] == ["c1", "c2"] and runs[0].run_id < runs[1].run_id
-        assert runs[0].baseline == {"status": "no-baseline", "message": "none"}
+        assert runs[0].baseline == Comparison("no-baseline", "none")  # the typed verdict survives the store
         assert [r.candidate for r in store.runs(session="s2")] == ["c2"]
         assert store.runs(embedder="st5") == []
 

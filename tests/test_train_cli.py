@@ -98,7 +98,7 @@ def test_eval_suite_that_is_or_overlaps_the_training_suite_is_refused(workspace,
     args[args.index("--eval") + 1] = str(overlapping)
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: 1 of 3 rows of eval suite 'overlap'") and "eval row 'm0' = train row '1'" in err
+    assert err.startswith(f"error: 1 of 3 rows of eval suite '{overlapping.as_posix()}'") and "eval row 'm0' = train row '1'" in err
     assert not (workspace / "run").exists()  # refused before anything was written
 
 

@@ -9,7 +9,7 @@ import math
 import pytest
 from tiny_models import HELD_OUT_ROWS, MEMORIZE_ROWS, TINY_PROMPT, build_tiny_llama, one_torch_thread
 
-from harness.data import Sample, Suite, SuiteSpec
+from harness.data import Sample, Suite
 from harness.errors import ConfigError, DataError
 from harness.prompting import format_prompt
 from harness.train import (
@@ -17,7 +17,6 @@ from harness.train import (
     TrainConfig,
     check_disjoint,
     encode_examples,
-    resolve_suite,
     summed_token_loss,
 )
 from harness.train.data import IGNORE_INDEX, collate
@@ -132,21 +131,24 @@ def test_eval_suite_equal_to_or_overlapping_the_training_suite_is_refused():
     check_disjoint(train, suite("held", HELD_OUT_ROWS))  # disjoint: fine
 
 
-def test_resolve_suite_reads_names_and_files_without_an_id_column(tmp_path):
+def test_train_suites_are_read_by_the_workspace_names_and_files_without_an_id_column(tmp_path):
+    from harness.workspace import Workspace
+
     data = tmp_path / "pairs.jsonl"
     data.write_text("\n".join(json.dumps({"original_text": r.original_text, "rewritten_text": r.rewritten_text,
                                           "rewrite_prompt": r.rewrite_prompt}) for r in MEMORIZE_ROWS) + "\n")
-    from_file = resolve_suite(str(data), {}, role="--train")
-    assert from_file.name == "pairs" and from_file.ids == ["1", "2", "3"]
+    from_file = Workspace.from_dir(tmp_path).suite(str(data))
+    assert from_file.ids == ["1", "2", "3"]
     assert [s.rewrite_prompt for s in from_file.samples] == [r.rewrite_prompt for r in MEMORIZE_ROWS]
-    named = resolve_suite(str(data), {"mem": SuiteSpec("mem", data, None, {"id": ""})}, role="--train")
-    assert named.name == "mem"  # a file that a suite entry points at is that suite
-    with pytest.raises(ConfigError, match="--eval 'nope' is neither a suite"):
-        resolve_suite("nope", {"mem": SuiteSpec("mem", data)}, role="--eval")
+    (tmp_path / "suites.toml").write_text('[suites.mem]\npath = "pairs.jsonl"\ncolumns = { id = "" }\n')
+    workspace = Workspace.from_dir(tmp_path)
+    assert workspace.suite(str(data)).name == "mem"  # a file that a suite entry points at is that suite
+    with pytest.raises(ConfigError, match="'nope' is neither a suite"):
+        workspace.suite("nope")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"original_text": "a", "rewritten_text": "b", "rewrite_prompt": ""}\n')
     with pytest.raises(DataError, match="row 1.*rewrite_prompt"):
-        resolve_suite(str(bad), {}, role="--train")
+        workspace.suite(str(bad))
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -7,7 +7,7 @@ One module per job:
   `local`: a transformers model standing in for an endpoint;
 - `validation`: parsing answers, rejecting bad ones, flagging doubtful rows;
 - `runner`: concurrent requests through `harness.llm.ChatClient`, rows appended as they arrive, resume;
-- `jsonl`: the append-only output; `writing`: derived files written atomically;
+- `jsonl`: the append-only output; derived files are written atomically by `harness.files`;
 - `pricing`, `progress`: cost estimates, the running cost;
 - `dedup`: exact and embedding near-duplicates; `mine`: hard rows for the current candidates;
   `review`: a markdown sample for a human reader.

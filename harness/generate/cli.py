@@ -40,7 +40,7 @@ def add_commands(subparsers) -> None:
 
     rewrite = commands.add_parser("rewrite", help="another model rewrites existing (original, prompt) rows")
     rewrite.add_argument("--in", dest="input", required=True, help="a suite name or a data file (CSV/JSONL/parquet)")
-    rewrite.add_argument("--suites-file", default="suites.toml", help="where suite names are looked up")
+    rewrite.add_argument("--suites-file", default=None, help="where suite names are looked up (default: suites.toml)")
     rewrite.add_argument("--out", required=True, help="output JSONL (appended to; a rerun resumes)")
     rewrite.add_argument("--limit", type=int, default=None, help="only the first N rows of the input")
     rewrite.add_argument("--user-template", default=None,
@@ -76,8 +76,8 @@ def add_commands(subparsers) -> None:
                       help="append the suite's entry to --suites-file (otherwise it is written beside --out)")
     mine.add_argument("--report", default=None, help="markdown report (default: the output with .md)")
     mine.add_argument("--embedder", default="auto", help="auto, st5, minilm or path:DIR (default: %(default)s)")
-    mine.add_argument("--suites-file", default="suites.toml")
-    mine.add_argument("--candidates-file", default="candidates.toml")
+    mine.add_argument("--suites-file", default=None, help="suites file (default: suites.toml)")
+    mine.add_argument("--candidates-file", default=None, help="candidates file (default: candidates.toml)")
     mine.add_argument("--store", default=None, help="SQLite store (default: $PRH_STORE or .prh/store.sqlite)")
     mine.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples per candidate (default: 2000)")
     mine.set_defaults(handler=cmd_mine)
@@ -224,29 +224,13 @@ def cmd_synth(args) -> int:
     return _run(items, _chat_client(args), SynthAcceptor(max_words=args.max_words), args, task="synth")
 
 
-def _load_rows(name_or_path: str, suites_file: str):
-    """Samples of a suite name or a data file; rewritten_text may be missing (it is what we generate)."""
-    from harness.data import load_suite, load_suite_specs, spec_for_file
-    from harness.errors import HarnessError
-    from harness.tables import read_table
-
-    path = Path(name_or_path)
-    specs = load_suite_specs(suites_file) if Path(suites_file).is_file() else {}
-    if name_or_path in specs and not path.is_file():
-        return load_suite(specs[name_or_path])
-    if not path.is_file():
-        raise HarnessError(f"{name_or_path!r} is neither a suite in {suites_file} ({', '.join(specs) or 'none'}) "
-                           "nor a file")
-    columns = read_table(path).columns
-    mapping = {"rewritten_text": ""} if "rewritten_text" not in columns else {}
-    return load_suite(spec_for_file(path, mapping))
-
-
 def cmd_rewrite(args) -> int:
     from harness.generate.rewrite import DEFAULT_REWRITE_USER, RewriteAcceptor, RewriteSettings, rewrite_items
 
     _check_positive(args, "concurrency")
-    suite = _load_rows(args.input, args.suites_file)
+    from harness.workspace import Workspace
+
+    suite = Workspace.from_args(args).suite(args.input)
     samples = list(suite.samples[:args.limit] if args.limit is not None else suite.samples)
     settings = RewriteSettings(user=args.user_template or DEFAULT_REWRITE_USER, system=args.system,
                                postprocess=args.postprocess)
@@ -266,9 +250,9 @@ def cmd_rewrite(args) -> int:
 
 def cmd_dedup(args) -> int:
     from harness.errors import ConfigError
+    from harness.files import write_jsonl_atomic
     from harness.generate.dedup import find_duplicates
     from harness.generate.jsonl import read_jsonl
-    from harness.generate.writing import write_jsonl
 
     source, out = Path(args.input), Path(args.out)
     if source.resolve() == out.resolve():
@@ -277,11 +261,13 @@ def cmd_dedup(args) -> int:
     fields = [f.strip() for f in args.fields.split(",") if f.strip()]
     embedder = store = None
     if args.embedder != "none":
-        from harness.embedders import make_embedder
-        from harness.store import Store
+        from harness.errors import print_warnings
+        from harness.workspace import Workspace
 
-        embedder = make_embedder(args.embedder)
-        store = Store(args.store)
+        workspace = Workspace.from_args(args)
+        choice = workspace.embedder(args.embedder)
+        print_warnings(choice.warnings)
+        embedder, store = choice.embedder, workspace.store()
     try:
         duplicates = find_duplicates(rows, fields=fields, embedder=embedder, store=store, threshold=args.threshold)
     finally:
@@ -289,9 +275,9 @@ def cmd_dedup(args) -> int:
             store.close()
     drop = {d.id for d in duplicates}
     kept = [row for row in rows if str(row.get("id")) not in drop]
-    write_jsonl(out, kept)
+    write_jsonl_atomic(out, kept)
     if args.dropped:
-        write_jsonl(Path(args.dropped), [d.__dict__ for d in duplicates])
+        write_jsonl_atomic(Path(args.dropped), [d.__dict__ for d in duplicates])
     exact = sum(1 for d in duplicates if d.kind == "exact")
     print(f"{len(rows)} rows: kept {len(kept)}, dropped {exact} exact and {len(duplicates) - exact} near duplicates "
           f"(fields {', '.join(fields)}; cosine >= {args.threshold:g}"
@@ -300,50 +286,46 @@ def cmd_dedup(args) -> int:
 
 
 def cmd_mine(args) -> int:
-    from harness.candidates import CandidateContext, load_candidate_registry, resolve_candidate
-    from harness.data import load_suite_specs
-    from harness.embedders import make_embedder
-    from harness.errors import ConfigError
+    from harness.errors import ConfigError, print_warnings
     from harness.evaluate import BootstrapSettings
+    from harness.files import append_toml_table, write_jsonl_atomic, write_text_atomic
     from harness.generate.mine import mine, mined_rows, mining_report, source_records, suite_entry
-    from harness.generate.writing import append_suite_entry, write_jsonl, write_text
-    from harness.store import Store
+    from harness.workspace import Workspace
 
     out = Path(args.out)
     suite_name = args.suite_name or out.stem
-    suites_file = Path(args.suites_file)
-    specs = load_suite_specs(suites_file) if suites_file.is_file() else {}
-    if args.register and suite_name in specs:
+    workspace = Workspace.from_args(args)
+    suites_file = workspace.suites_file
+    if args.register and workspace.is_named_suite(suite_name):
         raise ConfigError(f"{suites_file} already has a suite '{suite_name}'; choose another --suite-name")
-    pool = _load_rows(args.pool, args.suites_file)
-    pool_path = Path(specs[args.pool].path) if args.pool in specs and not Path(args.pool).is_file() else Path(args.pool)
-    registry_path = Path(args.candidates_file)
-    registry = load_candidate_registry(registry_path if registry_path.is_file() else None)
-    embedder = make_embedder(args.embedder)
-    with Store(args.store) as store:
-        context = CandidateContext(store=store, suites=specs)
-        candidates = [resolve_candidate(spec, registry, context) for spec in args.candidate]
-        mining = mine(pool, candidates, embedder, store=store, threshold=args.threshold, quantile=args.quantile,
-                      bootstrap=BootstrapSettings(n_resamples=args.resamples))
-    write_jsonl(out, mined_rows(mining, source_records(pool_path)))
+    pool = workspace.suite(args.pool)
+    pool_path = Path(pool.source)
+    choice = workspace.embedder(args.embedder)
+    print_warnings(choice.warnings)
+    with workspace:
+        candidates = [workspace.candidate(spec) for spec in args.candidate]
+        mining = mine(pool, candidates, choice.embedder, store=workspace.store(), threshold=args.threshold,
+                      quantile=args.quantile, bootstrap=BootstrapSettings(n_resamples=args.resamples))
+    write_jsonl_atomic(out, mined_rows(mining, source_records(pool_path)))
     description = f"Hard rows mined from '{pool.name}': {mining.rule}, best of {', '.join(r.candidate for r in mining.results)} ({mining.embedder})."
     if args.register:
-        append_suite_entry(suites_file, suite_entry(suite_name, out, suites_file, description))
+        append_toml_table(suites_file, "suites", suite_name, suite_entry(suite_name, out, suites_file, description),
+                          what="suite")
         where = f"registered as suite '{suite_name}' in {suites_file}"
     else:
         snippet = out.with_name(out.stem + ".suite.toml")
-        write_text(snippet, suite_entry(suite_name, out, snippet, description))
+        write_text_atomic(snippet, suite_entry(suite_name, out, snippet, description))
         where = f"suites.toml entry in {snippet} (or rerun with --register)"
     report = Path(args.report) if args.report else out.with_suffix(".md")
-    write_text(report, mining_report(mining, out_path=out, suite_name=suite_name))
+    write_text_atomic(report, mining_report(mining, out_path=out, suite_name=suite_name))
     print(f"kept {int(mining.kept.sum())} of {len(pool)} rows ({mining.rule}) → {out}; {where}; report {report}")
     return 0
 
 
 def cmd_review(args) -> int:
+    from harness.files import write_text_atomic
     from harness.generate.jsonl import read_jsonl
     from harness.generate.review import review_markdown
-    from harness.generate.writing import write_text
 
     source = Path(args.input)
     rows = read_jsonl(source)
@@ -351,7 +333,7 @@ def cmd_review(args) -> int:
     failures = read_jsonl(failures_file) if failures_file.is_file() else []
     text = review_markdown(rows, failures=failures, sample=args.sample, seed=args.seed, source=str(source))
     if args.out:
-        write_text(Path(args.out), text)
+        write_text_atomic(Path(args.out), text)
         print(f"review of {min(args.sample, len(rows))} of {len(rows)} rows → {args.out}")
     else:
         print(text)

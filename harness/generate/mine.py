@@ -25,6 +25,7 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.errors import ConfigError, HarnessError
+from harness.files import toml_table
 from harness.generate.jsonl import read_jsonl
 
 if TYPE_CHECKING:
@@ -156,14 +157,8 @@ def suite_entry(name: str, data_path: Path, suites_file: Path, description: str)
         shown = Path(data_path).resolve().relative_to(Path(suites_file).resolve().parent).as_posix()
     except ValueError:
         shown = Path(data_path).resolve().as_posix()
-    quoted = name if all(c.isalnum() or c in "-_" for c in name) else f'"{name}"'
-    return (f"[suites.{quoted}]\npath = {_toml_string(shown)}\ndescription = {_toml_string(description)}\n"
-            'columns = { group = "group" }\n')
-
-
-def _toml_string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-    return f'"{escaped}"'
+    return toml_table("suites", name, {"path": shown, "description": " ".join(description.split()),
+                                       "columns": {"group": "group"}})
 
 
 # -- the report ------------------------------------------------------------------------------------

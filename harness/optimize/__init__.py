@@ -21,7 +21,6 @@ _EXPORTS = {
     "SearchSettings": "search", "SearchResult": "search", "SearchStep": "search", "search_mean_prompt": "search",
     "HeldoutComparison": "heldout", "compare_on_heldout": "heldout",
     "MeanPromptReport": "mean_prompt", "optimize_mean_prompt": "mean_prompt", "PUBLIC_MEAN_PROMPT": "mean_prompt",
-    "constant_candidate_entry": "toml_entry",
     "MeteredChatClient": "metering", "Price": "metering", "Usage": "metering", "parse_price": "metering",
     "ChatInstructionTarget": "targets", "MeanPromptTarget": "targets", "InstructionTarget": "targets",
     "build_meta_prompt": "meta_prompt", "parse_proposal": "meta_prompt", "ScoredInstruction": "meta_prompt",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness.files import write_atomic, write_text_atomic
 from harness.optimize.calibrate import CalibrationRow, Correlation, rank_rows
 from harness.optimize.probes import Probe
 
@@ -128,10 +129,7 @@ def render_plot(rows: Sequence[CalibrationRow], path: str | Path) -> Path | None
                      color="black" if comparable else "firebrick", fontsize="medium")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small", loc="best")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, format="png", dpi=110)
-    return target
+    return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
 
 
 def write_calibration(rows: Sequence[CalibrationRow], probes: Sequence[Probe], directory: str | Path, *,
@@ -140,10 +138,10 @@ def write_calibration(rows: Sequence[CalibrationRow], probes: Sequence[Probe], d
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     markdown = folder / MARKDOWN_NAME
-    markdown.write_text(render_markdown(rows, probes, notes=notes, probes_source=probes_source,
-                                        leaderboard_noise=leaderboard_noise), encoding="utf-8")
+    write_text_atomic(markdown, render_markdown(rows, probes, notes=notes, probes_source=probes_source,
+                                                leaderboard_noise=leaderboard_noise))
     data = folder / JSON_NAME
-    data.write_text(render_json(rows, probes, notes=notes), encoding="utf-8")
+    write_text_atomic(data, render_json(rows, probes, notes=notes))
     written = [markdown, data]
     plot = render_plot(rows, folder / PLOT_NAME)
     if plot is not None:

@@ -10,10 +10,11 @@ import argparse
 import json
 import sys
 import uuid
-import warnings
 from pathlib import Path
 
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, print_warnings
+from harness.files import write_json_atomic
+from harness.workspace import Workspace
 
 DEFAULT_START = ("Please improve this text using the writing style with maintaining the original meaning but "
                  "altering the tone.")
@@ -62,7 +63,6 @@ def add_commands(subparsers) -> None:
     opro.add_argument("--exemplars", type=int, default=3, help="train rows shown in the meta-prompt")
     opro.add_argument("--out", default=None, help="output folder (default: reports/opro/RUN_ID)")
     opro.add_argument("--json", action="store_true", help="print one JSON object")
-    opro.add_argument("--candidates-file", default="candidates.toml")
     opro.set_defaults(handler=cmd_opro)
 
     export = inner.add_parser("export-training", help="an OPRO trajectory as a training set (JSONL) for prh train")
@@ -89,7 +89,7 @@ def add_commands(subparsers) -> None:
                            help="sd of the leaderboard's noise added in each resample (default: %(default)s)")
     calibrate.add_argument("--seed", type=int, default=0)
     calibrate.add_argument("--json", action="store_true", help="print the JSON report")
-    calibrate.add_argument("--suites-file", default="suites.toml")
+    calibrate.add_argument("--suites-file", default=None, help="suites file (default: suites.toml)")
     calibrate.add_argument("--store", default=None)
     calibrate.set_defaults(handler=cmd_calibrate)
 
@@ -102,40 +102,25 @@ def _suite_options(parser: argparse.ArgumentParser, *, split: str) -> None:
                         help="unit of the split; auto: group when the suite has groups (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of held-out CIs")
-    parser.add_argument("--suites-file", default="suites.toml")
+    parser.add_argument("--suites-file", default=None, help="suites file (default: suites.toml)")
+    parser.add_argument("--candidates-file", default=None, help="candidates file (default: candidates.toml)")
     parser.add_argument("--store", default=None, help="SQLite store (default: $PRH_STORE or .prh/store.sqlite; "
                         "':memory:' caches nothing on disk)")
 
 
 # -- shared helpers ---------------------------------------------------------------------------------------
-def _load_suite(name: str, suites_file: str):
-    from harness.data import load_suite, load_suite_specs, spec_for_file
-
-    specs = load_suite_specs(suites_file) if Path(suites_file).is_file() else {}
-    if name in specs:
-        return load_suite(specs[name])
-    if Path(name).is_file():
-        return load_suite(spec_for_file(name))
-    raise ConfigError(f"--suite {name!r} is neither a suite in {suites_file} ({', '.join(specs) or 'none'}) nor a file")
-
-
-def _split(args):
+def _split(args, workspace):
     from harness.splits import parse_fractions, split_suite
 
-    suite = _load_suite(args.suite, args.suites_file)
+    suite = workspace.suite(args.suite)
     by = args.split_by if args.split_by != "auto" else ("group" if suite.has_groups else "prompt")
     return split_suite(suite, parse_fractions(args.split), by=by, seed=args.seed)
 
 
-def _embedder(spec: str):
-    from harness.embedders import make_embedder
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        embedder = make_embedder(spec)
-    for warning in caught:
-        print(f"WARNING: {warning.message}", file=sys.stderr)
-    return embedder
+def _embedder(workspace, spec: str):
+    choice = workspace.embedder(spec)
+    print_warnings(choice.warnings)
+    return choice.embedder
 
 
 def _progress(enabled: bool):
@@ -155,7 +140,6 @@ def cmd_mean_prompt(args) -> int:
     from harness.optimize.mean_prompt import optimize_mean_prompt
     from harness.optimize.search import SearchSettings
     from harness.optimize.vocabulary import read_token_list
-    from harness.store import Store
 
     settings = SearchSettings(beam_width=args.beam_width, candidates_per_step=args.candidates_per_step,
                               budget_seconds=args.budget_seconds if args.budget_seconds > 0 else None,
@@ -164,9 +148,10 @@ def cmd_mean_prompt(args) -> int:
     if all(limit is None for limit in (settings.budget_seconds, settings.max_evaluations, settings.max_steps,
                                        settings.patience)):
         raise ConfigError("--budget-seconds 0 needs another stop: --max-steps, --max-evaluations or --patience")
-    split = _split(args)
+    workspace = Workspace.from_args(args)
+    split = _split(args, workspace)
     tokens = read_token_list(args.tokens) if args.tokens else []
-    embedder = _embedder(args.embedder)
+    embedder = _embedder(workspace, args.embedder)
     say = _progress(not args.json and sys.stderr.isatty())
     log = open(args.log, "w", encoding="utf-8") if args.log else None  # closed in the finally below
 
@@ -179,8 +164,8 @@ def cmd_mean_prompt(args) -> int:
                 f"{step.elapsed_s:.0f} s) {step.best_prompt!r}")
 
     try:
-        with Store(args.store) as store:
-            report = optimize_mean_prompt(split, embedder, start=args.start, settings=settings, store=store,
+        with workspace:
+            report = optimize_mean_prompt(split, embedder, start=args.start, settings=settings, store=workspace.store(),
                                           extra_tokens=tokens, max_tokens=args.max_tokens,
                                           vocabulary_size=args.vocabulary_size, on_step=on_step, name=args.name,
                                           bootstrap=BootstrapSettings(n_resamples=args.resamples, seed=args.seed))
@@ -224,49 +209,44 @@ def _price_for(prices: dict, name: str, model: str, *, needed: bool):
     return Price()
 
 
-def _chat_candidate(name: str, registry, context, what: str):
+def _chat_candidate(name: str, workspace, what: str):
     from harness.candidates.chat import ChatCandidate
 
-    candidate = registry.build(name, context)
+    candidate = workspace.candidate(name)
     if not isinstance(candidate, ChatCandidate):
         raise ConfigError(f"{what} '{name}' must be a candidate of kind chat (an OpenAI-compatible endpoint)")
     return candidate
 
 
 def cmd_opro(args) -> int:
-    from harness.candidates import CandidateContext, load_candidate_registry
-    from harness.data import load_suite_specs
     from harness.evaluate import BootstrapSettings
     from harness.optimize.metering import MeteredChatClient
     from harness.optimize.opro import OproSettings, Proposer, run_opro
     from harness.optimize.targets import ChatInstructionTarget, MeanPromptTarget
     from harness.optimize.trajectory import TrajectoryLog, export_training_set, plot_trajectory
-    from harness.store import Store
 
     settings = OproSettings(rounds=args.rounds, proposals_per_proposer=args.proposals_per_proposer,
                             temperature=args.temperature, history_limit=args.history, exemplars=args.exemplars,
                             max_tokens=args.max_total_tokens, max_cost_usd=args.max_cost, seed=args.seed)
     prices = _prices(args)
     needed = args.max_cost is not None
-    split = _split(args)
-    embedder = _embedder(args.embedder)
-    registry_path = Path(args.candidates_file)
-    registry = load_candidate_registry(registry_path if registry_path.is_file() else None)
-    suites = load_suite_specs(args.suites_file) if Path(args.suites_file).is_file() else {}
+    workspace = Workspace.from_args(args)
+    split = _split(args, workspace)
+    embedder = _embedder(workspace, args.embedder)
     run_id = uuid.uuid4().hex[:12]
     out = Path(args.out) if args.out else Path("reports") / "opro" / run_id
     say = _progress(not args.json)
-    with Store(args.store) as store:
-        context = CandidateContext(store=store, suites=suites)
+    with workspace:
+        store = workspace.store()
         proposers = []
         for name in args.proposer:
-            client = _chat_candidate(name, registry, context, "--proposer").client
+            client = _chat_candidate(name, workspace, "--proposer").client
             proposers.append(Proposer(name, MeteredChatClient.like(
                 client, _price_for(prices, name, client.model, needed=needed))))
         if args.target == "mean" or args.target.startswith("mean:"):
             target = MeanPromptTarget(args.target[len("mean:"):] if args.target.startswith("mean:") else DEFAULT_START)
         else:
-            base = _chat_candidate(args.target, registry, context, "--target")
+            base = _chat_candidate(args.target, workspace, "--target")
             target = ChatInstructionTarget(base, MeteredChatClient.like(
                 base.client, _price_for(prices, args.target, base.client.model, needed=needed)), slot=args.slot)
 
@@ -285,7 +265,7 @@ def cmd_opro(args) -> int:
     n_training = export_training_set(records, out / "training.jsonl")
     data = {**result.to_dict(), "out": str(out), "trajectory": str(out / "trajectory.jsonl"), "plot": str(plot),
             "training_set": str(out / "training.jsonl"), "training_rows": n_training}
-    (out / "result.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(out / "result.json", data)
     if args.json:
         _print_json(data)
         return 0
@@ -319,18 +299,14 @@ def cmd_plot(args) -> int:
 
 # -- prh calibrate ----------------------------------------------------------------------------------------
 def cmd_calibrate(args) -> int:
-    from harness.data import load_suite_specs
     from harness.evaluate import BootstrapSettings
     from harness.optimize.calibrate import CalibrationSettings, available_embedders, calibrate_suite
     from harness.optimize.calibration_report import render_json, write_calibration
     from harness.optimize.probes import load_probes
-    from harness.store import Store
 
     probes = load_probes(args.probes)
-    specs = load_suite_specs(args.suites_file) if Path(args.suites_file).is_file() else {}
-    suites = [_load_suite(name, args.suites_file) for name in args.suite or list(specs)]
-    if not suites:
-        raise ConfigError(f"no suites: {args.suites_file} has none and no --suite was given")
+    workspace = Workspace.from_args(args)
+    suites = [workspace.suite(name) for name in args.suite or workspace.suite_names()]
     embedders, notes = available_embedders(args.embedder or ["st5", "minilm"])
     if not embedders:
         raise HarnessError("no embedder is available: " + "; ".join(notes))
@@ -339,7 +315,8 @@ def cmd_calibrate(args) -> int:
                                                                                      method="percentile", seed=args.seed))
     say = _progress(not args.json)
     rows = []
-    with Store(args.store) as store:
+    with workspace:
+        store = workspace.store()
         for embedder in embedders:
             for suite in suites:
                 say(f"calibrating {suite.name} with {embedder.name} ({len(probes)} probes, {len(suite)} rows)")

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from harness.candidates.constant import ConstantCandidate
 from harness.embedders import Embedder
 from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings
+from harness.files import toml_table
 from harness.optimize.heldout import HeldoutComparison, compare_on_heldout
 from harness.optimize.objective import MeanScsObjective
 from harness.optimize.search import SearchResult, SearchSettings, SearchStep, search_mean_prompt
-from harness.optimize.toml_entry import constant_candidate_entry
 from harness.optimize.vocabulary import build_vocabulary
 from harness.splits import SuiteSplit
 from harness.store import Store
@@ -49,7 +49,8 @@ class MeanPromptReport:
                        f"embedder {h.found.embedder}): held-out {h.found.mean:.4f} "
                        f"[{h.found.interval.low:.4f}, {h.found.interval.high:.4f}], "
                        f"vs start {h.delta.estimate:+.4f} [{h.delta.low:+.4f}, {h.delta.high:+.4f}]")
-        return constant_candidate_entry(self.name, self.search.prompt, description)
+        return toml_table("candidates", self.name, {"kind": "constant", "prompt": self.search.prompt,
+                                                      "description": description or None})
 
     def to_dict(self) -> dict:
         """The JSON `prh optimize mean-prompt --json` prints. `train_*` numbers are labelled as such;

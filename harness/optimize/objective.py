@@ -101,7 +101,7 @@ class MeanScsObjective:
                     self.rejected += 1
             new = [t for t in new if t not in self._memo]
         if new:
-            scores = self.score_vectors(embed_texts(new, self.embedder, self.store))
+            scores = self.score_vectors(embed_texts(new, self.embedder, self.store, chunk_seconds=None))
             self._memo.update(zip(new, scores.tolist()))
             self.evaluations += len(new)
         return np.array([self._memo[t] for t in texts], dtype=np.float64)

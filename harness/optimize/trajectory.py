@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import DataError
+from harness.files import write_atomic, write_jsonl_atomic
 from harness.optimize.meta_prompt import EMPTY_INSTRUCTION
 
 RECORD_TYPES = ("run", "round", "proposal", "final")
@@ -117,11 +118,7 @@ def training_rows(records: Sequence[Mapping[str, Any]], *, min_delta: float = 0.
 def export_training_set(records: Sequence[Mapping[str, Any]], path: str | Path, **options: Any) -> int:
     """Write `training_rows(records, **options)` as JSONL to `path`; returns the number of rows."""
     rows = training_rows(records, **options)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_jsonl_atomic(path, rows)
     return len(rows)
 
 
@@ -168,7 +165,4 @@ def plot_trajectory(records: Iterable[Mapping[str, Any]], path: str | Path) -> P
     ax.set_title(title, fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, format="png", dpi=110)
-    return target
+    return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=110))

@@ -21,7 +21,7 @@ from harness.train.config import TrainConfig
 #: public name → module; imported on first use, so `prh --help` does not pay for numpy/scipy/matplotlib
 _LAZY = {
     "BatchPlan": "data", "Example": "data", "check_disjoint": "data", "encode_examples": "data",
-    "resolve_suite": "data", "EvalRecord": "history", "History": "history", "StepRecord": "history",
+    "EvalRecord": "history", "History": "history", "StepRecord": "history",
     "TrainingResult": "loop", "train_lora": "loop", "summed_token_loss": "loss",
 }
 

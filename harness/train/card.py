@@ -15,9 +15,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness.files import write_atomic, write_text_atomic
 from harness.stats import ConfidenceInterval
 from harness.train.config import TrainConfig
-from harness.train.files import write_text_atomic
 from harness.train.history import EvalRecord, History
 
 CARD_NAME = "training_card.md"
@@ -226,11 +226,7 @@ def render_plot(history: History, path: Path, *, title: str = "", embedder: str 
     bottom.set_ylabel("loss")
     bottom.grid(alpha=0.3)
     bottom.legend(loc="upper right", fontsize="small")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, format="png", dpi=100)
-    temporary.replace(path)
-    return path
+    return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=100))
 
 
 def write_card(facts: CardFacts, history: History) -> tuple[Path, Path | None]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.train.files import write_json_atomic
+from harness.files import write_json_atomic
 from harness.train.history import History
 from harness.train.model import save_adapter
 

@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import signal
 import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                       "must share no row with --train")
     data.add_argument("--out", required=True, help="output folder (checkpoints, adapter, card); resumed if it holds "
                       "a run with the same settings")
-    data.add_argument("--suites-file", default="suites.toml", help="suites file for names (default: %(default)s)")
+    data.add_argument("--suites-file", default=None, help="suites file for names (default: suites.toml)")
     data.add_argument("--embedder", default="auto", help="embedder of the eval scoring: auto, st5, minilm, path:DIR "
                       "(default: %(default)s, i.e. st5 when on this machine, else the offline minilm)")
     lora = parser.add_argument_group("LoRA")
@@ -127,23 +126,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.data import load_suite_specs
-    from harness.embedders import make_embedder
+    from harness.errors import print_warnings
     from harness.progress import stage_progress
-    from harness.train.data import check_disjoint, resolve_suite
+    from harness.train.data import check_disjoint
     from harness.train.entry import append_entry
     from harness.train.loop import train_lora
+    from harness.workspace import Workspace
 
     config = config_from_args(args)
-    specs = load_suite_specs(args.suites_file) if Path(args.suites_file).is_file() else {}
-    train_suite = resolve_suite(args.train, specs, role="--train", suites_file=args.suites_file)
-    eval_suite = resolve_suite(args.eval, specs, role="--eval", suites_file=args.suites_file)
+    workspace = Workspace.from_args(args)
+    train_suite = workspace.suite(args.train)
+    eval_suite = workspace.suite(args.eval)
     check_disjoint(train_suite, eval_suite)  # before any model is loaded
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        embedder = make_embedder(args.embedder)
-    for warning in caught:
-        print(f"WARNING: {warning.message}", file=sys.stderr)
+    choice = workspace.embedder(args.embedder)
+    print_warnings(choice.warnings)
+    embedder = choice.embedder
     console = Console(stderr=True, highlight=False)  # sys.stderr looked up per write: rich progress redirects it
     print(f"training {args.base} on '{train_suite.name}' ({len(train_suite)} rows), scoring on "
           f"'{eval_suite.name}' ({len(eval_suite)} rows) with {embedder.name} → {args.out}", file=sys.stderr)

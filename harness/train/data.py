@@ -1,7 +1,5 @@
 """Training data: which rows, how they become token ids, and in which order they are seen.
 
-- `resolve_suite` turns `--train`/`--eval` (a suite name or a CSV/JSONL/parquet file) into a validated
-  `Suite`, with the same row-precise errors as every other suite;
 - `check_disjoint` refuses an eval suite that is the training suite or shares rows with it: fine-tuning
   never sees the split it is scored on, otherwise the selected checkpoint is the best memoriser;
 - `encode_examples` formats rows with `harness.prompting.encode_training_example`, the code the hf
@@ -15,42 +13,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.candidates.cache import input_hash
-from harness.data import Sample, Suite, SuiteSpec, load_suite, suite_from_table
+from harness.data import Sample, Suite
 from harness.errors import ConfigError, DataError
 from harness.hashing import json_fingerprint
 from harness.prompting import encode_training_example
-from harness.tables import read_table
 
 #: Label of positions the loss ignores (PyTorch's cross-entropy `ignore_index`, as in transformers).
 IGNORE_INDEX = -100
-
-
-def resolve_suite(value: str, specs: Mapping[str, SuiteSpec], *, role: str, suites_file: str = "suites file") -> Suite:
-    """The suite named `value` in `specs`, or the data file `value` (columns original_text, rewritten_text,
-    rewrite_prompt; id and group optional). A file that a suite entry points at gets that suite's name and
-    column mapping, so `train_suites` of the resulting candidate names it as `pytest suites/` knows it.
-
-    `role` ("--train", "--eval") only makes error messages say which argument is wrong.
-    """
-    path = Path(value).expanduser()
-    if value in specs and not path.is_file():
-        return load_suite(specs[value])
-    if not path.is_file():
-        known = ", ".join(specs) or "(none)"
-        raise ConfigError(f"{role} {value!r} is neither a suite in {suites_file} (known: {known}) nor a data file")
-    resolved = path.resolve()
-    for spec in specs.values():
-        if spec.path.resolve() == resolved:
-            return load_suite(spec)
-    table = read_table(path)
-    columns = {"id": ""} if "id" not in table.columns else {}
-    return suite_from_table(SuiteSpec(path.stem, path, None, columns), table)
 
 
 def check_disjoint(train: Suite, evaluation: Suite) -> None:

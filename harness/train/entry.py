@@ -10,26 +10,22 @@ returned, so a written entry is always one the harness accepts.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.candidates.base import CandidateContext
 from harness.candidates.hf import from_config
 from harness.errors import ConfigError
-from harness.tomlfile import read_toml
+from harness.files import append_toml_table
 from harness.train.config import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def entry_values(config: TrainConfig, *, model: str, adapter: str | None, train_suites: Sequence[str],
@@ -44,27 +40,6 @@ def entry_values(config: TrainConfig, *, model: str, adapter: str | None, train_
         values["load_in_4bit"] = True
     values["train_suites"] = list(train_suites)
     return values
-
-
-def render_entry(name: str, values: Mapping[str, Any]) -> str:
-    """One `[candidates.NAME]` table as TOML text."""
-    key = name if _BARE_KEY.match(name) else json.dumps(name, ensure_ascii=False)
-    lines = [f"[candidates.{key}]"]
-    for field, value in values.items():
-        lines.append(f"{field} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as a TOML value")
 
 
 def path_for(target: Path, relative_to: Path | None) -> str:
@@ -91,11 +66,4 @@ def checked_entry_file(text: str, folder: Path) -> str:
 
 def append_entry(candidates_file: Path, name: str, text: str) -> None:
     """Append an entry to an existing (or new) candidates file, refusing to shadow an entry of that name."""
-    existing = ""
-    if candidates_file.is_file():
-        existing = candidates_file.read_text(encoding="utf-8")
-        names = read_toml(candidates_file, "candidates file").get("candidates", {})
-        if name in names:
-            raise ConfigError(f"{candidates_file} already has a candidate named {name!r}; pass another --name")
-    separator = "" if not existing or existing.endswith("\n\n") else ("\n" if existing.endswith("\n") else "\n\n")
-    candidates_file.write_text(existing + separator + text, encoding="utf-8")
+    append_toml_table(candidates_file, "candidates", name, text, what="candidate")

@@ -28,6 +28,7 @@ from typing import Any
 from harness.data import Suite
 from harness.embedders import Embedder
 from harness.errors import ConfigError
+from harness.files import toml_table, write_json_atomic, write_text_atomic
 from harness.hashing import json_fingerprint
 from harness.hf_models import hub_offline, locate_model, model_fingerprint
 from harness.store import Store
@@ -43,8 +44,7 @@ from harness.train.data import (
     examples_fingerprint,
     require_examples,
 )
-from harness.train.entry import checked_entry_file, entry_values, path_for, render_entry
-from harness.train.files import write_json_atomic, write_text_atomic
+from harness.train.entry import checked_entry_file, entry_values, path_for
 from harness.train.history import EvalRecord, History, StepRecord
 from harness.train.loss import summed_token_loss
 from harness.train.model import autocast, load_for_training, load_tokenizer, merge_adapter, preflight
@@ -369,10 +369,10 @@ def _finish(config: TrainConfig, facts: CardFacts, history: History, out: Path, 
     model = str(model_dir.resolve()) if Path(config.base).expanduser().is_dir() else config.base
 
     def entries(relative_to: Path | None) -> str:
-        text = render_entry(name, entry_values(config, model=model, adapter=path_for(adapter_dir, relative_to),
+        text = toml_table("candidates", name, entry_values(config, model=model, adapter=path_for(adapter_dir, relative_to),
                                                train_suites=train_names, description=description))
         if merged_dir is not None:
-            text += "\n" + render_entry(f"{name}-merged", entry_values(
+            text += "\n" + toml_table("candidates", f"{name}-merged", entry_values(
                 config, model=path_for(merged_dir, relative_to), adapter=None, train_suites=train_names,
                 description=description + ", merged"))
         return text

@@ -26,11 +26,11 @@ from harness.candidates.hf import HFCandidate
 from harness.data import Suite
 from harness.embedders import Embedder
 from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings, Result, evaluate
+from harness.files import write_text_atomic
 from harness.stats import ConfidenceInterval, paired_bootstrap_delta
 from harness.store import Store
 from harness.train.config import TrainConfig
 from harness.train.data import Example, collate
-from harness.train.files import write_text_atomic
 from harness.train.history import EvalRecord
 from harness.train.loss import mean_token_loss
 

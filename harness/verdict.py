@@ -1,0 +1,80 @@
+"""The baseline verdict as typed data: what the gate decided for one (candidate, suite, embedder).
+
+It travels unchanged from `harness.baselines` (which computes it) through the run history
+(`harness.store.RunRecord.baseline`) to the reports and the pytest checks (which only display or act on
+it). Plain data with no maths and no imports above the standard library, so every layer may hold one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+REGRESSION = "regression"
+IMPROVEMENT = "improvement"
+NO_DIFFERENCE = "no-difference"
+NO_BASELINE = "no-baseline"
+STALE = "stale"
+#: the embedder cannot see what the candidate's answers rely on (e.g. the lucrarea suffix under MiniLM)
+NOT_JUDGED = "not-judged"
+STATUSES = (REGRESSION, IMPROVEMENT, NO_DIFFERENCE, NO_BASELINE, STALE, NOT_JUDGED)
+#: statuses that fail the no-regression check
+FAILING = (REGRESSION, STALE)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The paired comparison of a result with its baseline.
+
+    `status` is the verdict after the run's multiple-suite correction; `raw_status` the verdict of this
+    suite alone (they differ only when the correction turned a per-suite regression into "no
+    difference"). Δ = candidate − baseline on the same rows, with its paired CI; `p_regression` is the
+    one-sided p-value of "worse by more than the tolerance", `p_adjusted` that p-value after the
+    correction. The power figures say what this suite *could* have detected.
+    """
+
+    status: str
+    message: str
+    baseline_candidate: str | None = None
+    baseline_mean: float | None = None
+    delta: float | None = None
+    delta_low: float | None = None
+    delta_high: float | None = None
+    tolerance: float | None = None
+    raw_status: str | None = None
+    p_regression: float | None = None
+    p_adjusted: float | None = None
+    correction: str | None = None
+    #: the smallest true Δ this suite detects with 80% power (one-sided, at the gate's level)
+    minimum_detectable_effect: float | None = None
+    wins: int | None = None
+    ties: int | None = None
+    losses: int | None = None
+    design_effect: float | None = None
+    small_sample: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown verdict status {self.status!r}; expected one of {', '.join(STATUSES)}")
+
+    @property
+    def is_regression(self) -> bool:
+        return self.status == REGRESSION
+
+    @property
+    def fails(self) -> bool:
+        """Whether the no-regression check fails on this verdict."""
+        return self.status in FAILING
+
+    def with_changes(self, **changes: Any) -> Comparison:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+        """Read a stored verdict; keys unknown to this version are ignored (older stores keep working)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,312 @@
+"""The Workspace: the one place where the project's names and paths become suites, candidates, embedders,
+a store and baselines, and where a score becomes a result, a verdict and a line of history.
+
+Every entry point (the `prh` command, the pytest plugin, `prh generate/train/optimize/calibrate`) starts
+from a Workspace instead of rebuilding that plumbing, so one rule holds everywhere:
+
+    ws = Workspace.from_dir(".")
+    scored = ws.score("mean-prompt", "leaked")
+    print(scored.result.mean, scored.comparison.status)
+
+**How `--suite X` is read** (the one rule): a name defined in the suites file is that suite. Anything
+else is the path of a data file (CSV, JSONL or parquet): the file of a suites-file entry is that suite
+(same name, same columns); any other file is an *ad-hoc* suite named by its path, read with Kaggle's
+column names unless `columns` maps them, rows numbered when it has no `id` column, and text columns it
+lacks left empty (scoring needs only the true prompt). A name that is neither is an error listing the
+known suites. Ad-hoc suites have no baseline, and reports show them in their own section.
+
+Nothing heavy is imported here at module level: importing the pytest plugin must stay cheap for every
+pytest run in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    from harness.baselines import BaselineUpdate
+    from harness.candidates import Candidate, CandidateRegistry
+    from harness.data import Suite, SuiteSpec
+    from harness.embedders import EmbedderChoice
+    from harness.evaluate import BootstrapSettings, Result
+    from harness.store import RunRecord, Store
+    from harness.verdict import Comparison
+
+SUITES_FILE = "suites.toml"
+CANDIDATES_FILE = "candidates.toml"
+BASELINES_DIR = "baselines"
+REPORT_DIR = "reports"
+STORE_ENV = "PRH_STORE"
+STORE_PATH = Path(".prh") / "store.sqlite"
+#: the gate's default: a regression is a paired CI entirely below −tolerance (rounding noise of baselines)
+DEFAULT_TOLERANCE = 0.001
+#: the multiple-suite corrections of the gate
+CORRECTIONS = ("holm", "none")
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One candidate scored on one suite: the result, its baseline verdict (None for ad-hoc suites and
+    signed scores, which have no baseline to compare with) and the history record written for it."""
+
+    result: Result
+    comparison: Comparison | None
+    record: RunRecord
+    suite_kind: str = "named"
+
+
+@dataclass
+class Workspace:
+    """A project's paths, and the objects built from them on demand (each built once).
+
+    Use `Workspace.from_dir(root, …)`; pass a path to override one default. Paths given explicitly must
+    exist (a typo is an error, never an empty file); the default suites and candidates files may be
+    absent (then only data files and inline candidate specs work).
+    """
+
+    root: Path
+    suites_file: Path
+    candidates_file: Path | None
+    baselines_dir: Path
+    store_path: Path
+    report_dir: Path
+    _suite_specs: dict[str, SuiteSpec] | None = field(default=None, repr=False)
+    _registry: CandidateRegistry | None = field(default=None, repr=False)
+    _embedders: dict[str, EmbedderChoice] = field(default_factory=dict, repr=False)
+    _store: Store | None = field(default=None, repr=False)
+    _explicit_suites_file: bool = field(default=False, repr=False)
+
+    @classmethod
+    def from_dir(cls, root: str | Path = ".", *, suites_file: str | Path | None = None,
+                 candidates_file: str | Path | None = None, baselines_dir: str | Path | None = None,
+                 store: str | Path | None = None, report_dir: str | Path | None = None) -> Workspace:
+        """The workspace of the project in `root`. Explicit paths are taken as given (relative to the
+        current directory, as a shell user typed them); defaults are files and folders of `root`; the
+        store defaults to $PRH_STORE, else `root/.prh/store.sqlite`."""
+        root = Path(root)
+        if suites_file is not None and not Path(suites_file).is_file():
+            raise ConfigError(f"suites file not found: {suites_file}")
+        if candidates_file is not None and not Path(candidates_file).is_file():
+            raise ConfigError(f"candidates file not found: {candidates_file}")
+        default_candidates = root / CANDIDATES_FILE
+        return cls(
+            root=root,
+            suites_file=Path(suites_file) if suites_file is not None else root / SUITES_FILE,
+            candidates_file=(Path(candidates_file) if candidates_file is not None
+                             else default_candidates if default_candidates.is_file() else None),
+            baselines_dir=Path(baselines_dir) if baselines_dir is not None else root / BASELINES_DIR,
+            store_path=Path(store if store is not None else os.environ.get(STORE_ENV) or root / STORE_PATH),
+            report_dir=Path(report_dir) if report_dir is not None else root / REPORT_DIR,
+            _explicit_suites_file=suites_file is not None,
+        )
+
+    @classmethod
+    def from_args(cls, args: object, root: str | Path = ".") -> Workspace:
+        """The workspace a command line names: `args` may carry suites_file, candidates_file, baselines_dir,
+        store and report_dir (argparse's names for --suites-file …); absent or None means the default."""
+        return cls.from_dir(root, **{key: getattr(args, key, None) for key in
+                                     ("suites_file", "candidates_file", "baselines_dir", "store", "report_dir")})
+
+    # -- suites ------------------------------------------------------------------------------------------
+    @property
+    def suite_specs(self) -> dict[str, SuiteSpec]:
+        """The suites file's entries by name ({} when the default suites file does not exist)."""
+        if self._suite_specs is None:
+            from harness.data import load_suite_specs
+
+            self._suite_specs = load_suite_specs(self.suites_file) if self.suites_file.is_file() else {}
+        return self._suite_specs
+
+    def suite_names(self, selected: Sequence[str] | None = None) -> list[str]:
+        """The named suites to run, in file order: all of them, or `selected` (unknown names are an error)."""
+        from harness.data import select_specs
+
+        if not self.suite_specs and not selected:
+            raise ConfigError(f"no suites: {self.suites_file} does not exist or defines none")
+        return [spec.name for spec in select_specs(self.suite_specs, selected)]
+
+    def is_named_suite(self, name: str) -> bool:
+        return name in self.suite_specs
+
+    def suite(self, name_or_path: str | Path, *, columns: Mapping[str, str] | None = None) -> Suite:
+        """A suite by name, or an ad-hoc suite read from a data file (see the module docstring's rule).
+
+        `columns` maps Sample fields to the file's columns and is only for data files: a named suite's
+        columns are in its suites-file entry.
+        """
+        from harness.data import load_suite, spec_for_file, suite_from_table
+        from harness.tables import read_table
+
+        name = str(name_or_path)
+        if name in self.suite_specs:
+            if columns:
+                raise ConfigError(f"suite '{name}' is defined in {self.suites_file}: its columns are set there, "
+                                  "not on the command line")
+            return load_suite(self.suite_specs[name])
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            known = ", ".join(self.suite_specs) or f"none ({self.suites_file} not found)"
+            raise ConfigError(f"suite {name!r} is neither a suite in {self.suites_file} (known: {known}) "
+                              "nor a data file")
+        if not columns:
+            resolved = path.resolve()
+            for spec in self.suite_specs.values():
+                if spec.path.resolve() == resolved:
+                    return load_suite(spec)
+        mapping = dict(columns or {})
+        table = read_table(path)
+        # Scoring needs only the true prompt: text columns the file does not have are left empty.
+        for text_field in ("original_text", "rewritten_text"):
+            if text_field not in mapping and text_field not in table.columns:
+                mapping[text_field] = ""
+        if "id" not in mapping and "id" not in table.columns:
+            mapping["id"] = ""
+        return suite_from_table(spec_for_file(path, mapping, name=path.as_posix()), table)
+
+    # -- candidates --------------------------------------------------------------------------------------
+    @property
+    def registry(self) -> CandidateRegistry:
+        if self._registry is None:
+            from harness.candidates import load_candidate_registry
+
+            self._registry = load_candidate_registry(self.candidates_file)
+        return self._registry
+
+    def candidate(self, spec: str | Candidate) -> Candidate:
+        """A candidate from a spec: a candidates-file name, `mean:TEXT` or `file:PATH` (a Candidate
+        object is returned as is). Building loads no model."""
+        if not isinstance(spec, str):
+            return spec
+        from harness.candidates import CandidateContext, resolve_candidate
+
+        context = CandidateContext(base_dir=self.root, store=self.store(), suites=self.suite_specs)
+        return resolve_candidate(spec, self.registry, context)
+
+    # -- embedders ---------------------------------------------------------------------------------------
+    def embedder(self, spec: str = "auto") -> EmbedderChoice:
+        """The embedder for `spec` (auto, st5, minilm, path:DIR), built once per spec, with the warnings
+        its choice carries (e.g. auto falling back to MiniLM) as data."""
+        if spec not in self._embedders:
+            from harness.embedders import choose_embedder
+
+            self._embedders[spec] = choose_embedder(spec)
+        return self._embedders[spec]
+
+    # -- store -------------------------------------------------------------------------------------------
+    def store(self, *, create: bool = True) -> Store:
+        """The store, opened once. Reading commands pass `create=False`: a missing store is an error."""
+        if self._store is None:
+            from harness.store import Store
+
+            self._store = Store(self.store_path, create=create)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- scoring -----------------------------------------------------------------------------------------
+    def score(self, candidate: str | Candidate, suite: str | Suite, *, embedder: str = "auto",
+              bootstrap: BootstrapSettings | None = None, signed: bool = False,
+              tolerance: float = DEFAULT_TOLERANCE, session: str = "", record: bool = True,
+              on_progress: ProgressCallback | None = None) -> Scored:
+        """Score one candidate on one suite: evaluate, compare with the baseline, record the run."""
+        scored = self.judge(candidate, suite, embedder=embedder, bootstrap=bootstrap, signed=signed,
+                            tolerance=tolerance, on_progress=on_progress)
+        scored = self.gate([scored], "none")[0]
+        return self.record(scored, session=session) if record else scored
+
+    def score_many(self, candidate: str | Candidate, suites: Sequence[str | Suite], *, embedder: str = "auto",
+                   bootstrap: BootstrapSettings | None = None, signed: bool = False,
+                   tolerance: float = DEFAULT_TOLERANCE, correction: str = "holm", session: str = "",
+                   record: bool = True, on_progress: ProgressCallback | None = None) -> list[Scored]:
+        """Score one candidate on several suites as one family: judge each, correct the gate's verdicts
+        across the family (`correction`: holm or none), then record each run."""
+        judged = [self.judge(candidate, suite, embedder=embedder, bootstrap=bootstrap, signed=signed,
+                             tolerance=tolerance, on_progress=on_progress) for suite in suites]
+        gated = self.gate(judged, correction)
+        return [self.record(s, session=session) for s in gated] if record else gated
+
+    def judge(self, candidate: str | Candidate, suite: str | Suite, *, embedder: str = "auto",
+              bootstrap: BootstrapSettings | None = None, signed: bool = False,
+              tolerance: float = DEFAULT_TOLERANCE, on_progress: ProgressCallback | None = None) -> Scored:
+        """Evaluate and compare with the stored baseline; nothing is recorded yet (see `gate`, `record`).
+
+        Signed scores and ad-hoc suites get no comparison: the baselines hold unsigned scores of named
+        suites.
+        """
+        from harness.baselines import compare_with_baseline, load_baseline
+        from harness.evaluate import DEFAULT_BOOTSTRAP, evaluate
+
+        bootstrap = bootstrap or DEFAULT_BOOTSTRAP
+        loaded = self.suite(suite) if isinstance(suite, (str, Path)) else suite
+        kind = "named" if self.is_named_suite(loaded.name) else "file"
+        result = evaluate(self.candidate(candidate), loaded, self.embedder(embedder).embedder, store=self.store(),
+                          bootstrap=bootstrap, signed=signed, on_progress=on_progress)
+        comparison = None
+        if kind == "named" and not signed:
+            baseline = load_baseline(self.baselines_dir, result.embedder, loaded.name)
+            comparison = compare_with_baseline(result, baseline, tolerance=tolerance, bootstrap=bootstrap)
+        record = self._record_for(result, comparison, bootstrap=bootstrap, signed=signed, kind=kind)
+        return Scored(result, comparison, record, kind)
+
+    @staticmethod
+    def gate(family: Sequence[Scored], correction: str = "holm") -> list[Scored]:
+        """The family's verdicts corrected for testing several suites at once (see baselines.apply_correction)."""
+        from harness.baselines import apply_correction
+
+        if correction not in CORRECTIONS:
+            raise ConfigError(f"unknown gate correction {correction!r}; expected one of {', '.join(CORRECTIONS)}")
+        corrected = apply_correction([s.comparison for s in family], correction)
+        return [replace(s, comparison=c, record=replace(s.record, baseline=c)) for s, c in zip(family, corrected)]
+
+    def record(self, scored: Scored, *, session: str = "", once_per_session: bool = False) -> Scored:
+        """Append the run to the store's history (with `once_per_session`, at most once per session)."""
+        run = replace(scored.record, session=session)
+        return replace(scored, record=replace(run, run_id=self.store().record_run(run, once_per_session=once_per_session)))
+
+    @staticmethod
+    def _record_for(result: Result, comparison: Comparison | None, *, bootstrap: BootstrapSettings,
+                    signed: bool, kind: str) -> RunRecord:
+        from harness.store import RunRecord
+
+        return RunRecord(
+            candidate=result.candidate, candidate_fingerprint=result.candidate_fingerprint, suite=result.suite,
+            suite_fingerprint=result.suite_fingerprint, embedder=result.embedder,
+            embedder_fingerprint=result.embedder_fingerprint, comparable_with_kaggle=result.comparable_with_kaggle,
+            n=result.n, mean=result.mean, ci_low=result.interval.low, ci_high=result.interval.high,
+            ci_method=result.interval.method, confidence=result.interval.confidence,
+            n_empty=len(result.empty_prediction_ids), candidate_spec=result.candidate_spec,
+            seconds=sum(result.timings.values()), baseline=comparison, signed=signed,
+            n_resamples=bootstrap.n_resamples, seed=bootstrap.seed, suite_kind=kind)
+
+    # -- baselines and reports ------------------------------------------------------------------------
+    def update_baseline(self, scored: Scored, *, force: bool = False) -> BaselineUpdate:
+        """Accept a scored result as its suite's baseline (refused when significantly worse, unless forced)."""
+        from harness.baselines import update_baseline
+
+        if scored.suite_kind != "named":
+            raise ConfigError(f"'{scored.result.suite}' is a data file, not a suite of {self.suites_file}: "
+                              "only named suites have baselines")
+        return update_baseline(self.baselines_dir, scored.result, scored.comparison, force=force)
+
+    def write_reports(self) -> list[Path]:
+        """Render the reports under `report_dir` from the store's whole history."""
+        from harness.report import write_reports
+
+        return write_reports(self.store(create=False).runs(), self.report_dir)
