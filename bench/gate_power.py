@@ -207,12 +207,12 @@ def fit(csv: Path) -> Targets:
 
     from harness.candidates import ConstantCandidate
     from harness.data import Suite, SuiteSpec, load_suite, load_suite_specs
-    from harness.embedders import make_embedder
+    from harness.embedders import choose_embedder
     from harness.evaluate import BootstrapSettings, evaluate
     from harness.stats import design_effect
     from harness.store import Store
 
-    embedder = make_embedder("minilm")
+    embedder = choose_embedder("minilm").embedder
     quick = BootstrapSettings(n_resamples=100, method="percentile")
     gemma = load_suite(SuiteSpec("gemma", csv, columns={"id": "", "original_text": "Original",
                                                         "rewrite_prompt": "Prompt", "rewritten_text": "Rewritten"}))

@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from harness.data import Suite, SuiteSpec, load_suite, load_suite_specs  # noqa: E402
-from harness.embedders import make_embedder  # noqa: E402
+from harness.embedders import choose_embedder  # noqa: E402
 from harness.evaluate import BootstrapSettings  # noqa: E402
 from harness.optimize.mean_prompt import PUBLIC_MEAN_PROMPT, optimize_mean_prompt  # noqa: E402
 from harness.optimize.objective import MeanScsObjective  # noqa: E402
@@ -92,7 +92,7 @@ def main() -> int:
 
     suite, source = bench_suite()
     split = split_suite(suite, (0.7, 0.0, 0.3), by="prompt", seed=args.seed)
-    embedder = make_embedder(args.embedder)
+    embedder = choose_embedder(args.embedder).embedder
     embedder.load().encode(["warm up the kernels"] * 8, normalize_embeddings=True)
     print(f"data: {source}; {len(split.train)} train rows ({len(set(split.train.prompts))} prompts), "
           f"{len(split.heldout)} held-out rows ({len(set(split.heldout.prompts))} prompts, none in train); "

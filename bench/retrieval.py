@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from harness.candidates import ConstantCandidate  # noqa: E402
 from harness.candidates.retrieval import RetrievalCandidate  # noqa: E402
 from harness.data import Suite, SuiteSpec, load_suite  # noqa: E402
-from harness.embedders import make_embedder  # noqa: E402
+from harness.embedders import choose_embedder  # noqa: E402
 from harness.evaluate import BootstrapSettings, evaluate  # noqa: E402
 from harness.stats import paired_bootstrap_delta  # noqa: E402
 from harness.store import Store  # noqa: E402
@@ -41,7 +41,7 @@ def main() -> int:
     held_out = set(prompts[: len(prompts) // 4])
     train = Suite("gemma-train", tuple(s for s in full.samples if s.rewrite_prompt not in held_out))
     test = Suite("gemma-test", tuple(s for s in full.samples if s.rewrite_prompt in held_out)[:600])
-    embedder = make_embedder("minilm")
+    embedder = choose_embedder("minilm").embedder
     store = Store(ROOT / ".prh" / "bench-store.sqlite")
     bootstrap = BootstrapSettings()
     reference = evaluate(ConstantCandidate("mean-prompt", MEAN_PROMPT), test, embedder, store=store, bootstrap=bootstrap)

@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from harness.candidates import ConstantCandidate  # noqa: E402
 from harness.data import Sample, Suite, SuiteSpec, load_suite, load_suite_specs  # noqa: E402
-from harness.embedders import make_embedder  # noqa: E402
+from harness.embedders import choose_embedder  # noqa: E402
 from harness.evaluate import BootstrapSettings, evaluate  # noqa: E402
 from harness.stats import bootstrap_mean, paired_bootstrap_test  # noqa: E402
 from harness.store import Store  # noqa: E402
@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--embedder", default="minilm")
     args = parser.parse_args()
     suite, source = bench_suite()
-    embedder = make_embedder(args.embedder)
+    embedder = choose_embedder(args.embedder).embedder
     load_seconds, model = timed(embedder.load)
     model.encode(["warm up the kernels"] * 8, normalize_embeddings=True)
     bootstrap = BootstrapSettings()

@@ -38,7 +38,12 @@ _EXPORTS = {
     "HarnessError": "harness.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BootstrapSettings", "Candidate", "Comparison", "ConstantCandidate", "Embedder", "HarnessError", "Result",
+    "Sample", "Scored", "Suite", "Workspace", "bootstrap_mean", "choose_embedder", "evaluate",
+    "paired_bootstrap_delta", "scs", "scs_rows",
+]
+assert sorted(__all__) == sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from harness.candidates import Candidate, ConstantCandidate

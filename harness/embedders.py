@@ -18,7 +18,6 @@ first ``embed`` call, so building an embedder is cheap and importing this module
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,12 +183,3 @@ def choose_embedder(spec: str = "auto", **kwargs) -> EmbedderChoice:
     if path.is_dir():
         return EmbedderChoice(SentenceTransformerEmbedder(path.name, path, **kwargs))
     raise ConfigError(f"unknown embedder {spec!r}: expected auto, st5, minilm, path:DIR or a model directory")
-
-
-def make_embedder(spec: str = "auto", **kwargs) -> SentenceTransformerEmbedder:
-    """`choose_embedder(spec).embedder`, its warnings issued as Python warnings. Kept for callers not yet
-    moved to `choose_embedder`."""
-    choice = choose_embedder(spec, **kwargs)
-    for message in choice.warnings:
-        warnings.warn(message, stacklevel=2)
-    return choice.embedder

@@ -18,7 +18,6 @@ from harness.embedders import (
     EmbedderChoice,
     SentenceTransformerEmbedder,
     choose_embedder,
-    make_embedder,
     make_minilm,
 )
 from harness.embedding_cache import embed_texts
@@ -49,7 +48,7 @@ def test_minilm_gives_unit_float32_vectors(minilm):
 def test_missing_st5_fails_fast_naming_model_and_remedy(no_st5):
     started = time.perf_counter()
     with pytest.raises(ModelUnavailableError) as error:
-        make_embedder("st5")
+        choose_embedder("st5")
     assert time.perf_counter() - started < 2.0
     message = str(error.value)
     assert "sentence-transformers/sentence-t5-base" in message and ST5_ENV in message
@@ -65,14 +64,6 @@ def test_auto_without_st5_returns_minilm_and_the_warning_as_data(no_st5):
     assert choice.warnings == (NOT_COMPARABLE_WARNING,)
     with pytest.raises(AttributeError):
         choice.warnings = ()  # frozen: a choice is a value
-
-
-def test_make_embedder_still_warns_for_callers_not_yet_moved(no_st5):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        embedder = make_embedder("auto")
-    assert embedder.name == "minilm"
-    assert [str(w.message) for w in caught] == [NOT_COMPARABLE_WARNING]
 
 
 def test_auto_says_why_a_configured_st5_path_was_not_used(no_st5, monkeypatch):

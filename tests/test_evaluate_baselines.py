@@ -6,14 +6,17 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from harness.baselines import compare_with_baseline, load_baseline, write_baseline
+from harness.baselines import apply_correction, compare_with_baseline, load_baseline, write_baseline
 from harness.candidates import ConstantCandidate, PredictionsFileCandidate
 from harness.data import Sample, Suite
 from harness.errors import DataError
 from harness.evaluate import BootstrapSettings, evaluate
 from harness.metric import scs_rows
 from harness.store import Store
+from harness.verdict import Comparison
 
 FAST = BootstrapSettings(n_resamples=2000)
 PROMPTS = ["Rewrite this as a sea shanty.", "Make the email more formal.", "Turn the memo into a haiku.",
@@ -129,3 +132,39 @@ def test_malformed_baseline_file_is_named(tmp_path):
     (tmp_path / "minilm" / "toy.json").write_text("{not json")
     with pytest.raises(DataError, match="toy.json.*--update-baselines"):
         load_baseline(tmp_path, "minilm", "toy")
+
+
+def test_every_comparison_carries_what_the_suite_can_conclude(scored, tmp_path):
+    reference = scored("Rewrite the text in a different style.")
+    write_baseline(tmp_path, reference)
+    worse = compare_with_baseline(scored("banana"), load_baseline(tmp_path, "minilm", "toy"), bootstrap=FAST)
+    assert worse.p_regression is not None and worse.p_regression < 0.025  # consistent with the CI below −tol
+    assert worse.wins + worse.ties + worse.losses == reference.n and worse.losses > worse.wins
+    assert 0 < worse.minimum_detectable_effect < 1
+    assert worse.small_sample and "24 rows" in worse.small_sample  # below 200 rows: said, not hidden
+    assert worse.design_effect is None  # no groups
+
+
+def _comparison(p: float, status: str = "regression") -> Comparison:
+    return Comparison(status, "m", raw_status=status, p_regression=p, delta=-0.02, delta_low=-0.04, delta_high=-0.005)
+
+
+def test_holm_keeps_the_family_wise_false_alarm_rate_and_shows_both_verdicts():
+    family = [_comparison(0.02), _comparison(0.30, "no-difference"), _comparison(0.001), None]
+    corrected = apply_correction(family, "holm")
+    assert corrected[3] is None
+    # 0.001 * 3 = 0.003 < 0.025: still a regression; 0.02 * 2 = 0.04 ≥ 0.025: not after the correction
+    assert corrected[2].status == "regression" and corrected[2].p_adjusted == pytest.approx(0.003)
+    assert corrected[0].status == "no-difference" and corrected[0].raw_status == "regression"
+    assert corrected[0].p_adjusted == pytest.approx(0.04) and "holm correction over 3 suites" in corrected[0].message
+    assert corrected[1].status == "no-difference"
+    uncorrected = apply_correction(family, "none")
+    assert [c.status for c in uncorrected[:3]] == ["regression", "no-difference", "regression"]
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=8))
+def test_the_correction_never_creates_a_regression(p_values):
+    family = [_comparison(p, "regression" if p < 0.025 else "no-difference") for p in p_values]
+    for before, after in zip(family, apply_correction(family, "holm")):
+        assert after.p_adjusted >= before.p_regression - 1e-12
+        assert not (after.status == "regression" and before.status != "regression")

@@ -13,6 +13,7 @@ from stub_openai_server import StubOpenAIServer
 from test_optimize_support import BagOfWordsEmbedder, family_suite
 
 from harness.cli import main
+from harness.embedders import EmbedderChoice
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def in_repo(monkeypatch, tmp_path):
 @pytest.fixture
 def bow(monkeypatch):
     """Every embedder the CLI asks for is the instant bag-of-words stub."""
-    monkeypatch.setattr("harness.embedders.make_embedder", lambda spec="auto", **kwargs: BagOfWordsEmbedder())
+    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(BagOfWordsEmbedder()))
 
 
 def run_json(capsys, *args):
@@ -56,7 +57,7 @@ def test_importing_the_cli_module_loads_nothing_heavy():
 
 @pytest.mark.slow
 def test_mean_prompt_json_with_the_packaged_embedder(in_repo, capsys, monkeypatch, minilm):
-    monkeypatch.setattr("harness.embedders.make_embedder", lambda spec="auto", **kwargs: minilm)
+    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(minilm))
     args = ["optimize", "mean-prompt", "--suite", "leaked", "--embedder", "minilm", "--max-steps", "2",
             "--candidates-per-step", "24", "--resamples", "500", "--seed", "5", "--json", "--log",
             str(in_repo / "steps.jsonl")]
@@ -121,7 +122,7 @@ def test_opro_cli_end_to_end_with_stub_proposers(in_repo, capsys, bow):
 
 @pytest.mark.slow
 def test_calibrate_cli_writes_the_report(in_repo, capsys, monkeypatch, minilm):
-    monkeypatch.setattr("harness.embedders.make_embedder", lambda spec="auto", **kwargs: minilm)
+    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(minilm))
     out = in_repo / "calibration"
     code, data = run_json(capsys, "calibrate", "--suite", "leaked", "--embedder", "minilm", "--resamples", "300",
                           "--out", str(out), "--json")

@@ -24,7 +24,7 @@ import numpy as np
 from harness.candidates.base import CandidateContext
 from harness.candidates.cache import input_hash
 from harness.data import Sample, Suite, load_suite
-from harness.embedders import Embedder, make_embedder
+from harness.embedders import Embedder, choose_embedder
 from harness.embedding_cache import embed_texts
 from harness.errors import ConfigError
 from harness.hashing import json_fingerprint
@@ -89,6 +89,6 @@ def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) 
     if train_name not in context.suites:
         raise ConfigError(f"candidate '{name}': train_suite '{train_name}' is not a known suite; "
                           f"known: {', '.join(context.suites) or '(none)'}")
-    return RetrievalCandidate(name, load_suite(context.suites[train_name]), make_embedder(entry.get("embedder", "minilm")),
+    return RetrievalCandidate(name, load_suite(context.suites[train_name]), choose_embedder(entry.get("embedder", "minilm")).embedder,
                               k=int(entry.get("k", 3)), query=entry.get("query", "rewritten"),
                               joiner=entry.get("joiner", " "), store=context.store)

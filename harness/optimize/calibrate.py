@@ -15,7 +15,6 @@ It uses the project's one resampler (harness.stats), vectorised over resamples.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -179,14 +178,12 @@ def calibrate_suite(probes: Sequence[Probe], suite: Suite, embedder: Embedder, *
 def available_embedders(specs: Sequence[str], **kwargs) -> tuple[list[Embedder], list[str]]:
     """The embedders of `specs` that exist on this machine, and a note for each that does not (a
     calibration over "every embedder available" must say which ones it could not use, and why)."""
-    from harness.embedders import make_embedder
+    from harness.embedders import choose_embedder
 
     found, notes = [], []
     for spec in specs:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "auto" falling back is reported by name below
-                embedder = make_embedder(spec, **kwargs)
+            embedder = choose_embedder(spec, **kwargs).embedder  # "auto" falling back is reported by name below
         except ModelUnavailableError as error:
             notes.append(f"embedder '{spec}' skipped: {str(error).split('. ')[0]}")
             continue

@@ -8,7 +8,7 @@ package loads no model and no torch.
 
     from harness.train import TrainConfig, train_lora
     result = train_lora(TrainConfig(base="/models/Mistral-7B", lora_r=4, max_steps=200),
-                        train_suite, eval_suite, make_embedder("minilm"), "runs/mistral-r4")
+                        train_suite, eval_suite, choose_embedder("minilm").embedder, "runs/mistral-r4")
 """
 
 from __future__ import annotations
