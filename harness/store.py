@@ -23,7 +23,7 @@ from typing import TypeVar
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.verdict import Comparison
+from harness.verdict import Comparison, PredictedScore, ScorerParity
 
 T = TypeVar("T")
 
@@ -83,17 +83,20 @@ class RunRecord:
     seed: int = 0
     #: "named" (a suite of the suites file) or "file" (an ad-hoc data file given on the command line)
     suite_kind: str = "named"
+    #: rows Kaggle's scorer would read differently (special-token strings, over 128 tokens), when checked
+    scorer_parity: ScorerParity | None = None
+    #: the predicted public-leaderboard score, where a leaderboard model exists for the suite and embedder
+    predicted_lb: PredictedScore | None = None
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["baseline"] = self.baseline.to_dict() if self.baseline is not None else None
-        return data
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping) -> RunRecord:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        if isinstance(known.get("baseline"), Mapping):
-            known["baseline"] = Comparison.from_dict(known["baseline"])
+        for key, kind in (("baseline", Comparison), ("scorer_parity", ScorerParity), ("predicted_lb", PredictedScore)):
+            if isinstance(known.get(key), Mapping):
+                known[key] = kind.from_dict(known[key])
         return cls(**known)
 
 

@@ -1,8 +1,11 @@
-"""The baseline verdict as typed data: what the gate decided for one (candidate, suite, embedder).
+"""What one scoring run concludes, as typed data: the gate's verdict against the baseline (`Comparison`),
+what Kaggle's scorer would read differently (`ScorerParity`), and the predicted leaderboard score
+(`PredictedScore`).
 
-It travels unchanged from `harness.baselines` (which computes it) through the run history
-(`harness.store.RunRecord.baseline`) to the reports and the pytest checks (which only display or act on
-it). Plain data with no maths and no imports above the standard library, so every layer may hold one.
+Each travels unchanged from where it is computed (`harness.baselines`, the embedder, the leaderboard
+model) through the run history (`harness.store.RunRecord`) to the reports and the pytest checks, which
+only display or act on it. Plain data with no maths and no imports above the standard library, so every
+layer may hold one.
 """
 
 from __future__ import annotations
@@ -78,3 +81,60 @@ class Comparison:
         """Read a stored verdict; keys unknown to this version are ignored (older stores keep working)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+
+def _from_dict(cls, data: Mapping[str, Any]):
+    known = {f.name for f in fields(cls)}
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class ScorerParity:
+    """Rows whose prediction Kaggle's scorer (TF-Hub sentence-t5-base) would read differently from the local
+    embedder: special-token strings (`</s>`, `<pad>`, `<unk>`, `<extra_id_N>`), which its plain SentencePiece
+    read as ordinary characters, and predictions beyond its 128-token window, which it cut."""
+
+    special_token_rows: tuple[str, ...] = ()
+    over_limit_rows: tuple[str, ...] = ()
+    max_tokens: int | None = None
+    tokenizer: str = ""
+
+    @property
+    def clean(self) -> bool:
+        return not self.special_token_rows and not self.over_limit_rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScorerParity:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class PredictedScore:
+    """A predicted public-leaderboard score: the estimate and its interval, and how far the leaderboard
+    model that made it is to be trusted (its leave-one-probe-out error on the probes it was fitted on).
+    It is information beside the local score, never a gate."""
+
+    estimate: float
+    low: float
+    high: float
+    model: str
+    probe_book: str
+    n_probes: int
+    loo_mae: float
+    loo_max_error: float | None = None
+    loo_spearman: float | None = None
+    extrapolating: bool = False
+    set_aside: tuple[str, ...] = ()
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PredictedScore:
+        return _from_dict(cls, data)
