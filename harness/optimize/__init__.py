@@ -3,9 +3,9 @@
 - mean-prompt search against an embedder (`optimize_mean_prompt`, `search_mean_prompt`,
   `MeanScsObjective`, `build_vocabulary`);
 - an OPRO-style loop for a chat candidate's instruction or a mean prompt (`run_opro`, targets, metering,
-  trajectory log, plot and training-set export);
-- calibration of local suites and embedders against known leaderboard scores (`load_probes`,
-  `calibrate_suite`, `correlation_bootstrap`, `write_calibration`).
+  trajectory log, plot and training-set export).
+
+Calibration against known leaderboard scores lives in `harness.leaderboard`.
 
 Every reported result is a held-out number (`compare_on_heldout`); train and dev numbers are labelled.
 Names are re-exported lazily (PEP 562) so that `prh` loading this package's CLI imports nothing heavy.
@@ -27,10 +27,6 @@ _EXPORTS = {
     "OproSettings": "opro", "OproResult": "opro", "Proposer": "opro", "run_opro": "opro",
     "TrajectoryLog": "trajectory", "read_trajectory": "trajectory", "training_rows": "trajectory",
     "export_training_set": "trajectory", "plot_trajectory": "trajectory",
-    "Probe": "probes", "TemplateCandidate": "probes", "load_probes": "probes",
-    "CalibrationRow": "calibrate", "CalibrationSettings": "calibrate", "calibrate_suite": "calibrate",
-    "correlation_bootstrap": "calibrate", "available_embedders": "calibrate",
-    "write_calibration": "calibration_report",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""`prh optimize mean-prompt|opro|export-training|plot` and `prh calibrate`.
+"""`prh optimize mean-prompt|opro|export-training|plot`.
 
 A thin shell over harness.optimize: parse, build, call, print. Importing this module imports nothing
 heavy (no numpy, torch, openai, matplotlib): everything is imported inside the handlers.
@@ -12,7 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from harness.errors import ConfigError, HarnessError, print_warnings
+from harness.errors import ConfigError, print_warnings
 from harness.files import write_json_atomic
 from harness.workspace import Workspace
 
@@ -21,7 +21,7 @@ DEFAULT_START = ("Please improve this text using the writing style with maintain
 
 
 def add_commands(subparsers) -> None:
-    """Register `optimize` (with its subcommands) and `calibrate` on the `prh` parser."""
+    """Register `optimize` (with its subcommands) on the `prh` parser."""
     optimize = subparsers.add_parser("optimize", help="optimise prompts: mean-prompt search, OPRO loop")
     inner = optimize.add_subparsers(dest="optimize_command", required=True)
 
@@ -76,22 +76,6 @@ def add_commands(subparsers) -> None:
     plot.add_argument("--trajectory", required=True)
     plot.add_argument("--out", required=True, help="the PNG to write")
     plot.set_defaults(handler=cmd_plot)
-
-    calibrate = subparsers.add_parser("calibrate", help="which local suite and embedder rank probes with known "
-                                      "leaderboard scores as the leaderboard does")
-    calibrate.add_argument("--probes", default="fixtures/probes.csv", help="probes file (default: %(default)s)")
-    calibrate.add_argument("--suite", action="append", default=[], help="a suite (repeatable; default: every suite)")
-    calibrate.add_argument("--embedder", action="append", default=[],
-                           help="an embedder (repeatable; default: st5 and minilm, whichever exist here)")
-    calibrate.add_argument("--out", default="reports/calibration", help="output folder (default: %(default)s)")
-    calibrate.add_argument("--resamples", type=int, default=2000)
-    calibrate.add_argument("--leaderboard-noise", type=float, default=0.01,
-                           help="sd of the leaderboard's noise added in each resample (default: %(default)s)")
-    calibrate.add_argument("--seed", type=int, default=0)
-    calibrate.add_argument("--json", action="store_true", help="print the JSON report")
-    calibrate.add_argument("--suites-file", default=None, help="suites file (default: suites.toml)")
-    calibrate.add_argument("--store", default=None)
-    calibrate.set_defaults(handler=cmd_calibrate)
 
 
 def _suite_options(parser: argparse.ArgumentParser, *, split: str) -> None:
@@ -294,39 +278,4 @@ def cmd_plot(args) -> int:
     from harness.optimize.trajectory import plot_trajectory, read_trajectory
 
     print(plot_trajectory(read_trajectory(args.trajectory), args.out))
-    return 0
-
-
-# -- prh calibrate ----------------------------------------------------------------------------------------
-def cmd_calibrate(args) -> int:
-    from harness.evaluate import BootstrapSettings
-    from harness.optimize.calibrate import CalibrationSettings, available_embedders, calibrate_suite
-    from harness.optimize.calibration_report import render_json, write_calibration
-    from harness.optimize.probes import load_probes
-
-    probes = load_probes(args.probes)
-    workspace = Workspace.from_args(args)
-    suites = [workspace.suite(name) for name in args.suite or workspace.suite_names()]
-    embedders, notes = available_embedders(args.embedder or ["st5", "minilm"])
-    if not embedders:
-        raise HarnessError("no embedder is available: " + "; ".join(notes))
-    settings = CalibrationSettings(n_resamples=args.resamples, leaderboard_noise=args.leaderboard_noise,
-                                   seed=args.seed, probe_bootstrap=BootstrapSettings(n_resamples=2000,
-                                                                                     method="percentile", seed=args.seed))
-    say = _progress(not args.json)
-    rows = []
-    with workspace:
-        store = workspace.store()
-        for embedder in embedders:
-            for suite in suites:
-                say(f"calibrating {suite.name} with {embedder.name} ({len(probes)} probes, {len(suite)} rows)")
-                rows.append(calibrate_suite(probes, suite, embedder, store=store, settings=settings))
-    paths = write_calibration(rows, probes, args.out, notes=notes, probes_source=args.probes,
-                              leaderboard_noise=args.leaderboard_noise)
-    if args.json:
-        print(render_json(rows, probes, notes=notes), end="")
-    else:
-        print(paths[0].read_text(encoding="utf-8"))
-        for path in paths:
-            print(path)
     return 0

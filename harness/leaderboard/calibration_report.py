@@ -1,5 +1,5 @@
 """Calibration results as markdown, JSON and a scatter plot. Formats only: every number was computed in
-`harness.optimize.calibrate`. Tables follow `harness.report`'s style (GitHub markdown via tabulate)."""
+`harness.leaderboard.calibrate`. Tables follow `harness.report`'s style (GitHub markdown via tabulate)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness.files import write_atomic, write_text_atomic
-from harness.optimize.calibrate import CalibrationRow, Correlation, rank_rows
-from harness.optimize.probes import Probe
+from harness.leaderboard.calibrate import CalibrationRow, Correlation, rank_rows
+from harness.leaderboard.probes import Probe
 
 MARKDOWN_NAME = "calibration.md"
 JSON_NAME = "calibration.json"

@@ -24,7 +24,7 @@ from harness.data import Suite
 from harness.embedders import Embedder
 from harness.errors import ConfigError, ModelUnavailableError
 from harness.evaluate import BootstrapSettings, evaluate
-from harness.optimize.probes import Probe
+from harness.leaderboard.probes import Probe
 from harness.stats import resample_means
 from harness.store import Store
 

@@ -16,16 +16,9 @@ from test_optimize_support import BagOfWordsEmbedder, family_suite
 from harness.candidates.constant import ConstantCandidate
 from harness.errors import ConfigError, DataError
 from harness.evaluate import BootstrapSettings, evaluate
-from harness.optimize import (
-    CalibrationSettings,
-    Probe,
-    TemplateCandidate,
-    calibrate_suite,
-    correlation_bootstrap,
-    load_probes,
-    write_calibration,
-)
-from harness.optimize.calibrate import _row_ranks
+from harness.leaderboard.calibrate import CalibrationSettings, _row_ranks, calibrate_suite, correlation_bootstrap
+from harness.leaderboard.calibration_report import write_calibration
+from harness.leaderboard.probes import Probe, TemplateCandidate, load_probes
 from harness.stats import resample_means
 
 FAST = CalibrationSettings(n_resamples=400, probe_bootstrap=BootstrapSettings(n_resamples=300, method="percentile"))
