@@ -16,7 +16,12 @@ from test_optimize_support import BagOfWordsEmbedder, family_suite
 from harness.candidates.constant import ConstantCandidate
 from harness.errors import ConfigError, DataError
 from harness.evaluate import BootstrapSettings, evaluate
-from harness.leaderboard.calibrate import CalibrationSettings, _row_ranks, calibrate_suite, correlation_bootstrap
+from harness.leaderboard.calibrate import (
+    CalibrationSettings,
+    _row_ranks,
+    calibrate_suite,
+    correlation_bootstrap,
+)
 from harness.leaderboard.calibration_report import write_calibration
 from harness.leaderboard.probes import Probe, TemplateCandidate, load_probes
 from harness.stats import resample_means
