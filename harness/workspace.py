@@ -293,7 +293,8 @@ class Workspace:
             ci_method=result.interval.method, confidence=result.interval.confidence,
             n_empty=len(result.empty_prediction_ids), candidate_spec=result.candidate_spec,
             seconds=sum(result.timings.values()), baseline=comparison, signed=signed,
-            n_resamples=bootstrap.n_resamples, seed=bootstrap.seed, suite_kind=kind)
+            n_resamples=bootstrap.n_resamples, seed=bootstrap.seed, suite_kind=kind,
+            scorer_parity=getattr(result, "scorer_parity", None))
 
     # -- baselines and reports ------------------------------------------------------------------------
     def update_baseline(self, scored: Scored, *, force: bool = False) -> BaselineUpdate:
