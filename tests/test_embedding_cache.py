@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
+from test_embedders import CountingEmbedder
 
 from harness.embedding_cache import embed_texts
 from harness.store import Store
@@ -37,19 +38,6 @@ CHILD = textwrap.dedent("""
         embed_texts(TEXTS, embedder, store, chunk_seconds=0.5)
     print("finished", flush=True)
 """)
-
-
-class CountingEmbedder:
-    """The real embedder, counting the texts it is asked to embed."""
-
-    def __init__(self, inner):
-        self.inner, self.name, self.fingerprint = inner, inner.name, inner.fingerprint
-        self.comparable_with_kaggle = inner.comparable_with_kaggle
-        self.embedded: list[str] = []
-
-    def embed(self, texts):
-        self.embedded.extend(texts)
-        return self.inner.embed(texts)
 
 
 def stored_count(path) -> int:
