@@ -190,7 +190,8 @@ def cmd_suites(args) -> int:
 
 
 COMMANDS = {"score": cmd_score, "baseline": cmd_baseline, "leaderboard": cmd_leaderboard, "suites": cmd_suites}
-COMMAND_MODULES = ("harness.generate.cli", "harness.train.cli", "harness.optimize.cli", "harness.leaderboard.cli")
+COMMAND_MODULES = ("harness.generate.cli", "harness.train.cli", "harness.optimize.cli", "harness.leaderboard.cli",
+                   "harness.report.cli")
 
 
 def main(argv: list[str] | None = None) -> int:

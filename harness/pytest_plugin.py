@@ -327,13 +327,20 @@ def _summary(terminalreporter, state: PrhSession) -> None:
         return
     from rich.console import Console
 
-    from harness.report import latest_runs, rich_table
+    from harness.report import latest_runs, rich_table, summary_notes
 
     # Not a terminal (CI logs): render at 100 columns rather than squeezing into 80 or sprawling.
     width = terminalreporter._tw.fullwidth if terminalreporter.isatty else 100
     console = Console(file=terminalreporter._tw._file, force_terminal=terminalreporter.isatty, width=width)
     terminalreporter.section("prompt-recovery scores")
-    console.print(rich_table(latest_runs(records), title="this run"))
+    latest = latest_runs(records)
+    # the embedder's warning is printed once below, so the table does not repeat it
+    console.print(rich_table(latest, title="this run", note_not_comparable=False))
+    for note in summary_notes(latest):
+        terminalreporter.write_line(note)
+    not_applicable = [f"{o.suite}: {o.not_applicable}" for o in (state.outcomes or {}).values() if o.not_applicable]
+    for line in not_applicable:
+        terminalreporter.write_line(f"not applicable, skipped: {line}")
     warnings = list(state.embedder_warnings)
     if not warnings and any(not record.comparable_with_kaggle for record in records):
         from harness.embedders import NOT_COMPARABLE_WARNING
@@ -345,6 +352,11 @@ def _summary(terminalreporter, state: PrhSession) -> None:
         terminalreporter.write_line(("baseline " if update.written else "") + update.describe(),
                                     red=not update.written, green=update.written)
     if state.report_paths:
-        terminalreporter.write_line("leaderboard written: " + ", ".join(str(p) for p in state.report_paths))
+        pages = [p for p in state.report_paths if p.parent.name == "candidates" and p.suffix == ".md"]
+        main = [p for p in state.report_paths if p.parent.name != "candidates"]
+        line = "reports written: " + ", ".join(str(p) for p in main)
+        if pages:
+            line += f"; {len(pages)} candidate page(s) in {pages[0].parent}"
+        terminalreporter.write_line(line)
     if state.report_error:
         terminalreporter.write_line(f"could not write the leaderboard: {state.report_error}", red=True)

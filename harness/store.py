@@ -2,7 +2,9 @@
 
 - embeddings, keyed by (embedder fingerprint, text hash): each unique text is embedded once per model;
 - predictions, keyed by (candidate fingerprint, sample id, input hash): a rerun never pays twice;
-- run history: one row per (candidate, suite, embedder) scoring, from which leaderboards are rendered.
+- run history: one row per (candidate, suite, embedder) scoring, from which leaderboards are rendered, and
+  its rows (`run_rows`: id, group, score, the baseline's score, prediction, truth) for the drill-down pages.
+  Deleting runs (`delete_runs`) deletes their rows and nothing else: the caches stay.
 
 Several processes may write at once (pytest-xdist workers): the database runs in WAL mode with a busy
 timeout, and every write is one short IMMEDIATE transaction. No secrets are ever written here: only
@@ -45,7 +47,29 @@ CREATE TABLE IF NOT EXISTS runs (
     suite_fingerprint TEXT NOT NULL, embedder TEXT NOT NULL, embedder_fingerprint TEXT NOT NULL,
     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_by_embedder ON runs (embedder, suite, candidate);
+CREATE TABLE IF NOT EXISTS run_rows (
+    run_id INTEGER NOT NULL, position INTEGER NOT NULL, sample_id TEXT NOT NULL, group_name TEXT,
+    score REAL NOT NULL, baseline_score REAL, prediction TEXT NOT NULL, truth TEXT NOT NULL,
+    PRIMARY KEY (run_id, position)) WITHOUT ROWID;
 """
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One scored row of a run, as the drill-down pages show it. `baseline_score` is the baseline's score
+    on the same row when the run was compared with one (None otherwise)."""
+
+    position: int
+    id: str
+    group: str | None
+    score: float
+    prediction: str
+    truth: str
+    baseline_score: float | None = None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.baseline_score is None else self.score - self.baseline_score
 
 
 class StoreNotFoundError(HarnessError):
@@ -207,10 +231,11 @@ class Store:
         self._write("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?)", rows)
 
     # -- run history ------------------------------------------------------------------------------
-    def record_run(self, record: RunRecord, *, once_per_session: bool = False) -> int:
-        """Append a run to the history. With `once_per_session`, a run of the same candidate, suite and
-        embedder already recorded under the record's session is kept instead (pytest-xdist workers may
-        both score a suite; the history must still say it was run once)."""
+    def record_run(self, record: RunRecord, *, once_per_session: bool = False,
+                   rows: Sequence[RunRow] = ()) -> int:
+        """Append a run (and its `rows`, in the same transaction) to the history. With `once_per_session`,
+        a run of the same candidate, suite and embedder already recorded under the record's session is kept
+        instead (pytest-xdist workers may both score a suite; the history must still say it was run once)."""
         payload = json.dumps({k: v for k, v in record.to_dict().items() if k != "run_id"}, sort_keys=True)
 
         def insert(cursor: sqlite3.Cursor) -> int:
@@ -227,7 +252,11 @@ class Store:
                 " embedder, embedder_fingerprint, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.created, record.session, record.candidate, record.candidate_fingerprint, record.suite,
                  record.suite_fingerprint, record.embedder, record.embedder_fingerprint, payload))
-            return int(cursor.lastrowid)
+            run_id = int(cursor.lastrowid)
+            cursor.executemany("INSERT INTO run_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               [(run_id, r.position, r.id, r.group, float(r.score), r.baseline_score,
+                                 r.prediction, r.truth) for r in rows])
+            return run_id
 
         return self._transaction(insert)
 
@@ -250,3 +279,31 @@ class Store:
             data["run_id"] = run_id
             records.append(RunRecord.from_dict(data))
         return records
+
+    def run_rows(self, run_ids: Iterable[int]) -> dict[int, list[RunRow]]:
+        """The stored rows of each run, in suite order (a run recorded without rows is absent)."""
+        found: dict[int, list[RunRow]] = {}
+        ids = [int(i) for i in dict.fromkeys(run_ids)]
+        for start in range(0, len(ids), _SQL_VARIABLE_LIMIT):
+            chunk = ids[start:start + _SQL_VARIABLE_LIMIT]
+            query = ("SELECT run_id, position, sample_id, group_name, score, prediction, truth, baseline_score"
+                     f" FROM run_rows WHERE run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, position")
+            for run_id, *values in self._connection.execute(query, chunk):
+                found.setdefault(run_id, []).append(RunRow(*values))
+        return found
+
+    def delete_runs(self, run_ids: Iterable[int]) -> int:
+        """Remove runs and their rows from the history; returns how many runs were removed. The prediction
+        and embedding caches are left alone: they are keyed by content, not by run, and were paid for."""
+        ids = [int(i) for i in dict.fromkeys(run_ids)]
+
+        def delete(cursor: sqlite3.Cursor) -> int:
+            removed = 0
+            for start in range(0, len(ids), _SQL_VARIABLE_LIMIT):
+                chunk = ids[start:start + _SQL_VARIABLE_LIMIT]
+                marks = ",".join("?" * len(chunk))
+                cursor.execute(f"DELETE FROM run_rows WHERE run_id IN ({marks})", chunk)
+                removed += cursor.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", chunk).rowcount
+            return removed
+
+        return self._transaction(delete) if ids else 0

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from harness.data import Suite, SuiteSpec
     from harness.embedders import EmbedderChoice
     from harness.evaluate import BootstrapSettings, Result
-    from harness.store import RunRecord, Store
+    from harness.store import RunRecord, RunRow, Store
     from harness.verdict import Comparison
 
 SUITES_FILE = "suites.toml"
@@ -276,9 +276,34 @@ class Workspace:
         return [replace(s, comparison=c, record=replace(s.record, baseline=c)) for s, c in zip(family, corrected)]
 
     def record(self, scored: Scored, *, session: str = "", once_per_session: bool = False) -> Scored:
-        """Append the run to the store's history (with `once_per_session`, at most once per session)."""
+        """Append the run and its rows to the store's history (with `once_per_session`, at most once per
+        session). The rows feed the per-candidate drill-down pages."""
         run = replace(scored.record, session=session)
-        return replace(scored, record=replace(run, run_id=self.store().record_run(run, once_per_session=once_per_session)))
+        run_id = self.store().record_run(run, once_per_session=once_per_session, rows=self._run_rows(scored))
+        return replace(scored, record=replace(run, run_id=run_id))
+
+    def _run_rows(self, scored: Scored) -> list[RunRow]:
+        """Per-row data of a scored run, with the baseline's score of each row when the baselines file is
+        still the one the verdict compared with (same rows, embedder build, candidate and mean): a baseline
+        replaced since (`--update-baselines`) is not what the verdict measured, so its rows are left out."""
+        from harness.baselines import load_baseline
+        from harness.store import RunRow
+
+        result, comparison = scored.result, scored.comparison
+        reference: dict[str, float] = {}
+        if comparison is not None and comparison.delta is not None and scored.suite_kind == "named":
+            baseline = load_baseline(self.baselines_dir, result.embedder, result.suite)
+            if (baseline is not None and baseline.embedder_fingerprint == result.embedder_fingerprint
+                    and baseline.suite_fingerprint == result.suite_fingerprint
+                    and baseline.candidate == comparison.baseline_candidate
+                    and comparison.baseline_mean is not None and abs(baseline.mean - comparison.baseline_mean) < 1e-9
+                    and set(baseline.scores) == set(result.ids)):
+                reference = baseline.scores
+        groups = result.groups or [None] * result.n
+        return [RunRow(position, str(sample_id), None if group is None else str(group), float(score), prediction,
+                       truth, reference.get(sample_id))
+                for position, (sample_id, group, score, prediction, truth)
+                in enumerate(zip(result.ids, groups, result.scores, result.predictions, result.truths))]
 
     @staticmethod
     def _record_for(result: Result, comparison: Comparison | None, *, bootstrap: BootstrapSettings,
@@ -307,7 +332,36 @@ class Workspace:
         return update_baseline(self.baselines_dir, scored.result, scored.comparison, force=force)
 
     def write_reports(self) -> list[Path]:
-        """Render the reports under `report_dir` from the store's whole history."""
+        """Render the reports under `report_dir` from the store's whole history: ranked over the suites of
+        the suites file, candidates ranked without the suites they learned from, pages with stored rows."""
         from harness.report import write_reports
 
-        return write_reports(self.store(create=False).runs(), self.report_dir)
+        store = self.store(create=False)
+        records = store.runs()
+        return write_reports(records, self.report_dir, main_suites=list(self.suite_specs) or None,
+                             learned_from=self._learned_from(records), rows=store.run_rows)
+
+    def _learned_from(self, records: Sequence[RunRecord]) -> dict[str, frozenset[str]]:
+        """Candidate fingerprint → the suites it learned from (`train_suites`), for candidates of the history
+        that miss a suite of the suites file: the plugin skips such a suite, so the report must know why it
+        is missing. Only candidates that can still be built here, with the same fingerprint, count: for any
+        other, the suites it learned from are not known."""
+        main = set(self.suite_specs)
+        covered: dict[str, set[str]] = {}
+        specs: dict[str, str] = {}
+        for record in records:
+            if record.suite_kind == "named":
+                covered.setdefault(record.candidate_fingerprint, set()).add(record.suite)
+                specs[record.candidate_fingerprint] = record.candidate_spec or record.candidate
+        learned: dict[str, frozenset[str]] = {}
+        for fingerprint, suites in covered.items():
+            if main <= suites:
+                continue
+            try:
+                candidate = self.candidate(specs[fingerprint])
+            except Exception:  # noqa: BLE001 - a candidate that cannot be built now just gets no note
+                continue
+            train = frozenset(getattr(candidate, "train_suites", ()) or ())
+            if train and candidate.fingerprint == fingerprint:
+                learned[fingerprint] = train
+        return learned

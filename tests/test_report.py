@@ -1,4 +1,5 @@
-"""Tests of harness.report: the leaderboard formats records faithfully and never mixes embedders.
+"""Tests of harness.report: the leaderboard formats records faithfully, never mixes embedders, ranks over the
+suites file's suites (ad-hoc files apart), keeps non-default settings apart, and shows the gate's statistics.
 
 Records are built by hand (no model, no store), so every number asserted here is known in advance.
 """
@@ -17,7 +18,7 @@ from rich.console import Console
 
 from harness.report import latest_runs, render_json, render_markdown, render_plot, rich_table, write_reports
 from harness.store import RunRecord
-from harness.verdict import Comparison
+from harness.verdict import Comparison, PredictedScore
 
 WHEN = datetime(2024, 4, 1, 12, 0, tzinfo=timezone.utc)
 ST5 = ("sentence-t5-base", "st5-fingerprint")
@@ -25,14 +26,14 @@ MINILM = ("minilm", "minilm-fingerprint")
 
 
 def run(candidate: str, suite: str, mean: float, *, embedder: tuple[str, str] = ST5, fingerprint: str | None = None,
-        n: int = 100, n_empty: int = 0, baseline: dict | None = None, run_id: int | None = None,
-        created: float = 1_700_000_000.0, half_width: float = 0.01) -> RunRecord:
+        n: int = 100, n_empty: int = 0, baseline: Comparison | None = None, run_id: int | None = None,
+        created: float = 1_700_000_000.0, half_width: float = 0.01, **settings) -> RunRecord:
     name, embedder_fingerprint = embedder
     return RunRecord(
         candidate=candidate, candidate_fingerprint=fingerprint or f"fp-{candidate}", suite=suite,
         suite_fingerprint=f"sfp-{suite}", embedder=name, embedder_fingerprint=embedder_fingerprint,
         comparable_with_kaggle=name == "sentence-t5-base", n=n, mean=mean, ci_low=mean - half_width,
-        ci_high=mean + half_width, n_empty=n_empty, baseline=baseline, run_id=run_id, created=created)
+        ci_high=mean + half_width, n_empty=n_empty, baseline=baseline, run_id=run_id, created=created, **settings)
 
 
 def comparison(status: str, delta: float = -0.04, baseline_candidate: str = "mean-prompt-v1") -> Comparison:
@@ -59,9 +60,30 @@ def table_rows(text: str) -> list[list[str]]:
     return rows
 
 
+def subsection(section_text: str, heading: str) -> str:
+    """The text under the first '### ' heading starting with `heading`, up to the next heading ('' if none)."""
+    for part in re.split(r"^### ", section_text, flags=re.MULTILINE)[1:]:
+        if part.startswith(heading):
+            return part
+    return ""
+
+
 def leaderboard_rows(section_text: str) -> list[list[str]]:
-    leaderboard = section_text.split("### Against the baselines")[0]
-    return table_rows(leaderboard)
+    return table_rows(subsection(section_text, "Leaderboard"))
+
+
+def against_rows(section_text: str) -> dict[tuple[str, str], dict[str, str]]:
+    """The 'Against the baselines' table as (candidate, suite) -> {header: cell}."""
+    text = subsection(section_text, "Against the baselines")
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    if not lines:
+        return {}
+    headers = [cell.strip() for cell in lines[0].strip().strip("|").split("|")]
+    rows = {}
+    for cells in table_rows(text):
+        row = dict(zip(headers, cells))
+        rows[(row["candidate"], row["suite"])] = row
+    return rows
 
 
 # -- latest_runs ------------------------------------------------------------------------------------------
@@ -178,14 +200,13 @@ def test_incomplete_predictions_are_flagged_everywhere() -> None:
         run("holes", "s1", 0.65, n_empty=3, baseline=comparison("improvement")),
     ]
     markdown = render_markdown(records, generated_at=WHEN)
-    leaderboard, against = markdown.split("### Against the baselines")
+    leaderboard = subsection(markdown, "Leaderboard")
     holes = next(row for row in table_rows(leaderboard) if "holes" in row[1])
     assert "INCOMPLETE" in holes[1] and "3/100 empty" in holes[3]
     assert holes[0] != "1"  # never ranked as if it were a valid submission
     full = next(row for row in table_rows(leaderboard) if "full" in row[1])
     assert "INCOMPLETE" not in " ".join(full) and full[0] == "1"
-    holes_verdict = next(row for row in table_rows(against) if row[0] == "holes")
-    assert "INCOMPLETE" in holes_verdict[-1]
+    assert "INCOMPLETE" in against_rows(markdown)[("holes", "s1")]["verdict"]
     assert "rejects" in leaderboard  # the note says why it matters
 
 
@@ -193,17 +214,19 @@ def test_verdicts_render_readably() -> None:
     statuses = ["regression", "improvement", "no-difference", "no-baseline", "stale"]
     records = [run(f"c{i}", "s1", 0.5 + i / 100, baseline=comparison(status)) for i, status in enumerate(statuses)]
     records.append(run("unchecked", "s1", 0.4))
-    against = render_markdown(records, generated_at=WHEN).split("### Against the baselines")[1]
-    verdicts = {row[0]: row[-1] for row in table_rows(against)}
+    markdown = render_markdown(records, generated_at=WHEN)
+    rows = against_rows(markdown)
+    verdicts = {candidate: row["verdict"] for (candidate, _), row in rows.items()}
     assert verdicts["c0"] == "❌ regression"
     assert verdicts["c1"] == "✅ better"
     assert "no significant difference" in verdicts["c2"]
     assert verdicts["c3"] == "no baseline"
     assert "stale" in verdicts["c4"]
     assert "not compared" in verdicts["unchecked"]
-    regression = next(row for row in table_rows(against) if row[0] == "c0")
-    assert regression[2].startswith("mean-prompt-v1") and regression[3] == "-0.040 [-0.055, -0.025]"
-    assert "1 regression(s)" in against
+    regression = rows[("c0", "s1")]
+    assert regression["baseline (its mean)"].startswith("mean-prompt-v1")
+    assert regression["Δ [CI]"] == "-0.040 [-0.055, -0.025]"
+    assert "1 regression(s)" in subsection(markdown, "Against the baselines")
 
 
 def test_names_with_pipes_do_not_break_tables() -> None:
@@ -216,6 +239,108 @@ def test_empty_history_says_no_runs_yet() -> None:
     assert "No runs yet" in markdown
     assert not table_rows(markdown) and not any(line.startswith("|") for line in markdown.splitlines())
     assert json.loads(render_json([], generated_at=WHEN))["sections"] == []
+
+
+# -- the leaderboard model: main suites, ad-hoc suites, settings, not applicable --------------------------
+SHIPPED = ("public", "leaked", "synthetic-hard")
+
+
+def shipped_runs(candidate: str, means: tuple[float, float, float], **kwargs) -> list[RunRecord]:
+    return [run(candidate, suite, mean, **kwargs) for suite, mean in zip(SHIPPED, means)]
+
+
+def test_adhoc_files_get_their_own_section_and_never_empty_the_ranking() -> None:
+    records = [*shipped_runs("mean-prompt", (0.60, 0.70, 0.50)), *shipped_runs("other", (0.50, 0.60, 0.40)),
+               run("mean-prompt", "data/mine.csv", 0.31, suite_kind="file"),
+               run("mean-prompt", "data/mine.csv", 0.33, suite_kind="file", ci_method="percentile", n_resamples=100)]
+    markdown = render_markdown(records, main_suites=SHIPPED, generated_at=WHEN)
+    rows = leaderboard_rows(markdown)
+    assert [row[1] for row in rows] == ["mean-prompt", "other"]  # still ranked, no ad-hoc column
+    assert rows[0][-1] == "0.600" and rows[1][-1] == "0.500"
+    header = next(line for line in subsection(markdown, "Leaderboard").splitlines() if line.startswith("| #"))
+    assert "mine.csv" not in header and [s in header for s in SHIPPED] == [True] * 3
+    assert header.index("public") < header.index("leaked") < header.index("synthetic-hard")  # suites-file order
+    adhoc = table_rows(subsection(markdown, "Ad-hoc suites"))
+    assert [(row[0], row[1]) for row in adhoc] == [("data/mine.csv", "mean-prompt · 100 resamples · percentile"),
+                                                   ("data/mine.csv", "mean-prompt")]
+    data = json.loads(render_json(records, main_suites=SHIPPED, generated_at=WHEN))
+    section = data["sections"][0]
+    assert section["suites"] == list(SHIPPED) and [c["rank"] for c in section["candidates"]] == [1, 2]
+    assert {a["settings"] for a in section["adhoc"]} == {"", "100 resamples · percentile"}
+
+
+def test_a_suite_dropped_from_the_suites_file_moves_out_of_the_ranking() -> None:
+    records = [*shipped_runs("a", (0.6, 0.6, 0.6)), run("a", "old-suite", 0.9)]
+    markdown = render_markdown(records, main_suites=SHIPPED, generated_at=WHEN)
+    assert leaderboard_rows(markdown)[0][-1] == "0.600"
+    assert "old-suite" in subsection(markdown, "Ad-hoc suites")
+    # without a suites file every named suite counts
+    assert leaderboard_rows(render_markdown(records, generated_at=WHEN))[0][-1] == "0.675"
+
+
+def test_runs_with_other_settings_are_separate_labelled_rows_never_replacing_the_default() -> None:
+    default = shipped_runs("mean-prompt", (0.60, 0.70, 0.50), run_id=1)
+    signed = run("mean-prompt", "leaked", 0.10, signed=True, n_resamples=100, ci_method="percentile", seed=3,
+                 run_id=2)  # newer, but other settings
+    rows = leaderboard_rows(render_markdown([*default, signed], main_suites=SHIPPED, generated_at=WHEN))
+    assert len(rows) == 2
+    assert rows[0][:2] == ["1", "mean-prompt"] and rows[0][-1] == "0.600"
+    assert rows[0][4].startswith("0.700")  # the default leaked cell is untouched
+    assert rows[1][1] == "mean-prompt · signed · 100 resamples · percentile · seed 3"
+    assert rows[1][4].startswith("0.100") and rows[1][0] == "—"
+    assert len(latest_runs([*default, signed])) == 4
+
+
+def test_a_candidate_that_learned_from_a_suite_is_ranked_on_the_others_with_a_note() -> None:
+    records = [*shipped_runs("mean-prompt", (0.60, 0.70, 0.50)),
+               run("retrieval", "public", 0.70), run("retrieval", "leaked", 0.80),
+               run("unfinished", "public", 0.99)]
+    learned = {"fp-retrieval": {"synthetic-hard"}}
+    markdown = render_markdown(records, main_suites=SHIPPED, learned_from=learned, generated_at=WHEN)
+    rows = {row[1]: row for row in leaderboard_rows(markdown)}
+    assert rows["retrieval"][0] == "1" and rows["retrieval"][-1] == "0.750 (2/3 suites)"
+    assert rows["retrieval"][5] == "n/a: learned from it"
+    assert rows["mean-prompt"][0] == "2"
+    assert rows["unfinished"][0] == "—" and rows["unfinished"][-1] == "—"  # simply not run: not ranked
+    assert "retrieval on 2 of 3" in markdown and "memorisation" in markdown
+    data = json.loads(render_json(records, main_suites=SHIPPED, learned_from=learned, generated_at=WHEN))
+    retrieval = next(c for c in data["sections"][0]["candidates"] if c["candidate"] == "retrieval")
+    assert retrieval["not_applicable"] == {"synthetic-hard": "learned from it"}
+    assert retrieval["ranked_suites"] == ["public", "leaked"] and retrieval["missing_suites"] == []
+
+
+GATED = Comparison("no-difference", "not significant after holm", baseline_candidate="mean-prompt", baseline_mean=0.61,
+                   delta=-0.021, delta_low=-0.040, delta_high=-0.002, tolerance=0.001, raw_status="regression",
+                   p_regression=0.012, p_adjusted=0.036, correction="holm", minimum_detectable_effect=0.0234,
+                   wins=40, ties=2, losses=58, design_effect=2.5, small_sample="small suite: 100 rows (< 200)")
+
+
+def test_gate_statistics_show_raw_and_adjusted_verdicts_mde_wtl_and_design_effect() -> None:
+    markdown = render_markdown([run("cand", "public", 0.59, baseline=GATED)], generated_at=WHEN)
+    row = against_rows(markdown)[("cand", "public")]
+    assert row["verdict"] == "≈ no significant difference (❌ regression before holm)"
+    assert row["p"] == "0.012 → 0.036 (holm)"
+    assert row["MDE"] == "0.023" and row["W/T/L"] == "40/2/58" and row["design effect"] == "2.50"
+    assert "⚠ public: small suite: 100 rows (< 200)" in markdown
+    data = json.loads(render_json([run("cand", "public", 0.59, baseline=GATED)], generated_at=WHEN))
+    stored = data["sections"][0]["candidates"][0]["baseline"]["public"]
+    assert stored["raw_status"] == "regression" and stored["status"] == "no-difference"
+    assert stored["minimum_detectable_effect"] == 0.0234 and stored["wins"] == 40
+
+
+def test_predicted_leaderboard_score_comes_with_its_loo_error() -> None:
+    good = PredictedScore(0.612, 0.598, 0.627, "isotonic", "probes.csv", 12, loo_mae=0.011)
+    worse = PredictedScore(0.700, 0.600, 0.800, "linear", "probes.csv", 12, loo_mae=0.050)
+    records = [run("a", "public", 0.10, predicted_lb=worse), run("a", "leaked", 0.12, predicted_lb=good),
+               run("b", "public", 0.09), run("b", "leaked", 0.10)]
+    markdown = render_markdown(records, generated_at=WHEN)
+    rows = {row[1]: row for row in leaderboard_rows(markdown)}
+    # the most trusted model's estimate (lowest LOO error), with its interval and error
+    assert rows["a"][-1] == "0.612 [0.598, 0.627] ±0.011 LOO (from leaked)"
+    assert rows["b"][-1] == "—"
+    data = json.loads(render_json(records, generated_at=WHEN))
+    a = next(c for c in data["sections"][0]["candidates"] if c["candidate"] == "a")
+    assert a["predicted_lb"]["estimate"] == 0.612 and a["predicted_lb"]["loo_mae"] == 0.011
 
 
 # -- JSON -------------------------------------------------------------------------------------------------
@@ -240,13 +365,14 @@ def test_json_round_trips_and_matches_the_records(two_embedders: list[RunRecord]
     assert beta["incomplete"] is True and candidates["alpha"]["incomplete"] is False
     assert beta["baseline"]["s1"] == comparison("regression").to_dict() and "s2" not in beta["baseline"]
     assert candidates["gamma"]["mean_over_suites"] is None and candidates["gamma"]["missing_suites"] == ["s2"]
-    # same ranking as the markdown table
-    assert [c["candidate"] for c in st5["candidates"]] == ["beta", "alpha", "gamma"]
+    # same ranking as the markdown table: the ranked first, then the unranked (incomplete, missing a suite)
+    assert [c["candidate"] for c in st5["candidates"]] == ["alpha", "beta", "gamma"]
+    assert [c["rank"] for c in st5["candidates"]] == [1, None, None]
     st5_markdown = next(body for heading, body in sections(render_markdown(records, generated_at=WHEN)).items()
                         if "sentence-t5-base" in heading)
     markdown_order = [row[1].replace("⚠", "").replace("(INCOMPLETE)", "").strip()
                       for row in leaderboard_rows(st5_markdown)]
-    assert markdown_order == ["beta", "alpha", "gamma"]
+    assert markdown_order == ["alpha", "beta", "gamma"]
     # round trip: serialising the parsed data again gives the same document
     assert json.loads(json.dumps(data)) == data == json.loads(render_json(records, generated_at=WHEN))
 
@@ -272,22 +398,28 @@ def test_plot_with_nothing_to_plot_returns_none(tmp_path: Path) -> None:
     assert not (tmp_path / "plot.png").exists()
 
 
-def test_write_reports_writes_all_three_files(tmp_path: Path, two_embedders: list[RunRecord]) -> None:
+def test_write_reports_writes_every_file(tmp_path: Path, two_embedders: list[RunRecord]) -> None:
     directory = tmp_path / "nested" / "reports"
     written = write_reports(two_embedders, directory)
-    assert sorted(p.name for p in written) == ["leaderboard.json", "leaderboard.md", "leaderboard.png"]
-    assert all(p.parent == directory and p.stat().st_size > 0 for p in written)
+    top = sorted(p.name for p in written if p.parent == directory)
+    assert top == ["index.html", "leaderboard.json", "leaderboard.md", "leaderboard.png"]
+    # one page per candidate; without stored rows there is no histogram to draw
+    assert sorted(p.name for p in written if p.parent == directory / "candidates") == ["alpha.md", "beta.md"]
+    assert all(p.stat().st_size > 0 for p in written)
     assert (directory / "leaderboard.png").read_bytes().startswith(PNG_MAGIC)
     assert json.loads((directory / "leaderboard.json").read_text(encoding="utf-8"))["sections"]
     assert "minilm" in (directory / "leaderboard.md").read_text(encoding="utf-8")
-    assert sorted(p.name for p in directory.iterdir()) == sorted(p.name for p in written)  # no temp files left
+    # no temp files left
+    assert sorted(p.relative_to(directory) for p in directory.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(directory) for p in written)
 
 
-def test_write_reports_with_empty_history_removes_a_stale_plot(tmp_path: Path, two_embedders) -> None:
+def test_write_reports_with_empty_history_removes_stale_files(tmp_path: Path, two_embedders) -> None:
     write_reports(two_embedders, tmp_path)
     written = write_reports([], tmp_path)
-    assert sorted(p.name for p in written) == ["leaderboard.json", "leaderboard.md"]
+    assert sorted(p.name for p in written) == ["index.html", "leaderboard.json", "leaderboard.md"]
     assert not (tmp_path / "leaderboard.png").exists()
+    assert list((tmp_path / "candidates").iterdir()) == []  # pages of candidates no longer in the history
     assert "No runs yet" in (tmp_path / "leaderboard.md").read_text(encoding="utf-8")
 
 
