@@ -44,7 +44,7 @@ th{background:#f1f4f8;white-space:nowrap}table.sortable th{cursor:pointer}
 table.sortable th:after{content:" \\2195";color:#9aa3af}
 table.sortable th[data-dir=asc]:after{content:" \\25B2"}table.sortable th[data-dir=desc]:after{content:" \\25BC"}
 td.num{text-align:right;white-space:nowrap}td.text{max-width:420px;word-wrap:break-word}
-svg.ci{vertical-align:middle;margin-right:6px}
+svg.ci{display:inline-block;vertical-align:middle}
 .regression{color:#b42318;font-weight:600}.improvement{color:#067647;font-weight:600}.stale{color:#b54708}
 .incomplete{color:#b42318}.dim{color:#6b7280}
 details{border:1px solid #d6dbe3;border-radius:6px;margin:8px 0;padding:4px 10px}
@@ -67,6 +67,9 @@ _SCRIPT = """
           if(isNaN(nx)!==isNaN(ny)){return isNaN(nx)?1:-1;}
           var r=isNaN(nx)?String(x).localeCompare(String(y)):nx-ny;return asc?r:-r;});
         rows.forEach(function(r){body.appendChild(r);});});});});
+  function openTarget(){var id=decodeURIComponent(location.hash.slice(1));var el=id&&document.getElementById(id);
+    if(el&&el.tagName==="DETAILS"){el.open=true;el.scrollIntoView();}}
+  window.addEventListener("hashchange",openTarget);openTarget();
 })();
 """
 
@@ -159,7 +162,7 @@ def _score_td(run: RunRecord | None, scale: float, *, show_n: bool = False) -> s
         text += f" (n={run.n})"
     if run.n_empty:
         text += f' <span class="incomplete">{e(t.empty_flag(run))}</span>'
-    return f'<td class="num" data-sort="{_num(run.mean)}">{_ci_bar(run, scale)}{text}</td>'
+    return f'<td class="num" data-sort="{_num(run.mean)}">{_ci_bar(run, scale)}<br>{text}</td>'
 
 
 def _candidate_link(name: str, label: str, anchors: Mapping[str, str]) -> str:
@@ -240,11 +243,11 @@ def _side(section: Section, anchors: Mapping[str, str], scale: float) -> list[st
 def _verdict_html(run: RunRecord) -> str:
     c = run.baseline
     status = c.status if c else ""
-    text = f'<span class="{e(status)}">{e(t.verdict(c))}</span>'
-    if note := t.raw_verdict_note(c):
-        text += f' <span class="dim">({e(note)})</span>'
+    text = f'<span class="{e(status)}">{e(t.plain_verdict(c))}</span>'
+    if c is not None and c.raw_status and c.raw_status != c.status:
+        text += f' <span class="dim">({e(t.plain_verdict(c, raw=True))} before {e(c.correction or "correction")})</span>'
     if c is not None and c.small_sample:
-        text += f' <span class="stale" title="{e(c.small_sample)}">⚠ small n</span>'
+        text += f' <span class="stale" title="{e(c.small_sample)}">(small n)</span>'
     return text
 
 

@@ -42,7 +42,7 @@ DEFAULT_CONFIDENCE = 0.95
 PAGE_ROWS = 15
 LEARNED_FROM = "learned from it"
 #: part of every page's content key: bump it when a page's layout changes, so written pages are redrawn
-PAGE_FORMAT = 2
+PAGE_FORMAT = 3
 
 RowSource = Callable[[Sequence[int]], Mapping[int, Sequence[RunRow]]] | Mapping[int, Sequence[RunRow]]
 

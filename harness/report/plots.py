@@ -165,6 +165,7 @@ def histogram_figure(page: CandidatePage):
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     columns = min(3, len(panels))
     lines = -(-len(panels) // columns)
@@ -185,6 +186,7 @@ def histogram_figure(page: CandidatePage):
         ax.set_title(f"{title} (n={len(rows)})", fontsize="medium")
         ax.set_xlabel("row SCS")
         ax.set_ylabel("rows")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # row counts are whole numbers
         ax.set_xlim(low, 1.0)
         ax.legend(fontsize="x-small", frameon=False)
     for ax in axes[len(panels):]:

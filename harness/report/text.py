@@ -56,6 +56,12 @@ def verdict(comparison: Comparison | None) -> str:
     return VERDICTS.get(status, str(status))
 
 
+def plain_verdict(comparison: Comparison | None, *, raw: bool = False) -> str:
+    """The verdict without its emoji (for HTML, where colour carries it and emoji fonts may be missing)."""
+    status = (comparison.raw_status if raw else comparison.status) if comparison else None
+    return VERDICTS.get(status, str(status)).lstrip("❌✅⚠ ").replace("better", "significantly better")
+
+
 def raw_verdict_note(comparison: Comparison | None) -> str:
     """"" unless the multiple-suite correction changed the verdict; then what the suite alone said."""
     if comparison is None or not comparison.raw_status or comparison.raw_status == comparison.status:
