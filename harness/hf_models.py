@@ -6,9 +6,10 @@ Locating. `locate_model(model)` turns what a user wrote into a local directory b
 `MODEL_SOURCES` in turn: a local directory; a hub id ("org/name") in the local Hugging Face cache
 (`models--org--name/snapshots/<rev>`, `refs/main` first), found by reading the filesystem, not by
 asking huggingface_hub, whose cache location is frozen when it is first imported; and, only when the
-caller passes `download=True`, a download from the hub. Each source returns None for a model that is
-not its kind, so a new kind of model is one more source in that tuple, placed before the hub: for
-example a GGUF file whose weights are converted once into a cached safetensors directory.
+caller passes `download=True`, a download from the hub; and GGUF files (`gguf:PATH`, a path ending in
+.gguf, or `gguf-package:NAME`), converted once into a cached safetensors directory by
+`harness.gguf_models`. Each source returns None for a model that is not its kind, so a new kind of model
+is one more source in that tuple, placed before the hub.
 
 Nothing here changes the process environment: whether the hub may be contacted is the caller's
 argument (`download`; `hub_offline()` reads HF_HUB_OFFLINE for callers that follow it), and loaders
@@ -166,9 +167,20 @@ def _hub_download(model: str | Path, request: LocateRequest) -> Path | None:
     return directory
 
 
-#: Tried in order by `locate_model`. A new kind of model (a GGUF file, say) is a new source placed
-#: before `_hub_download`.
-MODEL_SOURCES: tuple[ModelSource, ...] = (_local_directory, _hub_cache, _hub_download)
+def _gguf(model: str | Path, request: LocateRequest) -> Path | None:
+    """A GGUF file or package, as its converted checkpoint (converted on first use; see harness.gguf_models)."""
+    from harness.gguf_models import is_gguf_name, locate_gguf
+
+    if not is_gguf_name(model):
+        return None
+    if "config.json" not in request.markers:
+        raise ModelUnavailableError(f"{request.where}: {str(model)!r} is a GGUF file, which converts to a "
+                                    f"transformers model, not a model with {' or '.join(request.markers)}")
+    return locate_gguf(model, where=request.where)
+
+
+#: Tried in order by `locate_model`. A new kind of model is a new source placed before `_hub_download`.
+MODEL_SOURCES: tuple[ModelSource, ...] = (_local_directory, _gguf, _hub_cache, _hub_download)
 
 
 def locate_model(model: str | Path, *, where: str = "model", markers: Sequence[str] = ("config.json",),
@@ -176,8 +188,9 @@ def locate_model(model: str | Path, *, where: str = "model", markers: Sequence[s
     """The local directory of `model`.
 
     Args:
-        model: a directory (a Path is always taken as one, never as a hub id), or a hub id ("org/name")
-            looked up in the local Hugging Face cache.
+        model: a directory (a Path is always taken as one, never as a hub id), a hub id ("org/name")
+            looked up in the local Hugging Face cache, or a GGUF (`gguf:PATH`, `PATH.gguf`,
+            `gguf-package:NAME`), converted into the model cache on first use.
         where: who asks, the start of every error message.
         markers: files of which the directory must hold at least one.
         download: fetch a hub id that is not cached (model files only, into the first of

@@ -116,7 +116,7 @@ def test_asking_to_download_reaches_the_hub_and_says_why_it_failed(hub):
 
 def test_sources_are_an_ordered_extension_point():
     names = [source.__name__ for source in MODEL_SOURCES]
-    assert names == ["_local_directory", "_hub_cache", "_hub_download"]
+    assert names == ["_local_directory", "_gguf", "_hub_cache", "_hub_download"]
 
 
 @given(st.text(max_size=40))
@@ -134,8 +134,8 @@ def test_hub_ids_and_paths(text, hub_id):
 
 
 def test_importing_hf_models_loads_no_heavy_library():
-    code = ("import sys, harness.hf_models; "
-            "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub', 'sentence_transformers') "
+    code = ("import sys, harness.hf_models, harness.gguf_models; "
+            "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub', 'sentence_transformers', 'gguf') "
             "if m in sys.modules))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert output.stdout.strip() == "[]"
