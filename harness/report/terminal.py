@@ -56,11 +56,11 @@ def rich_table(records: Sequence[RunRecord], *, title: str = "Prompt-recovery re
         runs += [(run.candidate + (f" · {s}" if (s := settings_label(run)) else ""), run) for run in section.side_runs]
         for label, run in runs:
             c = run.baseline
-            n_cell = Text(str(run.n))
+            score = Text(t.fmt_interval(run.mean, run.ci_low, run.ci_high))
             if run.n_empty > 0:
-                n_cell.append(f" ⚠ {run.n_empty} empty (INCOMPLETE)", style="bold red")
+                score.append(f"\n⚠ {run.n_empty} empty (INCOMPLETE)", style="bold red")
             cells = [Text(label), Text(run.suite)] + ([embedder.copy()] if several else [])
-            cells += [Text(t.fmt_interval(run.mean, run.ci_low, run.ci_high)), n_cell,
+            cells += [score, Text(str(run.n)),
                       Text(t.fmt_interval(c.delta, c.delta_low, c.delta_high, signed=True) if c else MISSING),
                       gate_cell(run)]
             table.add_row(*cells)

@@ -1,0 +1,91 @@
+"""The terminal table fits 80 columns without cutting anything, says "not Kaggle-comparable" once, and shows
+the gate's statistics compactly."""
+
+from __future__ import annotations
+
+import pytest
+from report_records import SHIPPED, compared, record
+from rich.console import Console
+
+from harness.report import rich_table, summary_notes
+from harness.verdict import Comparison
+
+ST5 = ("sentence-t5-base", "st5-fingerprint")
+
+
+def render(table, width: int) -> str:
+    console = Console(width=width, record=True, force_terminal=True, color_system="truecolor")
+    console.print(table)
+    return console.export_text(styles=False)
+
+
+def busy_history():
+    gate = Comparison("no-difference", "not significant after holm", baseline_candidate="mean-prompt",
+                      baseline_mean=0.61, delta=-0.0213, delta_low=-0.0401, delta_high=-0.0021, raw_status="regression",
+                      p_regression=0.012, p_adjusted=0.036, correction="holm", minimum_detectable_effect=0.0234,
+                      wins=40, ties=2, losses=58, small_sample="small suite: 64 rows (< 200)")
+    records = [record("a-candidate-with-a-very-long-descriptive-name", suite, 0.3 + i / 10, run_id=i + 1,
+                      baseline=gate if i == 0 else compared())
+               for i, suite in enumerate(SHIPPED)]
+    records += [record("mean-prompt", suite, 0.5, run_id=10 + i, n=1300, n_empty=3 if i == 2 else 0)
+                for i, suite in enumerate(SHIPPED)]
+    records.append(record("mean-prompt", "data/some/deeply/nested/folder/with-a-long-file-name.csv", 0.1, run_id=20,
+                          suite_kind="file", signed=True, n_resamples=2000, ci_method="percentile", seed=7))
+    return records
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_the_table_fits_the_terminal_and_cuts_nothing(width: int) -> None:
+    text = render(rich_table(busy_history(), title="this run"), width)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width
+    assert "…" not in text  # folded, never truncated
+    columns = column_texts(text)
+    assert "a-candidate-with-a-very-long-descriptive-name" in columns[0]
+    assert "signed·2,000resamples·percentile·seed7" in columns[0]
+    assert "data/some/deeply/nested/folder/with-a-long-file-name.csv" in columns[1]
+    assert "0.300[0.290,0.310]" in columns[2] and "⚠3empty(INCOMPLETE)" in columns[2]
+    assert "-0.021[-0.040,-0.002]" in columns[4]
+    assert "alone:❌regression(p0.012,holm0.036)MDE0.023·W/T/L40/2/58⚠smalln" in columns[5]
+
+
+def column_texts(text: str) -> list[str]:
+    """Each column of a rendered rich table, its body lines joined top to bottom without spaces: a wrapped
+    cell reads as one unbroken string."""
+    body = text.split("┩", 1)[1]
+    columns: list[list[str]] = []
+    for line in body.splitlines():
+        if not line.startswith("│"):
+            continue
+        parts = line.strip().strip("│").split("│")
+        columns += [[] for _ in range(len(parts) - len(columns))]
+        for column, part in zip(columns, parts):
+            column.append("".join(part.split()))
+    return ["".join(column) for column in columns]
+
+
+def test_the_not_comparable_note_is_said_once_or_not_at_all() -> None:
+    records = busy_history()
+    assert render(rich_table(records), 80).count("not Kaggle-comparable") == 1
+    assert "Kaggle" not in render(rich_table(records, note_not_comparable=False), 80)
+    # a Kaggle-comparable embedder gets no note; with two embedders the title names the blind one once
+    st5 = [record("mean-prompt", "public", 0.6, run_id=30, embedder=ST5)]
+    assert "Kaggle" not in render(rich_table(st5), 80)
+    both = render(rich_table([*records, *st5]), 120)
+    assert both.count("Kaggle") == 1 and "minilm not Kaggle-comparable" in "".join(both.split("\n"))
+    assert "embedder" in both  # a column tells the two embedders apart
+
+
+def test_the_gate_cell_says_what_the_suite_alone_said() -> None:
+    gate = column_texts(render(rich_table(busy_history()), 200))[5]
+    assert gate.startswith("≈nodiff.alone:❌regression(p0.012,holm0.036)MDE0.023·W/T/L40/2/58⚠smalln≈nodiff.")
+
+
+def test_summary_notes_are_said_once() -> None:
+    notes = summary_notes(busy_history())
+    assert len(notes) == 3
+    assert notes[0].startswith("MDE: the smallest drop")
+    assert notes[1].startswith("⚠ small n: public:") and "Bowyer" in notes[1]
+    assert notes[2] == ("1 per-suite regression(s) not significant after the holm correction across the run's "
+                        "suites: a-candidate-with-a-very-long-descriptive-name on public.")
+    assert summary_notes([record("x", "public", 0.5, run_id=1)]) == []
