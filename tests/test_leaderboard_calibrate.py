@@ -1,5 +1,6 @@
-"""Calibration: probes (incl. row-dependent ones), correlations with bootstrap CIs on constructed data with
-a known correlation, and the report."""
+"""Calibration: correlations with bootstrap CIs on constructed data with a known correlation, the
+leaderboard model fitted by `calibrate_suite` on constructed probes (one embedding call for the constants),
+the report, and `prh calibrate` (JSON contract, --write-model old → new)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from hypothesis import strategies as st
 from scipy.stats import pearsonr, rankdata, spearmanr
 from test_optimize_support import BagOfWordsEmbedder, family_suite
 
-from harness.candidates.constant import ConstantCandidate
-from harness.errors import ConfigError, DataError
+from harness.cli import main
+from harness.embedders import EmbedderChoice
+from harness.errors import ConfigError
 from harness.evaluate import BootstrapSettings, evaluate
+from harness.leaderboard.book import Probe
 from harness.leaderboard.calibrate import (
     CalibrationSettings,
     _row_ranks,
@@ -23,10 +26,9 @@ from harness.leaderboard.calibrate import (
     correlation_bootstrap,
 )
 from harness.leaderboard.calibration_report import write_calibration
-from harness.leaderboard.probes import Probe, TemplateCandidate, load_probes
 from harness.stats import resample_means
 
-FAST = CalibrationSettings(n_resamples=400, probe_bootstrap=BootstrapSettings(n_resamples=300, method="percentile"))
+FAST = CalibrationSettings(n_resamples=400, model_resamples=300)
 
 
 def with_pearson(y: np.ndarray, r: float) -> np.ndarray:
@@ -65,25 +67,25 @@ def test_row_noise_gives_an_interval_around_the_truth_that_shrinks_with_rows():
 
 
 def test_monotone_probes_and_leaderboard_noise():
-    leaderboard = np.array([0.38, 0.60, 0.63])
-    scores = np.tile([0.01, 0.05, 0.06], (30, 1))
+    leaderboard = np.array([0.38, 0.60, 0.63, 0.66])
+    scores = np.tile([0.01, 0.05, 0.06, 0.07], (30, 1))
     spearman, pearson = correlation_bootstrap(scores, leaderboard, leaderboard_noise=0.0)
     assert spearman.estimate == 1.0 and (spearman.low, spearman.high) == (1.0, 1.0)
     reverse, _ = correlation_bootstrap(scores[:, ::-1], leaderboard, leaderboard_noise=0.0)
     assert reverse.estimate == -1.0
     noisy, _ = correlation_bootstrap(scores, leaderboard, leaderboard_noise=0.02, n_resamples=2000)
     assert noisy.estimate == 1.0 and noisy.low < 1.0  # 0.60 and 0.63 swap places often at this noise
-    same, _ = correlation_bootstrap(np.tile([0.05, 0.05, 0.05], (10, 1)), leaderboard, leaderboard_noise=0.0)
+    same, _ = correlation_bootstrap(np.tile([0.05, 0.05, 0.05, 0.05], (10, 1)), leaderboard, leaderboard_noise=0.0)
     assert np.isnan(same.estimate) and same.defined == 0.0
-    with pytest.raises(ConfigError, match="at least 3 probes"):
+    with pytest.raises(ConfigError, match="at least 4 probes"):
         correlation_bootstrap(scores[:, :2], leaderboard[:2])
 
 
 def test_groups_are_resampled_whole():
-    leaderboard = np.array([0.4, 0.5, 0.6])
+    leaderboard = np.array([0.4, 0.5, 0.6, 0.7])
     rng = np.random.default_rng(0)
-    group_effect = np.repeat(rng.normal(0, 0.05, size=(10, 3)), 20, axis=0)  # 10 groups of 20 alike rows
-    scores = np.array([0.1, 0.12, 0.14]) + group_effect + rng.normal(0, 0.001, size=(200, 3))
+    group_effect = np.repeat(rng.normal(0, 0.05, size=(10, 4)), 20, axis=0)  # 10 groups of 20 alike rows
+    scores = np.array([0.1, 0.12, 0.14, 0.16]) + group_effect + rng.normal(0, 0.001, size=(200, 4))
     groups = np.repeat(np.arange(10), 20)
     _, by_row = correlation_bootstrap(scores, leaderboard, leaderboard_noise=0.0, seed=1)
     _, by_group = correlation_bootstrap(scores, leaderboard, groups=groups, leaderboard_noise=0.0, seed=1)
@@ -115,57 +117,110 @@ def test_row_ranks_are_scipys_average_ranks(rows):
     np.testing.assert_array_equal(_row_ranks(a), rankdata(a, axis=1))
 
 
-def test_shipped_probes_file_and_row_dependent_probes():
-    probes = load_probes(REPO_ROOT / "fixtures" / "probes.csv")
-    assert [p.leaderboard_score for p in probes] == [0.60, 0.63, 0.38]
-    assert [p.row_dependent for p in probes] == [False, False, True]
-    suite = family_suite(repeats=1)
-    original = probes[2].candidate()
-    assert isinstance(original, TemplateCandidate)
-    assert original.predict(suite.samples) == [s.original_text for s in suite.samples]
-    literal = Probe("braces", "Use {{braces}} here.", 0.5).candidate()
-    assert isinstance(literal, ConstantCandidate) and literal.prompt == "Use {braces} here."
-    mixed = Probe("mixed", "Rewrite of: {rewritten_text}", 0.5).candidate()
-    assert mixed.predict(suite.samples[:1]) == [f"Rewrite of: {suite.samples[0].rewritten_text}"]
+PROMPTS = ["Rewrite the text as a poem.", "Make the text more formal.", "zebra quantum", "Rewrite the story.",
+           "Make the memo cheerful text.", "Turn this email into a formal letter."]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("prompt,score\nx,0.5\n", "missing column(s) leaderboard_score"),
-    ("prompt,leaderboard_score\nx,abc\n", "row 1 (line 2), column 'leaderboard_score'"),
-    ("prompt,leaderboard_score\nx,0.5\ny,1.5\n", "row 2 (line 3), column 'leaderboard_score'"),
-    ("prompt,leaderboard_score\n{foo},0.5\n", "column 'prompt': probe prompt: unknown placeholder(s) {foo}"),
-    ("prompt,leaderboard_score\n,0.5\n", "prompt is empty"),
-    ("name,prompt,leaderboard_score\na,x,0.5\na,y,0.6\n", "duplicate probe name 'a' (first in row 1)"),
-])
-def test_bad_probes_files_name_row_and_column(tmp_path, content, message):
-    path = tmp_path / "probes.csv"
-    path.write_text(content)
-    with pytest.raises(DataError) as error:
-        load_probes(path)
-    assert message in str(error.value) and str(path) in str(error.value)
+def constructed_probes(suite, embedder, *, intercept=0.3, slope=2.0):
+    """Probes whose leaderboard score is exactly intercept + slope × their local mean on `suite`, plus the
+    {original_text} template probe, plus a lucrarea probe whose leaderboard score is unrelated."""
+    bootstrap = BootstrapSettings(n_resamples=1, method="percentile")
+    specs = [(f"p{i}", p, "constant") for i, p in enumerate(PROMPTS)] + [("original", "{original_text}", "template")]
+    local = [evaluate(Probe(n, p, 0.5, kind=k).candidate(), suite, embedder, bootstrap=bootstrap).mean for n, p, k in specs]
+    probes = [Probe(n, p, intercept + slope * m, kind=k) for (n, p, k), m in zip(specs, local)]
+    return probes + [Probe("lucrarea", "Rewrite the text. lucrarealucrarea", 0.69)], local
 
 
-def test_calibrate_suite_wires_scores_correlations_and_offsets(tmp_path):
+def test_calibrate_suite_fits_the_model_sets_aside_and_embeds_constants_once(tmp_path):
     suite = family_suite()
     embedder = BagOfWordsEmbedder()
-    prompts = ["Rewrite the text as a poem.", "Make the text more formal.", "zebra quantum", "{original_text}"]
-    local = [evaluate(Probe(str(i), p, 0.5).candidate(), suite, embedder, bootstrap=FAST.probe_bootstrap).mean
-             for i, p in enumerate(prompts)]
-    assert len(set(np.round(local, 6))) == 4
-    probes = [Probe(f"p{i}", p, 0.3 + m) for i, (p, m) in enumerate(zip(prompts, local))]
+    probes, local = constructed_probes(suite, embedder)
+    assert len(set(np.round(local, 6))) == len(local)
+    embedder.calls.clear()
     row = calibrate_suite(probes, suite, embedder, settings=FAST)
-    assert row.spearman.estimate == pytest.approx(1.0) and row.pearson.estimate == pytest.approx(1.0)
-    assert row.mean_offset == pytest.approx(-0.3) and row.mean_abs_offset == pytest.approx(0.3)
-    assert [p.mean for p in row.probes] == pytest.approx(local) and row.n_rows == len(suite)
-    reversed_probes = [Probe(p.name, p.prompt, 1.0 - p.leaderboard_score) for p in probes]
-    worse = calibrate_suite(reversed_probes, suite, embedder, settings=FAST)
-    assert worse.spearman.estimate == pytest.approx(-1.0)
-    paths = write_calibration([worse, row], probes, tmp_path, notes=["embedder 'st5' skipped: not here"])
+    constants = [p.submission for p in probes if p.kind == "constant"]
+    truths = set(suite.prompts)
+    calls = [call for call in embedder.calls if set(call) - truths]  # the truths are embedded apart
+    assert set(calls[0]) == set(constants)  # every constant probe: one call
+    originals = {s.original_text for s in suite.samples}
+    assert set().union(*calls[1:]) - truths == originals  # then the template probe's answers, row by row
+    assert row.embedding_calls == 1
+    fit = row.fit
+    assert fit.loo_mae == pytest.approx(0, abs=1e-6) and fit.loo_spearman == pytest.approx(1.0)
+    assert fit.map.slope == pytest.approx(2.0) and fit.map.intercept == pytest.approx(0.3)
+    assert [(s.probe, s.rule) for s in fit.set_aside] == [("lucrarea", "scorer-specific")]
+    data = row.to_dict()
+    assert {"loo", "loo_mae", "loo_max_error", "loo_spearman", "model", "set_aside", "seconds"} <= set(data)
+    assert {"probe", "leaderboard_score", "predicted", "low", "high"} <= set(data["loo"][0])
+    assert data["model"]["kind"] == "linear" and data["set_aside"][0]["reason"].startswith("its answers contain")
+    assert row.model.suite_fingerprint == suite.fingerprint and row.model.embedder_fingerprint == embedder.fingerprint
+    paths = write_calibration([row], probes, tmp_path, notes=["embedder 'st5' skipped: not here"])
     markdown = paths[0].read_text()
-    assert markdown.index("+1.000 [") < markdown.index("-1.000 [")  # the better predictor ranks first
-    assert "not Kaggle-comparable" in markdown and "st5' skipped" in markdown
-    data = json.loads(paths[1].read_text())
-    assert data["results"][0]["spearman"]["estimate"] == pytest.approx(1.0) and data["probes"][3]["row_dependent"]
+    assert "set aside **lucrarea** (scorer-specific)" in markdown and "st5' skipped" in markdown
+    assert json.loads(paths[1].read_text())["results"][0]["loo_mae"] == pytest.approx(0, abs=1e-6)
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(ConfigError, match="at least 3 probes"):
-        calibrate_suite(probes[:2], suite, embedder, settings=FAST)
+
+
+def test_calibrate_suite_refuses_too_few_probes_and_reports_an_unfittable_model():
+    suite = family_suite()
+    embedder = BagOfWordsEmbedder()
+    probes, _ = constructed_probes(suite, embedder)
+    with pytest.raises(ConfigError, match="at least 4 probes"):
+        calibrate_suite(probes[:3], suite, embedder, settings=FAST)
+    marked = [Probe(p.name, p.submission + " </s>", p.public, kind=p.kind) for p in probes[:4]]
+    row = calibrate_suite(marked + probes[4:6], suite, embedder, settings=FAST)
+    assert row.fit is None and "needs at least 4 probes it can judge, got 2 of 6" in row.refused
+
+
+@pytest.fixture
+def in_repo(monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setenv("PRH_STORE", str(tmp_path / "store.sqlite"))
+    return tmp_path
+
+
+def test_calibrate_cli_json_contract_and_write_model(in_repo, capsys, monkeypatch):
+    monkeypatch.setattr("harness.embedders.choose_embedder",
+                        lambda spec="auto", **kwargs: EmbedderChoice(BagOfWordsEmbedder()))
+    args = ["calibrate", "--suite", "leaked", "--embedder", "bow", "--resamples", "200", "--out",
+            str(in_repo / "cal"), "--baselines-dir", str(in_repo / "baselines"), "--json"]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    result = data["results"][0]
+    assert {"loo", "loo_mae", "loo_max_error", "loo_spearman", "model", "set_aside", "seconds"} <= set(result)
+    assert {a["probe"] for a in result["set_aside"] if a["rule"] == "scorer-specific"} >= {"4th-lucrarea-0.666"}
+    assert {e["probe"] for e in result["excluded"]} >= {"7th-over-128-tokens", "11th-lucrarea-private"}
+    assert data["models"][0].startswith("not written (use --write-model)")
+    assert not (in_repo / "baselines").exists()
+    assert main([*args, "--write-model"]) == 0
+    first = json.loads(capsys.readouterr().out)["models"][0]
+    assert "leaked (bow): none → linear map" in first
+    written = in_repo / "baselines" / "bow" / "leaked.leaderboard.json"
+    assert json.loads(written.read_text())["probe_book"] == "fixtures/probe_book.csv"
+    assert main([*args, "--write-model", "--map", "isotonic"]) == 0
+    second = json.loads(capsys.readouterr().out)["models"][0]
+    assert "leaked (bow): linear map on" in second and "→ isotonic map on" in second
+
+
+def test_calibrate_cli_errors_name_the_row(in_repo, capsys, monkeypatch):
+    bad = in_repo / "probes.csv"
+    bad.write_text("prompt,leaderboard_score\nImprove it.,0.6\nOther.,high\n")
+    code = main(["calibrate", "--probes", str(bad), "--suite", "leaked"])
+    err = capsys.readouterr().err
+    assert code == 2 and "row 2 (line 3), column 'leaderboard_score'" in err
+
+
+@pytest.mark.slow
+def test_calibrate_cli_with_the_packaged_embedder(in_repo, capsys, monkeypatch, minilm):
+    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(minilm))
+    out = in_repo / "calibration"
+    assert main(["calibrate", "--suite", "leaked", "--embedder", "minilm", "--resamples", "300", "--out", str(out),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["results"][0]
+    assert result["suite"] == "leaked" and result["embedder"] == "minilm" and result["n_rows"] == 64
+    by_name = {p["probe"]: p for p in result["probes"]}
+    assert by_name["original-text"]["mean"] < by_name["improve-text"]["mean"]  # as on the leaderboard (0.38 < 0.60)
+    assert by_name["6th-bestow"]["vocabulary_share"] < 0.8 <= by_name["improve-text"]["vocabulary_share"]
+    rules = {a["probe"]: a["rule"] for a in result["set_aside"]}
+    assert rules["4th-lucrarea-0.69-spm-best"] == "scorer-specific" and rules["6th-bestow"] == "vocabulary"
+    assert result["loo_mae"] is not None and (out / "calibration.md").is_file() and (out / "calibration.png").is_file()

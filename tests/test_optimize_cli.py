@@ -1,4 +1,4 @@
-"""`prh optimize …` and `prh calibrate`, run in-process (embedders swapped for loaded or stub ones)."""
+"""`prh optimize …`, run in-process (embedders swapped for loaded or stub ones)."""
 
 from __future__ import annotations
 
@@ -118,25 +118,3 @@ def test_opro_cli_end_to_end_with_stub_proposers(in_repo, capsys, bow):
         code = main(["optimize", "opro", "--suite", str(suite_path), "--proposer", "p1", "--proposer", "p2",
                      "--candidates-file", str(candidates), "--max-cost", "1", "--price", "p1=1,2"])
         assert code == 2 and "--price p2=IN,OUT" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_calibrate_cli_writes_the_report(in_repo, capsys, monkeypatch, minilm):
-    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(minilm))
-    out = in_repo / "calibration"
-    code, data = run_json(capsys, "calibrate", "--suite", "leaked", "--embedder", "minilm", "--resamples", "300",
-                          "--out", str(out), "--json")
-    assert code == 0 and len(data["results"]) == 1 and len(data["probes"]) == 3
-    result = data["results"][0]
-    assert result["suite"] == "leaked" and result["embedder"] == "minilm" and result["n_rows"] == 64
-    by_name = {p["probe"]: p["mean"] for p in result["probes"]}
-    assert by_name["original-text"] < by_name["improve-text"]  # as on the leaderboard (0.38 < 0.60)
-    assert (out / "calibration.md").is_file() and (out / "calibration.png").is_file()
-
-
-def test_calibrate_cli_errors_name_the_row(in_repo, capsys, bow):
-    bad = in_repo / "probes.csv"
-    bad.write_text("prompt,leaderboard_score\nImprove it.,0.6\nOther.,high\n")
-    code = main(["calibrate", "--probes", str(bad), "--suite", "leaked"])
-    err = capsys.readouterr().err
-    assert code == 2 and "row 2 (line 3), column 'leaderboard_score'" in err

@@ -1,36 +1,46 @@
-"""Which local suite (and embedder) ranks submissions the way the public leaderboard does?
+"""Calibration of one (suite, embedder): how well its local scores predict the leaderboard.
 
-For each (suite, embedder), every probe (a submission with a known leaderboard score) is scored on the
-suite through `harness.evaluate`, and the probes' local mean SCS are compared with their leaderboard
-scores: Spearman (does the suite rank them right?) and Pearson (linearly?) correlation, each with a
-bootstrap interval, and the mean offset local − leaderboard (meaningful only for the Kaggle scorer's
-embedder; other embedders have their own scale).
+For each (suite, embedder), every usable probe of the book (harness.leaderboard.book) is scored on the
+suite (harness.leaderboard.scores: all constant probes in one embedding call), then:
 
-The interval answers "how sure are we, given that the suite is a sample and the leaderboard is noisy?":
-each resample draws the suite's rows (whole groups when it has groups) with replacement, recomputes every
-probe's mean on those rows (paired: the same rows for all probes), and adds N(0, leaderboard_noise²) to
-each leaderboard score (the public leaderboard moves about ±0.02 by noise alone: sd 0.01 by default).
-It uses the project's one resampler (harness.stats), vectorised over resamples.
+- the **correlation** across probes of their local mean SCS with their leaderboard scores: Spearman (does
+  the suite rank them right?) and Pearson, each with a bootstrap interval; and the mean offset local −
+  leaderboard (meaningful only for the Kaggle scorer's embedder; other embedders have their own scale);
+- the **leaderboard model** (harness.leaderboard.model): the probes this embedder cannot judge set aside
+  with their reasons, a map fitted on the rest, and its leave-one-probe-out error.
+
+The correlation interval answers "how sure are we, given that the suite is a sample and the leaderboard is
+noisy?": each resample draws the suite's rows (whole groups when it has groups) with replacement,
+recomputes every probe's mean on those rows (paired: the same rows for all probes), and adds
+N(0, leaderboard_noise²) to each leaderboard score (the public leaderboard moves about ±0.02 by noise
+alone: sd 0.01 by default). It uses the project's one resampler (harness.stats), vectorised over resamples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from harness.candidates.base import Candidate
 from harness.data import Suite
 from harness.embedders import Embedder
 from harness.errors import ConfigError, ModelUnavailableError
-from harness.evaluate import BootstrapSettings, evaluate
-from harness.leaderboard.probes import Probe
+from harness.leaderboard.book import Probe, ProbeBook
+from harness.leaderboard.judgeable import SetAside, answer_rules, embedder_vocabulary, vocabulary_share
+from harness.leaderboard.model import (
+    LEADERBOARD_NOISE_SD,
+    MIN_PROBES,
+    FitSettings,
+    LeaderboardFit,
+    fit_leaderboard,
+)
+from harness.leaderboard.model_file import LeaderboardModel, model_from_fit
+from harness.leaderboard.scores import score_probes
 from harness.stats import resample_means
 from harness.store import Store
-
-#: sd of the public leaderboard's noise (about ±0.02 as a 95% range).
-LEADERBOARD_NOISE_SD = 0.01
-MIN_PROBES = 3
 
 
 @dataclass(frozen=True)
@@ -47,19 +57,24 @@ class Correlation:
 
 @dataclass(frozen=True)
 class ProbeScore:
+    """One scored probe on the suite: its local mean with a percentile interval over the row resamples."""
+
     probe: str
     leaderboard_score: float
     mean: float
     ci_low: float
     ci_high: float
     n_empty: int
+    vocabulary_share: float | None = None
 
 
 @dataclass(frozen=True)
 class CalibrationRow:
-    """The probes on one suite with one embedder, and how well that predicts the leaderboard."""
+    """The probes on one suite with one embedder: correlations, and the leaderboard model fitted there
+    (`fit`, or why none could be: `refused`)."""
 
     suite: str
+    suite_fingerprint: str
     n_rows: int
     n_groups: int | None
     embedder: str
@@ -70,23 +85,48 @@ class CalibrationRow:
     pearson: Correlation
     mean_offset: float
     mean_abs_offset: float
+    fit: LeaderboardFit | None = None
+    refused: str | None = None
+    excluded: tuple[dict, ...] = ()
+    seconds: float = 0.0
+    embedding_calls: int = 0
+    model: LeaderboardModel | None = None
 
     def to_dict(self) -> dict:
-        data = asdict(self)
+        """The CLI contract: `loo` ({probe, leaderboard_score, predicted, low, high} per fitted probe),
+        `loo_mae`, `loo_max_error`, `loo_spearman`, `model` (the fitted map), `set_aside` (probe, rule,
+        reason), plus the correlations, every probe's scores, the book's exclusions and the seconds."""
+        data = {k: v for k, v in asdict(self).items() if k not in ("fit", "model", "probes")}
         data["probes"] = [asdict(p) for p in self.probes]
+        fit = self.fit
+        data.update(loo=fit.loo_table() if fit else [], loo_mae=fit.loo_mae if fit else None,
+                    loo_max_error=fit.loo_max_error if fit else None, loo_spearman=fit.loo_spearman if fit else None,
+                    loo_mae_all=fit.loo_mae_all if fit else None,
+                    loo_mae_constant=fit.loo_mae_constant if fit else None,
+                    model=({**fit.map.to_dict(), "x_range": list(fit.x_range), "n_probes": len(fit.fitted),
+                            "settings": fit.settings.to_dict(), "describe": fit.map.describe()} if fit else None),
+                    set_aside=[s.to_dict() | {"predicted": round(p.predicted, 6), "leaderboard_score": p.leaderboard_score}
+                               for s in (fit.set_aside if fit else ()) for p in fit.probes if p.probe == s.probe],
+                    excluded=list(self.excluded))
         return data
 
 
 @dataclass(frozen=True)
 class CalibrationSettings:
-    """Resampling of the correlation intervals, and of each probe's own CI (cheap: it informs only)."""
+    """Resampling of the correlation intervals, and how the leaderboard model is fitted."""
 
     n_resamples: int = 2000
     confidence: float = 0.95
     leaderboard_noise: float = LEADERBOARD_NOISE_SD
     seed: int = 0
-    probe_bootstrap: BootstrapSettings = field(default_factory=lambda: BootstrapSettings(n_resamples=2000,
-                                                                                           method="percentile"))
+    map: str = "linear"
+    target: str = "public"
+    model_resamples: int = 1000
+    residual_rule: bool = True
+
+    def fit_settings(self) -> FitSettings:
+        return FitSettings(map=self.map, noise_sd=self.leaderboard_noise, n_resamples=self.model_resamples,
+                           confidence=self.confidence, seed=self.seed, residual_rule=self.residual_rule)
 
 
 def correlation_bootstrap(scores: np.ndarray, leaderboard: Sequence[float], *, groups: Sequence | None = None,
@@ -153,26 +193,66 @@ def _interval(estimate: float, resampled: np.ndarray, confidence: float) -> Corr
     return Correlation(float(estimate), float(low), float(high), confidence, defined.size / resampled.size)
 
 
-def calibrate_suite(probes: Sequence[Probe], suite: Suite, embedder: Embedder, *, store: Store | None = None,
-                    settings: CalibrationSettings = CalibrationSettings()) -> CalibrationRow:
-    """Score every probe on `suite` and correlate the means with the leaderboard scores."""
-    if len(probes) < MIN_PROBES:
-        raise ConfigError(f"calibration needs at least {MIN_PROBES} probes with leaderboard scores, got {len(probes)}")
-    results = [evaluate(p.candidate(), suite, embedder, store=store, bootstrap=settings.probe_bootstrap)
-               for p in probes]
-    leaderboard = np.array([p.leaderboard_score for p in probes])
+def calibrate_suite(book: ProbeBook | Sequence[Probe], suite: Suite, embedder: Embedder, *,
+                    store: Store | None = None, resolve: Callable[[str], Candidate] | None = None,
+                    settings: CalibrationSettings = CalibrationSettings(), label: str = "") -> CalibrationRow:
+    """Score the book's usable probes on `suite` and fit the leaderboard model (see the module docstring).
+
+    Fewer than MIN_PROBES usable probes is an error; a model that cannot be fitted (too many set aside)
+    is reported in `refused`, the correlations still are.
+    """
+    started = time.perf_counter()
+    probes = list(book)
+    excluded = [{"probe": p.name, "reason": p.unusable_reason(settings.target)} for p in probes
+                if p.unusable_reason(settings.target)]
+    usable = [p for p in probes if not p.unusable_reason(settings.target)]
+    if len(usable) < MIN_PROBES:
+        raise ConfigError(f"calibration needs at least {MIN_PROBES} probes with a {settings.target} leaderboard "
+                          f"score that can be rerun, got {len(usable)}"
+                          + (f" ({len(excluded)} left out: " + "; ".join(f"{e['probe']}: {e['reason']}"
+                                                                          for e in excluded) + ")" if excluded else ""))
+    scored = score_probes(usable, suite, embedder, store=store, resolve=resolve)
+    leaderboard = np.array([p.score(settings.target) for p in usable])
     spearman, pearson = correlation_bootstrap(
-        np.stack([r.scores for r in results], axis=1), leaderboard, groups=suite.groups,
-        n_resamples=settings.n_resamples, confidence=settings.confidence,
-        leaderboard_noise=settings.leaderboard_noise, seed=settings.seed)
-    means = np.array([r.mean for r in results])
+        scored.scores, leaderboard, groups=suite.groups, n_resamples=settings.n_resamples,
+        confidence=settings.confidence, leaderboard_noise=settings.leaderboard_noise, seed=settings.seed)
+    vocabulary = None if embedder.comparable_with_kaggle else embedder_vocabulary(embedder)
+    declared: list[SetAside] = []
+    shares: list[float | None] = []
+    for p, answers in zip(usable, scored.answers):
+        shares.append(None if vocabulary is None else vocabulary_share(answers, vocabulary))
+        rule = answer_rules(p.name, answers, comparable_with_kaggle=embedder.comparable_with_kaggle,
+                            vocabulary=vocabulary)
+        if rule is not None:
+            declared.append(rule)
+    fit, refused = None, None
+    try:
+        fit = fit_leaderboard([p.name for p in usable], scored.scores, leaderboard, pre_set_aside=declared,
+                              groups=suite.groups, settings=settings.fit_settings())
+    except ConfigError as error:
+        refused = str(error)
+    draws = resample_means(scored.scores, groups=suite.groups, n_resamples=min(settings.n_resamples, 2000),
+                           seed=settings.seed).reshape(-1, len(usable))
+    lows, highs = np.quantile(draws, [(1 - settings.confidence) / 2, (1 + settings.confidence) / 2], axis=0)
+    means = scored.means
+    n_groups = len(set(suite.groups)) if suite.groups else None
+    model = None
+    if fit is not None:
+        model = model_from_fit(
+            fit, suite=suite.name, suite_fingerprint=suite.fingerprint, embedder=embedder.name,
+            embedder_fingerprint=embedder.fingerprint, comparable_with_kaggle=embedder.comparable_with_kaggle,
+            target=settings.target, probe_book=str(getattr(book, "path", "")), probe_book_hash=getattr(book, "hash", ""),
+            submissions={p.name: (p.kind, p.submission) for p in usable}, label=label, excluded=excluded)
     return CalibrationRow(
-        suite=suite.name, n_rows=len(suite), n_groups=results[0].interval.n_groups, embedder=embedder.name,
-        embedder_fingerprint=embedder.fingerprint, comparable_with_kaggle=embedder.comparable_with_kaggle,
-        probes=tuple(ProbeScore(p.name, p.leaderboard_score, r.mean, r.interval.low, r.interval.high,
-                                len(r.empty_prediction_ids)) for p, r in zip(probes, results)),
+        suite=suite.name, suite_fingerprint=suite.fingerprint, n_rows=len(suite), n_groups=n_groups,
+        embedder=embedder.name, embedder_fingerprint=embedder.fingerprint,
+        comparable_with_kaggle=embedder.comparable_with_kaggle,
+        probes=tuple(ProbeScore(p.name, float(y), float(m), float(lo), float(hi), e, share)
+                     for p, y, m, lo, hi, e, share in zip(usable, leaderboard, means, lows, highs, scored.n_empty, shares)),
         spearman=spearman, pearson=pearson, mean_offset=float(np.mean(means - leaderboard)),
-        mean_abs_offset=float(np.mean(np.abs(means - leaderboard))))
+        mean_abs_offset=float(np.mean(np.abs(means - leaderboard))), fit=fit, refused=refused,
+        excluded=tuple(excluded), seconds=time.perf_counter() - started, embedding_calls=scored.embedding_calls,
+        model=model)
 
 
 def available_embedders(specs: Sequence[str], **kwargs) -> tuple[list[Embedder], list[str]]:
@@ -194,10 +274,11 @@ def available_embedders(specs: Sequence[str], **kwargs) -> tuple[list[Embedder],
 
 
 def rank_rows(rows: Sequence[CalibrationRow]) -> list[CalibrationRow]:
-    """Best predictor first: highest Spearman, then Pearson, then (Kaggle-comparable first) smallest offset."""
+    """Best predictor first: a fitted model with the smallest leave-one-probe-out error, then highest
+    Spearman, then Pearson, then (Kaggle-comparable first) smallest offset."""
     def key(row: CalibrationRow):
-        def number(value: float) -> float:
-            return value if np.isfinite(value) else -2.0
-        return (-number(row.spearman.estimate), -number(row.pearson.estimate), not row.comparable_with_kaggle,
-                row.mean_abs_offset)
+        def number(value: float | None) -> float:
+            return value if value is not None and np.isfinite(value) else -2.0
+        return (row.fit is None, row.fit.loo_mae if row.fit else 0.0, -number(row.spearman.estimate),
+                -number(row.pearson.estimate), not row.comparable_with_kaggle, row.mean_abs_offset)
     return sorted(rows, key=key)

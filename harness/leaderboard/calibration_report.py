@@ -11,15 +11,15 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness.files import write_atomic, write_text_atomic
+from harness.leaderboard.book import Probe
 from harness.leaderboard.calibrate import CalibrationRow, Correlation, rank_rows
-from harness.leaderboard.probes import Probe
 
 MARKDOWN_NAME = "calibration.md"
 JSON_NAME = "calibration.json"
 PLOT_NAME = "calibration.png"
 
 
-def _num(value: float, signed: bool = False) -> str:
+def _num(value: float | None, signed: bool = False) -> str:
     if value is None or not math.isfinite(value):
         return "—"
     return f"{value:+.3f}" if signed else f"{value:.3f}"
@@ -35,105 +35,126 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _short(text: str, width: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[:width - 1] + "…"
+
+
 def render_markdown(rows: Sequence[CalibrationRow], probes: Sequence[Probe], *, notes: Sequence[str] = (),
                     probes_source: str = "", leaderboard_noise: float = 0.01) -> str:
-    """The ranking of (suite, embedder) pairs as leaderboard predictors, then every probe's scores."""
+    """The (suite, embedder) pairs ranked by their leaderboard model's leave-one-probe-out error, then per
+    pair: the LOO table, the probes set aside and why, and every probe's local scores."""
     ranked = rank_rows(rows)
     confidence = f"{ranked[0].spearman.confidence:.0%}" if ranked else "95%"
     lines = ["# Leaderboard calibration", "",
              f"{len(probes)} probes{f' from `{probes_source}`' if probes_source else ''}. For each suite and "
-             "embedder: the correlation, across probes, of the probes' local mean SCS with their public "
-             f"leaderboard scores. {confidence} intervals resample the suite's rows (whole groups where it has "
-             f"groups) and add N(0, {leaderboard_noise:g}²) noise to the leaderboard scores. With few probes a "
-             "correlation can take only a few values: add probes (docs/optimize.md) before trusting a ranking.",
-             "", "Offsets (local − leaderboard) mean something only for a Kaggle-comparable embedder "
-             "(sentence-t5-base); other embedders have their own scale.", ""]
+             "embedder: the leaderboard model (local mean SCS → public leaderboard) fitted on the probes the "
+             "embedder can judge, with its **leave-one-probe-out** (LOO) error, its honest accuracy; and the "
+             "correlation across probes of local and leaderboard scores. "
+             f"{confidence} intervals resample the suite's rows (whole groups where it has groups), the probes, "
+             f"and add N(0, {leaderboard_noise:g}²) leaderboard noise.", ""]
     table = []
     for rank, row in enumerate(ranked, start=1):
+        fit = row.fit
         table.append([str(rank), _md(row.suite), _md(row.embedder) + ("" if row.comparable_with_kaggle
                                                                       else " (not Kaggle-comparable)"),
-                      str(row.n_rows) + (f" ({row.n_groups} groups)" if row.n_groups else ""), _corr(row.spearman),
-                      _corr(row.pearson), _num(row.mean_offset, True), _num(row.mean_abs_offset)])
-    headers = ["rank", "suite", "embedder", "rows", f"Spearman [{confidence} CI]", f"Pearson [{confidence} CI]",
-               "mean offset", "mean abs offset"]
+                      str(row.n_rows) + (f" ({row.n_groups} groups)" if row.n_groups else ""),
+                      f"{len(fit.fitted)} / {len(row.probes)}" if fit else f"0 / {len(row.probes)}",
+                      _num(fit.loo_mae) if fit else "refused", _num(fit.loo_max_error) if fit else "—",
+                      _num(fit.loo_spearman, True) if fit else "—", _corr(row.spearman), f"{row.seconds:.1f}"])
+    headers = ["rank", "suite", "embedder", "rows", "probes fitted / scored", "LOO MAE", "LOO max", "LOO Spearman",
+               f"Spearman, all scored [{confidence} CI]", "seconds"]
     lines += [tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
     for note in notes:
         lines.append(f"- {_md(note)}")
-    incomplete = [(row, p) for row in ranked for p in row.probes if p.n_empty]
-    for row, p in incomplete:
-        lines.append(f"- probe {_md(p.probe)} on {_md(row.suite)}: {p.n_empty} empty predictions (scored 0; the "
-                     "suite lacks the texts the probe needs)")
-    if notes or incomplete:
+    if notes:
         lines.append("")
-    lines += ["## Probe scores (mean SCS on each suite)", ""]
-    columns = [(row.suite, row.embedder) for row in ranked]
-    by_cell = {(row.suite, row.embedder, p.probe): p for row in ranked for p in row.probes}
-    probe_table = []
-    for probe in probes:
-        cells = []
-        for suite, embedder in columns:
-            score = by_cell.get((suite, embedder, probe.name))
-            cells.append("—" if score is None else f"{_num(score.mean)} [{_num(score.ci_low)}, {_num(score.ci_high)}]")
-        probe_table.append([_md(probe.name), _num(probe.leaderboard_score), *cells])
-    headers = ["probe", "leaderboard", *[f"{_md(s)} · {_md(e)}" for s, e in columns]]
-    lines += [tabulate(probe_table, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    for row in ranked:
+        lines += [f"## {_md(row.suite)} · {_md(row.embedder)}", ""]
+        if row.fit is None:
+            lines += [f"No model: {_md(row.refused or '')}", ""]
+        else:
+            fit = row.fit
+            lines += [f"Map: {fit.map.describe()}, fitted on local means in [{fit.x_range[0]:.4f}, "
+                      f"{fit.x_range[1]:.4f}]. LOO over every scored probe, set-aside ones included: MAE "
+                      f"{fit.loo_mae_all:.3f}.", ""]
+            loo = [[_md(p.probe), _num(p.leaderboard_score), _num(p.local_mean), _num(p.predicted),
+                    f"[{_num(p.low)}, {_num(p.high)}]", _num(p.error, True),
+                    "fitted" + (" (extrapolated)" if p.extrapolating else "") if p.fitted else f"set aside: {p.rule}"]
+                   for p in fit.probes]
+            lines += [tabulate(loo, headers=["probe", "leaderboard", "local mean", "LOO predicted", "interval",
+                                             "error", "status"], tablefmt="github", disable_numparse=True), ""]
+            for aside in fit.set_aside:
+                lines.append(f"- set aside **{_md(aside.probe)}** ({aside.rule}): {_md(aside.reason)}")
+        for excluded in row.excluded:
+            lines.append(f"- left out **{_md(excluded['probe'])}**: {_md(excluded['reason'])}")
+        for p in row.probes:
+            if p.n_empty:
+                lines.append(f"- probe {_md(p.probe)}: {p.n_empty} empty predictions (scored 0; the suite lacks the "
+                             "texts the probe needs)")
+        lines.append("")
     return "\n".join(lines)
 
 
-def render_json(rows: Sequence[CalibrationRow], probes: Sequence[Probe], *, notes: Sequence[str] = ()) -> str:
-    def clean(value):
-        if isinstance(value, float):
-            return value if math.isfinite(value) else None
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        return value
+def _clean(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
 
-    payload = {"probes": [{"name": p.name, "prompt": p.prompt, "leaderboard_score": p.leaderboard_score,
-                           "row_dependent": p.row_dependent, "note": p.note} for p in probes],
-               "results": [clean(row.to_dict()) for row in rank_rows(rows)], "notes": list(notes)}
+
+def render_json(rows: Sequence[CalibrationRow], probes: Sequence[Probe], *, notes: Sequence[str] = (),
+                models: Sequence[str] = ()) -> str:
+    """`probes` (the book), `results` (one per suite × embedder, see CalibrationRow.to_dict), `notes`, and
+    `models` (what was written, old → new)."""
+    payload = {"probes": [{"name": p.name, "kind": p.kind, "submission": p.submission, "public": p.public,
+                           "private": p.private, "reproducible": p.reproducible, "exclude": p.exclude,
+                           "note": p.note, "source": p.source} for p in probes],
+               "results": [_clean(row.to_dict()) for row in rank_rows(rows)], "notes": list(notes),
+               "models": list(models)}
     return json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def render_plot(rows: Sequence[CalibrationRow], path: str | Path) -> Path | None:
-    """Leaderboard score (x) against local mean SCS with CI (y): one subplot per embedder (their scales
-    differ), one series per suite, probes labelled; the diagonal where the embedder is Kaggle's."""
-    if not rows:
+    """Local mean SCS (x) against leaderboard score (y), one subplot per (suite, embedder): fitted probes
+    as dots, set-aside probes as crosses, the fitted map as a line."""
+    fitted_rows = [row for row in rows if row.probes]
+    if not fitted_rows:
         return None
+    import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    embedders = list(dict.fromkeys((row.embedder, row.embedder_fingerprint) for row in rows))
-    figure = Figure(figsize=(6.5 * len(embedders), 5), layout="constrained")
+    figure = Figure(figsize=(5.5 * len(fitted_rows), 4.5), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, len(embedders), squeeze=False)[0]
-    for ax, (name, fingerprint) in zip(axes, embedders):
-        mine = [row for row in rows if (row.embedder, row.embedder_fingerprint) == (name, fingerprint)]
-        for index, row in enumerate(mine):
-            xs = [p.leaderboard_score for p in row.probes]
-            ys = [p.mean for p in row.probes]
-            errors = [[max(p.mean - p.ci_low, 0.0) for p in row.probes], [max(p.ci_high - p.mean, 0.0) for p in row.probes]]
-            label = f"{row.suite} (ρ={_num(row.spearman.estimate, True)}, r={_num(row.pearson.estimate, True)})"
-            ax.errorbar(xs, ys, yerr=errors, fmt="o", capsize=3, color=f"C{index}", label=label)
-        for p in mine[0].probes:
-            ax.annotate(p.probe if len(p.probe) <= 28 else p.probe[:27] + "…", (p.leaderboard_score, p.mean),
-                        textcoords="offset points", xytext=(4, 4), fontsize="x-small")
-        comparable = mine[0].comparable_with_kaggle
-        if comparable:
-            low, high = ax.get_xlim()
-            ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=0.8, label="local = leaderboard")
-        ax.set_xlabel("public leaderboard score")
-        ax.set_ylabel("local mean SCS")
-        ax.set_title(f"{name} · {fingerprint[:12]}" + ("" if comparable else "\n(not comparable with Kaggle LB)"),
-                     color="black" if comparable else "firebrick", fontsize="medium")
+    axes = figure.subplots(1, len(fitted_rows), squeeze=False)[0]
+    for ax, row in zip(axes, fitted_rows):
+        aside = {s.probe for s in row.fit.set_aside} if row.fit else set()
+        for p in row.probes:
+            marker, color = ("x", "firebrick") if p.probe in aside else ("o", "C0")
+            ax.errorbar([p.mean], [p.leaderboard_score], xerr=[[max(p.mean - p.ci_low, 0)], [max(p.ci_high - p.mean, 0)]],
+                        fmt=marker, color=color, capsize=2)
+            ax.annotate(_short(p.probe, 24), (p.mean, p.leaderboard_score), textcoords="offset points", xytext=(3, 3),
+                        fontsize="xx-small")
+        if row.fit is not None:
+            grid = np.linspace(min(p.mean for p in row.probes), max(p.mean for p in row.probes), 50)
+            ax.plot(grid, row.fit.map.predict(grid), color="grey", linewidth=1,
+                    label=f"{row.fit.map.kind}, LOO MAE {row.fit.loo_mae:.3f}")
+            ax.legend(fontsize="x-small", loc="best")
+        ax.set_xlabel(f"local mean SCS ({row.embedder})")
+        ax.set_ylabel("public leaderboard score")
+        ax.set_title(f"{row.suite} · {row.embedder}" + ("" if row.comparable_with_kaggle else " (not Kaggle's scorer)"),
+                     fontsize="medium")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small", loc="best")
     return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
 
 
 def write_calibration(rows: Sequence[CalibrationRow], probes: Sequence[Probe], directory: str | Path, *,
-                      notes: Sequence[str] = (), probes_source: str = "", leaderboard_noise: float = 0.01) -> list[Path]:
+                      notes: Sequence[str] = (), probes_source: str = "", leaderboard_noise: float = 0.01,
+                      models: Sequence[str] = ()) -> list[Path]:
     """calibration.md, calibration.json and calibration.png in `directory`; returns the paths written."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
@@ -141,7 +162,7 @@ def write_calibration(rows: Sequence[CalibrationRow], probes: Sequence[Probe], d
     write_text_atomic(markdown, render_markdown(rows, probes, notes=notes, probes_source=probes_source,
                                                 leaderboard_noise=leaderboard_noise))
     data = folder / JSON_NAME
-    write_text_atomic(data, render_json(rows, probes, notes=notes))
+    write_text_atomic(data, render_json(rows, probes, notes=notes, models=models))
     written = [markdown, data]
     plot = render_plot(rows, folder / PLOT_NAME)
     if plot is not None:

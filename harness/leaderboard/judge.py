@@ -1,0 +1,108 @@
+"""What `Workspace.judge()` adds to every result: the predicted leaderboard score, and the "not judged"
+verdict for answers the embedder cannot see.
+
+- `predicted_lb`: where `baselines/<embedder>/<suite>.leaderboard.json` exists and was fitted on this
+  suite and this embedder build, the candidate's per-row scores go through the stored map; the probes it
+  was fitted on are scored again on the same rows (through the store: after the first time, nothing is
+  embedded) so that the interval resamples the same rows for the probes and the candidate. The result is
+  information beside the local score, labelled with the model's leave-one-probe-out error; the gate
+  stays the paired test on local rows.
+- `not_judged`: on an embedder that is not Kaggle's scorer, a candidate whose answers contain a known
+  scorer-specific string (the lucrarea suffix, `</s>`, … see judgeable.SCORER_SPECIFIC) or one declared
+  for it in candidates.toml (`scorer_specific = [...]`) gets the verdict NOT_JUDGED instead of a
+  regression or an improvement: this embedder cannot see what those strings do. The paired numbers stay
+  in the comparison, for information.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from harness.candidates.base import Candidate
+from harness.data import Suite
+from harness.embedders import Embedder
+from harness.evaluate import Result
+from harness.leaderboard.book import Probe
+from harness.leaderboard.judgeable import describe_hits, scorer_specific_hits
+from harness.leaderboard.model import predict
+from harness.leaderboard.model_file import load_model, model_path
+from harness.leaderboard.scores import score_probes
+from harness.store import Store
+from harness.verdict import NOT_JUDGED, Comparison, PredictedScore
+
+#: probe means recomputed at prediction time must equal the stored ones (float32 embeddings: ~1e-7)
+MEAN_TOLERANCE = 1e-4
+
+
+def model_note(baselines_dir: str | Path, result: Result) -> str:
+    """Why a result has no predicted leaderboard score (for `prh score --json`)."""
+    model = load_model(baselines_dir, result.embedder, result.suite)
+    if model is None:
+        return (f"no leaderboard model for suite '{result.suite}' under embedder '{result.embedder}' "
+                f"({model_path(baselines_dir, result.embedder, result.suite)}); fit one with "
+                "prh calibrate --write-model")
+    return model.mismatch(result.suite_fingerprint, result.embedder_fingerprint) or ""
+
+
+def predicted_lb(baselines_dir: str | Path, result: Result, suite: Suite, embedder: Embedder, *,
+                 store: Store | None = None, resolve: Callable[[str], Candidate] | None = None,
+                 declared: Sequence[str] = ()) -> PredictedScore | None:
+    """The predicted leaderboard score of `result`, or None when no usable model exists (see `model_note`)."""
+    model = load_model(baselines_dir, result.embedder, result.suite)
+    if model is None or model.mismatch(result.suite_fingerprint, result.embedder_fingerprint):
+        return None
+    fitted = model.fitted
+    probes = [Probe(p.probe, p.submission, p.leaderboard_score, kind=p.kind) for p in fitted]
+    scored = score_probes(probes, suite, embedder, store=store, resolve=resolve)
+    drift = max(abs(m - p.local_mean) for m, p in zip(scored.means, fitted))
+    if drift > MEAN_TOLERANCE:
+        return None  # the probes no longer score what the model says: a stale model predicts nothing
+    prediction = predict(model.map, scored.scores, [p.leaderboard_score for p in fitted], result.scores,
+                         x_range=model.x_range, groups=result.groups, settings=model.settings)
+    notes = [model.label, *prediction.notes]
+    if not result.comparable_with_kaggle:
+        hits = scorer_specific_hits(result.predictions, declared)
+        if hits:
+            notes.append(f"its answers contain {describe_hits(hits, result.n)}, which {result.embedder} cannot "
+                         "judge: probes like that were set aside, so this prediction is outside what the model "
+                         "was validated on")
+    return PredictedScore(
+        estimate=prediction.estimate, low=prediction.low, high=prediction.high,
+        model=f"{model.describe()}; {model_path(baselines_dir, model.embedder, model.suite)}",
+        probe_book=f"{model.probe_book} ({model.probe_book_hash})", n_probes=len(fitted), loo_mae=model.loo_mae,
+        loo_max_error=model.loo_max_error, loo_spearman=model.loo_spearman, extrapolating=prediction.extrapolating,
+        set_aside=tuple(f"{s['probe']}: {s['reason']}" for s in model.set_aside), note="; ".join(n for n in notes if n))
+
+
+def declared_strings(entries: Mapping[str, Mapping], spec: str) -> list[str]:
+    """The `scorer_specific` strings declared for candidate `spec` in candidates.toml, and for the members
+    of an ensemble (their answers are part of its answers), recursively."""
+    found: list[str] = []
+    seen: set[str] = set()
+    pending = [spec]
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in entries:
+            continue
+        seen.add(name)
+        entry = entries[name]
+        found += [s for s in entry.get("scorer_specific", ()) if s not in found]
+        pending += [m for m in entry.get("members", ()) if isinstance(m, str)]
+    return found
+
+
+def not_judged(comparison: Comparison | None, result: Result, declared: Sequence[str] = ()) -> Comparison | None:
+    """The comparison, turned NOT_JUDGED when this embedder cannot judge the candidate's answers."""
+    if comparison is None or result.comparable_with_kaggle or comparison.delta is None:
+        return comparison
+    hits = scorer_specific_hits(result.predictions, declared)
+    if not hits:
+        return comparison
+    numbers = (f"local Δ {comparison.delta:+.4f} [{comparison.delta_low:+.4f}, {comparison.delta_high:+.4f}] vs "
+               f"baseline '{comparison.baseline_candidate}', for information")
+    message = (f"cannot be judged by {result.embedder}: its answers rely on {describe_hits(hits, result.n)}, which "
+               f"{result.embedder} cannot see as Kaggle's scorer does; check it with st5 or by its predicted "
+               f"leaderboard score ({numbers})")
+    return replace(comparison, status=NOT_JUDGED, raw_status=NOT_JUDGED, message=message)
