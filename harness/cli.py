@@ -139,6 +139,12 @@ def cmd_score(args) -> int:
         data = result.to_dict(rows=args.rows)
         data["baseline"] = scored.comparison.to_dict() if scored.comparison else None
         data["suite_kind"] = scored.suite_kind
+        predicted = scored.record.predicted_lb
+        data["predicted_lb"] = predicted.to_dict() if predicted else None
+        if predicted is None and not args.signed:
+            from harness.leaderboard.judge import model_note
+
+            data["predicted_lb_note"] = model_note(workspace.baselines_dir, result)
         print(json.dumps(data, ensure_ascii=False))
     else:
         from rich.console import Console

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from harness.embedders import EmbedderChoice
     from harness.evaluate import BootstrapSettings, Result
     from harness.store import RunRecord, RunRow, Store
-    from harness.verdict import Comparison
+    from harness.verdict import Comparison, PredictedScore
 
 SUITES_FILE = "suites.toml"
 CANDIDATES_FILE = "candidates.toml"
@@ -258,11 +258,20 @@ class Workspace:
         kind = "named" if self.is_named_suite(loaded.name) else "file"
         result = evaluate(self.candidate(candidate), loaded, self.embedder(embedder).embedder, store=self.store(),
                           bootstrap=bootstrap, signed=signed, on_progress=on_progress)
-        comparison = None
+        comparison = predicted = None
+        if not signed:
+            from harness.leaderboard.judge import declared_strings, not_judged, predicted_lb
+
+            declared = declared_strings(self.registry.entries, candidate) if isinstance(candidate, str) else []
+            predicted = predicted_lb(self.baselines_dir, result, loaded, self.embedder(embedder).embedder,
+                                     store=self.store(), resolve=self.candidate, declared=declared)
         if kind == "named" and not signed:
             baseline = load_baseline(self.baselines_dir, result.embedder, loaded.name)
             comparison = compare_with_baseline(result, baseline, tolerance=tolerance, bootstrap=bootstrap)
-        record = self._record_for(result, comparison, bootstrap=bootstrap, signed=signed, kind=kind)
+            # An embedder that cannot see what the answers rely on gives no verdict (numbers kept).
+            comparison = not_judged(comparison, result, declared)
+        record = self._record_for(result, comparison, bootstrap=bootstrap, signed=signed, kind=kind,
+                                  predicted_lb=predicted)
         return Scored(result, comparison, record, kind)
 
     @staticmethod
@@ -307,7 +316,7 @@ class Workspace:
 
     @staticmethod
     def _record_for(result: Result, comparison: Comparison | None, *, bootstrap: BootstrapSettings,
-                    signed: bool, kind: str) -> RunRecord:
+                    signed: bool, kind: str, predicted_lb: PredictedScore | None = None) -> RunRecord:
         from harness.store import RunRecord
 
         return RunRecord(
@@ -319,7 +328,7 @@ class Workspace:
             n_empty=len(result.empty_prediction_ids), candidate_spec=result.candidate_spec,
             seconds=sum(result.timings.values()), baseline=comparison, signed=signed,
             n_resamples=bootstrap.n_resamples, seed=bootstrap.seed, suite_kind=kind,
-            scorer_parity=getattr(result, "scorer_parity", None))
+            scorer_parity=getattr(result, "scorer_parity", None), predicted_lb=predicted_lb)
 
     # -- baselines and reports ------------------------------------------------------------------------
     def update_baseline(self, scored: Scored, *, force: bool = False) -> BaselineUpdate:

@@ -44,6 +44,9 @@ def _predictions_file(name: str, entry: Mapping[str, Any], context: CandidateCon
                                     id_column=id_column, prediction_column=prediction_column)
 
 
+#: keys every kind may carry that no kind's factory reads (see check_common_keys)
+COMMON_ONLY_KEYS = ("scorer_specific",)
+
 CANDIDATE_KINDS: dict[str, CandidateFactory | str] = {
     "constant": _constant,
     "predictions-file": _predictions_file,
@@ -91,12 +94,14 @@ class CandidateRegistry:
                               f"known kinds: {', '.join(CANDIDATE_KINDS)}")
         context = replace(context or CandidateContext(), base_dir=self.base_dir)
         context.resolve = lambda member: resolve_candidate(member, self, context, _building=(*_building, name))
-        return factory(name, entry, context)
+        # `scorer_specific` is read by the leaderboard package, not by the kinds (some refuse unknown keys).
+        return factory(name, {k: v for k, v in entry.items() if k not in COMMON_ONLY_KEYS}, context)
 
 
 def load_candidate_registry(path: str | Path | None) -> CandidateRegistry:
     """Read a candidates file; a missing default file just means "inline specs only". Every entry is
-    checked for the keys all kinds share (a `kind`, an optional `description`); a kind's own keys are
+    checked for the keys all kinds share (a `kind`, an optional `description`, an optional `scorer_specific`
+    list of strings this candidate's answers rely on that only Kaggle's scorer reads); a kind's own keys are
     checked when the entry is built."""
     if path is None:
         return CandidateRegistry()
@@ -122,6 +127,10 @@ def check_common_keys(path: str | Path, name: str, entry: object) -> None:
     expect_type(entry["kind"], str, where, "kind", f"a string, one of {', '.join(CANDIDATE_KINDS)}")
     if "description" in entry:
         expect_type(entry["description"], str, where, "description", "a string")
+    if "scorer_specific" in entry:  # strings only Kaggle's scorer reads as it does (harness.leaderboard.judge)
+        declared = expect_type(entry["scorer_specific"], list, where, "scorer_specific", "a list of strings")
+        if not all(isinstance(s, str) and s for s in declared):
+            raise ConfigError(f"{where}: 'scorer_specific' must be a list of non-empty strings")
 
 
 def resolve_candidate(spec: str, registry: CandidateRegistry | None = None, context: CandidateContext | None = None,
