@@ -122,3 +122,30 @@ def test_the_train_command_imports_no_torch():
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_base_may_name_an_hf_candidate_and_the_entry_names_gguf_sources_absolutely(tmp_path, monkeypatch):
+    from harness.errors import ConfigError
+    from harness.train.cli import base_model
+    from harness.train.loop import entry_model
+    from harness.workspace import Workspace
+
+    (tmp_path / "candidates.toml").write_text(
+        '[candidates.small]\nkind = "hf"\nmodel = "gguf-package:some-gguf"\n'
+        '[candidates.local]\nkind = "hf"\nmodel = "models/base"\n'
+        '[candidates.fixed]\nkind = "constant"\nprompt = "Improve it."\n')
+    (tmp_path / "models" / "base").mkdir(parents=True)
+    workspace = Workspace.from_dir(tmp_path)
+    assert base_model("small", workspace) == "gguf-package:some-gguf"
+    assert base_model("local", workspace) == str(tmp_path / "models" / "base")
+    assert base_model("/elsewhere/model", workspace) == "/elsewhere/model"
+    with pytest.raises(ConfigError, match="candidate 'fixed' is of kind 'constant'"):
+        base_model("fixed", workspace)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    converted = tmp_path / "cache"
+    assert entry_model("gguf:m.gguf", converted) == f"gguf:{tmp_path / 'm.gguf'}"
+    assert entry_model("m.gguf", converted) == str(tmp_path / "m.gguf")
+    assert entry_model("gguf-package:some-gguf", converted) == "gguf-package:some-gguf"
+    assert entry_model("models/base", converted) == str(converted.resolve())
+    assert entry_model("org/model", converted) == "org/model"

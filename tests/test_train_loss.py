@@ -169,3 +169,23 @@ def test_config_resolves_alpha_and_keeps_every_setting_in_its_identity():
     assert config.alpha == 4.0 and config.to_dict()["lora_alpha"] == 4.0
     identity = config.resume_identity()
     assert "learning_rate" in identity and "full_sequence_loss" in identity and "device" not in identity
+
+
+@pytest.mark.parametrize("full_sequence", [False, True])
+def test_loss_from_the_labelled_positions_only_equals_the_loss_over_full_logits(tiny, full_sequence):
+    """batch_token_loss asks the model for logits only where a label follows (logits_to_keep mask); the
+    sum and count must be those of the full logits, in a right-padded batch of unequal rows."""
+    import torch
+
+    from harness.train.loss import batch_token_loss
+
+    model, tokenizer = tiny
+    examples, _ = encode_examples(tokenizer, MEMORIZE_ROWS, prompt_options=PROMPT_OPTIONS,
+                                  full_sequence_loss=full_sequence)
+    batch = collate(examples, tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        expected, expected_count = summed_token_loss(logits, batch["labels"])
+        loss, count = batch_token_loss(model, batch)
+    assert count == expected_count
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)

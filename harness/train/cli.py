@@ -29,7 +29,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                     "on the --eval suite with SCS and the best one is kept. Writes the adapter, a training card "
                     "and a candidates.toml entry (printed on stdout) into --out. Rerun the same command to resume.")
     data = parser.add_argument_group("data and model")
-    data.add_argument("--base", required=True, help="base model: a local directory or a hub id in the HF cache")
+    data.add_argument("--base", required=True, help="base model: a local directory, a hub id in the HF cache, a "
+                      "GGUF (gguf:PATH, gguf-package:NAME; converted once) or the name of an hf candidate")
     data.add_argument("--train", required=True, help="training suite name, or a CSV/JSONL/parquet file with "
                       "original_text, rewritten_text, rewrite_prompt (id optional)")
     data.add_argument("--eval", required=True, help="held-out suite (name or file) the checkpoints are scored on; "
@@ -123,6 +124,22 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def base_model(base: str, workspace) -> str:
+    """`--base` as a model: the name of an hf candidate in the candidates file stands for its model (so
+    `--base gemma-270m` trains on what that candidate runs); anything else is a model as given."""
+    from harness.errors import ConfigError
+
+    entry = workspace.registry.entries.get(base)
+    if entry is None:
+        return base
+    if entry.get("kind") != "hf":
+        raise ConfigError(f"--base {base}: candidate '{base}' is of kind {entry.get('kind')!r}; give an hf "
+                          "candidate, a model directory, a hub id or a GGUF (gguf:PATH, gguf-package:NAME)")
+    model = workspace.candidate(base).model
+    print(f"--base {base}: the model of candidate '{base}': {model}", file=sys.stderr)
+    return str(model)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -133,8 +150,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from harness.train.loop import train_lora
     from harness.workspace import Workspace
 
-    config = config_from_args(args)
     workspace = Workspace.from_args(args)
+    args.base = base_model(args.base, workspace)
+    config = config_from_args(args)
     train_suite = workspace.suite(args.train)
     eval_suite = workspace.suite(args.eval)
     check_disjoint(train_suite, eval_suite)  # before any model is loaded

@@ -1,7 +1,7 @@
 """`train_lora`: one LoRA fine-tuning run, from rows to a selected, loadable, documented adapter.
 
 The loop is plain PyTorch (no Trainer) so that each thing the issue asks to compare is visible here:
-which tokens carry the loss (`encode_examples`), how a step's loss is normalised (`summed_token_loss`),
+which tokens carry the loss (`encode_examples`), how a step's loss is normalised (`batch_token_loss`),
 when a checkpoint is scored and by what (`score_checkpoint`: SCS through the hf candidate), and which one
 is kept (`History.best_by_scs`). Every `eval_steps` optimizer steps (and at the last step) the run writes a
 checkpoint, scores it on the held-out suite, updates the training card and prunes old checkpoints.
@@ -29,6 +29,7 @@ from harness.data import Suite
 from harness.embedders import Embedder
 from harness.errors import ConfigError
 from harness.files import toml_table, write_json_atomic, write_text_atomic
+from harness.gguf_models import GGUF_PREFIX, is_gguf_name
 from harness.hashing import json_fingerprint
 from harness.hf_models import hub_offline, locate_model, model_fingerprint
 from harness.store import Store
@@ -46,7 +47,7 @@ from harness.train.data import (
 )
 from harness.train.entry import checked_entry_file, entry_values, path_for
 from harness.train.history import EvalRecord, History, StepRecord
-from harness.train.loss import summed_token_loss
+from harness.train.loss import batch_token_loss
 from harness.train.model import autocast, load_for_training, load_tokenizer, merge_adapter, preflight
 from harness.train.scoring import candidate_options, paired_delta, score_checkpoint, write_eval_rows
 
@@ -274,6 +275,17 @@ class _Run:
         return history, resumed_from
 
 
+def entry_model(base: str, model_dir: Path) -> str:
+    """How the entry names the base: a directory or GGUF file by its absolute path (the entry may live
+    elsewhere than the folder training ran in), a hub id or `gguf-package:` source as given."""
+    if base.startswith(GGUF_PREFIX):
+        return GGUF_PREFIX + str(Path(base[len(GGUF_PREFIX):]).expanduser().resolve())
+    path = Path(base).expanduser()
+    if path.is_dir() or (is_gguf_name(base) and path.is_file()):
+        return str(path.resolve()) if path.is_file() else str(model_dir.resolve())
+    return base
+
+
 def _claim_out_dir(out: Path, config: TrainConfig, identity: dict[str, Any], run_id: str) -> None:
     """Record the run's identity in `out/run.json`, or check that the run already there is this one."""
     path = out / RUN_FILE
@@ -324,8 +336,7 @@ def _train_step(model: Any, optimizer: Any, scheduler: Any, parameters: list[Any
     for rows in micro_batches:
         batch = collate(rows, pad_id, device)
         with autocast(device, dtype):
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss_sum, _ = summed_token_loss(logits, batch["labels"])
+            loss_sum, _ = batch_token_loss(model, batch)
         (loss_sum / label_tokens).backward()
         loss_total += float(loss_sum.detach())
         tokens += int(batch["attention_mask"].sum())
@@ -366,7 +377,7 @@ def _finish(config: TrainConfig, facts: CardFacts, history: History, out: Path, 
                    f"({'whole-sequence' if config.full_sequence_loss else 'answer-only'} loss); selected step "
                    f"{best.step}: SCS {best.scs:.3f} [{best.ci_low:.3f}, {best.ci_high:.3f}] on {facts.eval.name} "
                    f"({facts.embedder})")
-    model = str(model_dir.resolve()) if Path(config.base).expanduser().is_dir() else config.base
+    model = entry_model(config.base, model_dir)
 
     def entries(relative_to: Path | None) -> str:
         text = toml_table("candidates", name, entry_values(config, model=model, adapter=path_for(adapter_dir, relative_to),
