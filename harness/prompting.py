@@ -27,6 +27,7 @@ inputs: it is part of the hf candidate's fingerprint, so cached predictions foll
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from harness.data import Sample
@@ -80,19 +81,26 @@ def recovery_messages(
     system: str = DEFAULT_SYSTEM,
     user_template: str = DEFAULT_USER,
     max_chars: int | None = DEFAULT_MAX_CHARS,
+    examples: Sequence[Sample] = (),
 ) -> list[dict[str, str]]:
     """Chat messages asking for the rewrite prompt of one row.
 
     `user_template` uses the placeholders ``{original_text}`` and/or ``{rewritten_text}`` (``{{``/``}}``
     for literal braces). Substitution is one pass, so braces or placeholders inside the texts themselves
-    are left alone. An empty `system` means no system message.
+    are left alone. An empty `system` means no system message. Each of `examples` (few-shot rows) becomes
+    a user turn asked the same way and an assistant turn holding its rewrite prompt, before the row.
     """
     check_user_template(user_template)
-    texts = {"original_text": truncate_text(original_text, max_chars),
-             "rewritten_text": truncate_text(rewritten_text, max_chars)}
-    user = substitute(user_template, texts)
+
+    def ask(original: str, rewritten: str) -> dict[str, str]:
+        texts = {"original_text": truncate_text(original, max_chars), "rewritten_text": truncate_text(rewritten, max_chars)}
+        return {"role": "user", "content": substitute(user_template, texts)}
+
     messages = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user", "content": user})
+    for example in examples:
+        messages += [ask(example.original_text, example.rewritten_text),
+                     {"role": "assistant", "content": example.rewrite_prompt.strip()}]
+    messages.append(ask(original_text, rewritten_text))
     return messages
 
 
@@ -108,22 +116,31 @@ def format_prompt(
     system: str = DEFAULT_SYSTEM,
     user_template: str = DEFAULT_USER,
     max_chars: int | None = DEFAULT_MAX_CHARS,
+    examples: Sequence[Sample] = (),
 ) -> str:
-    """The text the model continues with its answer (generation prompt included)."""
+    """The text the model continues with its answer (generation prompt included). Few-shot `examples`
+    come first: as earlier turns of the chat, or, without a chat template, as earlier questions each
+    followed by `PLAIN_ANSWER_CUE` and its answer, separated by blank lines (so a base model that
+    continues the pattern ends its answer with a newline)."""
     messages = recovery_messages(original_text, rewritten_text, system=system, user_template=user_template,
-                                 max_chars=max_chars)
+                                 max_chars=max_chars, examples=examples)
     if not has_chat_template(tokenizer):
         bos = getattr(tokenizer, "bos_token", None) or ""
-        return bos + "\n\n".join(m["content"] for m in messages) + PLAIN_ANSWER_CUE
+        turns = [m["content"] for m in messages if m["role"] != "system"]
+        blocks = [m["content"] for m in messages if m["role"] == "system"]
+        blocks += [f"{asked}{PLAIN_ANSWER_CUE}{answer}" for asked, answer in zip(turns[:-1:2], turns[1::2])]
+        return bos + "\n\n".join([*blocks, turns[-1]]) + PLAIN_ANSWER_CUE
     from jinja2.exceptions import TemplateError
 
     try:
         return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     except TemplateError:  # raised by the template's raise_exception(...): e.g. "System role not supported"
-        if len(messages) == 1:
+        if not system:
             raise
-    merged = [{"role": "user", "content": f"{system}\n\n{messages[-1]['content']}"}]
-    return tokenizer.apply_chat_template(merged, add_generation_prompt=True, tokenize=False)
+    # the system text goes in front of the first user message
+    turns = [dict(m) for m in messages if m["role"] != "system"]
+    turns[0]["content"] = f"{system}\n\n{turns[0]['content']}"
+    return tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
 
 
 def format_training_example(

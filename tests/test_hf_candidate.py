@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 from hf_cache_layout import put_in_hf_cache
+from hypothesis import given
+from hypothesis import strategies as st
 from tiny_models import (
     MEMORIZE_ROWS,
     TINY_PROMPT,
@@ -24,12 +27,13 @@ from harness.candidates import (
     resolve_candidate,
 )
 from harness.candidates.cache import predict_with_cache
-from harness.candidates.hf import HFCandidate, from_config
+from harness.candidates.hf import HFCandidate, cut_at_stop, from_config
 from harness.data import Sample
 from harness.errors import ConfigError, ModelUnavailableError
 from harness.hf_models import check_adapter_fits, read_model_config
 from harness.store import Store
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 ROWS = [Sample(f"r{i}", f"Original number {i}: the meeting is moved to {i} pm.",
                "Rewritten " * (i + 1) + "text.", "Make it short.") for i in range(5)]
 
@@ -237,3 +241,89 @@ def test_building_needs_a_model():
         from_config("x", {"kind": "hf"}, CandidateContext())
     candidate = HFCandidate("x", "acme/model")  # building reads nothing: a missing model fails later
     assert candidate.model == "acme/model" and candidate._loaded is None
+
+
+# -- few-shot rows, stop strings, GGUF models, the adapter's recipe ---------------------------------------------
+def test_stop_strings_end_generation_and_cut_the_answer(tiny_llama, adapter):
+    """The memorised answers are known, so a stop string inside one must cut it exactly there."""
+    tuned = hf(tiny_llama, adapter=str(adapter.path), batch_size=3, stop=[" more", " like"], **TRAINED_PROMPT)
+    assert tuned.predict(list(MEMORIZE_ROWS)) == ["Rewrite it", "Make it sound", "Turn this into a haiku."]
+    assert tuned.fingerprint != hf(tiny_llama, adapter=str(adapter.path), **TRAINED_PROMPT).fingerprint
+    with pytest.raises(ConfigError, match="stop must be a list of non-empty strings"):
+        hf(tiny_llama, stop=[""])
+
+
+@given(st.text(max_size=30), st.lists(st.text(min_size=1, max_size=3), max_size=3))
+def test_cut_at_stop_keeps_a_stop_free_prefix(answer, stop):
+    cut = cut_at_stop(answer, stop)
+    assert answer.lstrip().startswith(cut)
+    assert not any(s in cut for s in stop)
+    assert cut_at_stop(answer, []) == answer.lstrip()
+
+
+def test_few_shot_rows_come_from_a_suite_that_is_then_never_scored(tiny_llama, tmp_path):
+    from harness.data import load_suite, load_suite_specs
+
+    specs = load_suite_specs(REPO_ROOT / "suites.toml")
+    context = CandidateContext(suites=specs)
+    entry = {"kind": "hf", "model": str(tiny_llama), "max_new_tokens": 4, "few_shot_suite": "leaked", "few_shot_k": 2}
+    candidate = from_config("shots", entry, context)
+    leaked = load_suite(specs["leaked"])
+    assert candidate.examples == (leaked.samples[0], leaked.samples[32])
+    assert "leaked" in candidate.train_suites
+    without = {k: v for k, v in entry.items() if not k.startswith("few_shot")}
+    assert candidate.fingerprint != from_config("none", without, context).fingerprint
+    model, tokenizer = candidate.load()
+    assert len(candidate.predict(ROWS[:2])) == 2
+    from harness.prompting import format_prompt
+
+    prompt = format_prompt(tokenizer, "O", "R", examples=candidate.examples)
+    assert leaked.samples[0].rewrite_prompt in prompt and leaked.samples[32].rewrite_prompt in prompt
+    assert prompt.index(leaked.samples[32].rewrite_prompt) < prompt.index("\nO\n")
+    with pytest.raises(ConfigError, match="few_shot_suite 'nope' is not a known suite"):
+        from_config("bad", {**entry, "few_shot_suite": "nope"}, context)
+
+
+def test_plain_few_shot_prompt_puts_each_answer_after_the_cue_and_a_newline_after_it():
+    from harness.prompting import PLAIN_ANSWER_CUE, format_prompt
+
+    class PlainTokenizer:
+        bos_token, chat_template = "<s>", None
+
+    shots = [Sample("a", "one", "uno", "Translate it."), Sample("b", "two", "TWO", "Shout it.")]
+    prompt = format_prompt(PlainTokenizer(), "three", "tres", system="S", user_template="{original_text}|{rewritten_text}",
+                           examples=shots)
+    assert prompt == (f"<s>S\n\none|uno{PLAIN_ANSWER_CUE}Translate it.\n\ntwo|TWO{PLAIN_ANSWER_CUE}Shout it."
+                      f"\n\nthree|tres{PLAIN_ANSWER_CUE}")
+    assert format_prompt(PlainTokenizer(), "x", "y", system="S", user_template="{original_text}") == \
+        f"<s>S\n\nx{PLAIN_ANSWER_CUE}"
+
+
+def test_a_rerun_served_by_the_cache_generates_nothing(tiny_llama, tmp_path):
+    with Store(tmp_path / "store.sqlite") as store:
+        first = hf(tiny_llama, max_new_tokens=6, postprocess="raw")
+        answers = predict_with_cache(first, ROWS[:3], store)
+        assert first.generated_rows == 3 and first.generated_tokens > 0
+        again = hf(tiny_llama, max_new_tokens=6, postprocess="raw")
+        assert predict_with_cache(again, ROWS[:3], store) == answers
+        assert again.generated_rows == 0 and again.generated_tokens == 0
+
+
+def test_a_missing_adapter_says_the_command_that_makes_it(tiny_llama, tmp_path):
+    command = "prh train --base gemma-270m --train leaked --out runs/x"
+    candidate = hf(tiny_llama, adapter=str(tmp_path / "runs" / "x" / "adapter"), adapter_command=command)
+    with pytest.raises(ModelUnavailableError, match=r"adapter directory .*adapter does not exist; make it with:\n    "
+                                                    r"prh train --base gemma-270m"):
+        candidate.preflight()
+
+
+def test_gguf_models_are_named_relative_to_the_candidates_file(tmp_path):
+    entry = {"kind": "hf", "model": "gguf:models/tiny.gguf"}
+    candidate = from_config("g", entry, CandidateContext(base_dir=tmp_path))
+    assert candidate.model == f"gguf:{tmp_path / 'models' / 'tiny.gguf'}"
+    assert from_config("p", {"kind": "hf", "model": "gguf-package:some-gguf"}, CandidateContext(base_dir=tmp_path)
+                       ).model == "gguf-package:some-gguf"
+    assert from_config("f", {"kind": "hf", "model": "tiny.gguf"}, CandidateContext(base_dir=tmp_path)
+                       ).model == tmp_path / "tiny.gguf"
+    with pytest.raises(ModelUnavailableError, match="GGUF file .*tiny.gguf does not exist"):
+        candidate.preflight()

@@ -7,17 +7,22 @@ batch's answers are yielded (and cached by the harness) as soon as the batch fin
 first, so a batch too large for the GPU fails at once; on out-of-memory a batch is split in halves and
 retried, and a single row that still does not fit is answered "" (reported as an empty prediction).
 
+Base models (not instruction-tuned, no chat template) are asked with few-shot rows (`few_shot_suite`,
+`few_shot_k`: solved rows asked and answered before each row, from a suite the candidate is then never
+scored on) and stop at a stop string (`stop = ["\n"]`: one line, where a base model would otherwise go on
+to invent the next example).
+
 Nothing is loaded when the candidate is built. `preflight()` checks, before any row, that the model is
-on this machine (a directory, or a hub id in the local Hugging Face cache; downloaded when not cached
-unless HF_HUB_OFFLINE is set), that 4-bit loading has CUDA and bitsandbytes, and that the adapter fits
+on this machine (a directory, a hub id in the local Hugging Face cache, downloaded when not cached
+unless HF_HUB_OFFLINE is set, or a GGUF converted once by `harness.gguf_models`), that 4-bit loading has CUDA and bitsandbytes, and that the adapter fits
 the model (`harness.hf_models.check_adapter_fits`). The model and tokenizer are loaded by the first
 prediction.
 
 The fingerprint covers what changes answers: the model's files (`harness.hf_models.model_fingerprint`:
 configs, tokenizer and generation config in full; weights by size and first and last MiB; places on
 disk named in configs left out), the adapter's files likewise, the prompt format
-(templates, truncation, `PROMPT_FORMAT_VERSION`), generation parameters (max_new_tokens, temperature; top_p
-and seed only when sampling), the resolved dtype, 4-bit quantization and post-processing. Not the device
+(templates, truncation, few-shot rows, `PROMPT_FORMAT_VERSION`), generation parameters (max_new_tokens,
+temperature, stop strings; top_p and seed only when sampling), the resolved dtype, 4-bit quantization and post-processing. Not the device
 or batch size. Strictly, both can move numbers: another device runs other kernels, and a padded batch
 gives matrix products other shapes, so in bfloat16 a near-tie between two tokens can flip a greedy answer
 between batch 1 and 16 (in float32 this is very rare). We accept that: cached answers stay valid when only
@@ -36,10 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.candidates.base import CandidateContext
+from harness.candidates.chat import _few_shot as few_shot_examples
 from harness.candidates.postprocess import MODES, POSTPROCESS_VERSION
 from harness.candidates.postprocess import postprocess as postprocess_answer
 from harness.data import Sample
 from harness.errors import ConfigError, ModelUnavailableError
+from harness.gguf_models import GGUF_PREFIX, PACKAGE_PREFIX, is_gguf_name
 from harness.hashing import json_fingerprint
 from harness.hf_models import (
     check_adapter_fits,
@@ -62,9 +69,9 @@ from harness.prompting import (
 log = logging.getLogger(__name__)
 
 #: Keys of a `[candidates.NAME]` entry of kind "hf".
-ENTRY_KEYS = ("kind", "description", "model", "adapter", "dtype", "device", "batch_size", "max_new_tokens",
-              "temperature", "top_p", "seed", "system", "user", "max_text_chars", "load_in_4bit", "postprocess",
-              "train_suites")
+ENTRY_KEYS = ("kind", "description", "model", "adapter", "adapter_command", "dtype", "device", "batch_size",
+              "max_new_tokens", "temperature", "top_p", "seed", "system", "user", "max_text_chars", "few_shot_suite",
+              "few_shot_k", "stop", "load_in_4bit", "postprocess", "train_suites")
 DTYPES = {"auto": "auto", "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
           "float16": "float16", "fp16": "float16"}
 
@@ -84,16 +91,22 @@ class HFCandidate:
         max_new_tokens: answer length limit.
         temperature: 0 means greedy decoding; above 0, sampling with `top_p`, seeded by `seed`.
         system, user_template, max_text_chars: the prompt (see `harness.prompting`).
+        examples: few-shot rows put before each question (`harness.prompting.format_prompt`); the suites
+            they come from belong in `train_suites`.
+        stop: strings that end an answer (generation stops there, and the answer is cut before the
+            first one): ["\n"] makes a base model that continues a few-shot pattern answer one line.
         load_in_4bit: quantize the weights to NF4 with bitsandbytes (CUDA only) at load time.
         postprocess: a `harness.candidates.postprocess` mode ("auto", "json", "last_line", "raw").
-        train_suites: suites the adapter was trained on; scoring on them is refused.
+        train_suites: suites the adapter was trained on (or the examples come from); scoring on them is refused.
+        adapter_command: the command that writes the adapter, quoted when the adapter does not exist yet.
     """
 
     def __init__(self, name: str, model: str | Path, *, adapter: str | Path | None = None, dtype: str = "auto",
                  device: str = "auto", batch_size: int = 8, max_new_tokens: int = 48, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int = 0, system: str = DEFAULT_SYSTEM, user_template: str = DEFAULT_USER,
-                 max_text_chars: int = DEFAULT_MAX_CHARS, load_in_4bit: bool = False, postprocess: str = "auto",
-                 train_suites: Sequence[str] = (), spec: str | None = None) -> None:
+                 max_text_chars: int = DEFAULT_MAX_CHARS, examples: Sequence[Sample] = (), stop: Sequence[str] = (),
+                 load_in_4bit: bool = False, postprocess: str = "auto", train_suites: Sequence[str] = (),
+                 adapter_command: str | None = None, spec: str | None = None) -> None:
         where = f"candidate '{name}' (kind hf)"
         if dtype not in DTYPES:
             raise ConfigError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -109,6 +122,8 @@ class HFCandidate:
             raise ConfigError(f"{where}: temperature must be between 0 and 2, got {temperature:g}")
         if not 0.0 < top_p <= 1.0:
             raise ConfigError(f"{where}: top_p must be in (0, 1], got {top_p:g}")
+        if any(not isinstance(text, str) or not text for text in stop):
+            raise ConfigError(f"{where}: stop must be a list of non-empty strings, got {list(stop)!r}")
         try:
             check_user_template(user_template)
         except ConfigError as error:
@@ -120,6 +135,9 @@ class HFCandidate:
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self.temperature, self.top_p, self.seed = float(temperature), float(top_p), int(seed)
         self.prompt_options = {"system": system, "user_template": user_template, "max_chars": max_text_chars}
+        self.examples = tuple(examples)
+        self.stop = tuple(stop)
+        self.adapter_command = adapter_command
         self.load_in_4bit, self.postprocess = bool(load_in_4bit), postprocess
         self.train_suites = frozenset(train_suites)
         self._where = where
@@ -127,6 +145,8 @@ class HFCandidate:
         self._loaded: tuple[Any, Any] | None = None
         #: tokens generated so far (each answer up to and including its stop token), for throughput reports
         self.generated_tokens = 0
+        #: rows answered by the model so far (not from a cache): a rerun served by the cache leaves it at 0
+        self.generated_rows = 0
 
     def __repr__(self) -> str:
         adapter = str(self.adapter) if self.adapter else None
@@ -143,6 +163,8 @@ class HFCandidate:
         settings: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature}
         if self.sampling:
             settings.update(top_p=self.top_p, seed=self.seed)
+        if self.stop:
+            settings["stop"] = list(self.stop)
         return settings
 
     @cached_property
@@ -157,8 +179,9 @@ class HFCandidate:
             return None
         if not (self.adapter / "adapter_config.json").is_file():
             what = "does not exist" if not self.adapter.exists() else "has no adapter_config.json"
-            raise ModelUnavailableError(f"{self._where}: adapter directory {self.adapter} {what} "
-                                        "(expected a peft adapter saved with save_pretrained)")
+            how = (f"; make it with:\n    {self.adapter_command}" if self.adapter_command
+                   else " (expected a peft adapter saved with save_pretrained)")
+            raise ModelUnavailableError(f"{self._where}: adapter directory {self.adapter} {what}{how}")
         return self.adapter
 
     @cached_property
@@ -168,7 +191,9 @@ class HFCandidate:
             "kind": "hf",
             "model": model_fingerprint(self.model_dir),
             "adapter": model_fingerprint(self.adapter_dir) if self.adapter_dir else None,
-            "prompt": {**self.prompt_options, "format": PROMPT_FORMAT_VERSION},
+            "prompt": {**self.prompt_options, "format": PROMPT_FORMAT_VERSION,
+                       **({"examples": [[e.original_text, e.rewritten_text, e.rewrite_prompt] for e in self.examples]}
+                          if self.examples else {})},
             "generation": self.generation_settings(),
             "dtype": self.resolved_dtype(),
             "load_in_4bit": self.load_in_4bit,
@@ -274,7 +299,8 @@ class HFCandidate:
         if not samples:
             return
         model, tokenizer = self.load()
-        prompts = [format_prompt(tokenizer, s.original_text, s.rewritten_text, **self.prompt_options) for s in samples]
+        prompts = [format_prompt(tokenizer, s.original_text, s.rewritten_text, examples=self.examples,
+                                 **self.prompt_options) for s in samples]
         order = sorted(range(len(samples)), key=lambda i: -len(prompts[i]))
         if self.sampling:
             import torch
@@ -313,21 +339,34 @@ class HFCandidate:
                                    "pad_token_id": tokenizer.pad_token_id, "eos_token_id": stop_ids}
         if self.sampling:
             options.update(temperature=self.temperature, top_p=self.top_p)
+        if self.stop:  # transformers stops each row at the first stop string (it needs the tokenizer for that)
+            options.update(stop_strings=list(self.stop), tokenizer=tokenizer)
         with torch.inference_mode():
             output = model.generate(**encoded, **options)
         new_tokens = output[:, encoded["input_ids"].shape[1]:]
-        self.generated_tokens += _answer_token_count(new_tokens, stop_ids)
-        answers = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        self.generated_tokens += _answer_token_count(new_tokens, stop_ids, tokenizer.pad_token_id)
+        self.generated_rows += len(prompts)
+        answers = [cut_at_stop(answer, self.stop)
+                   for answer in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
         return [postprocess_answer(answer, self.postprocess) for answer in answers]
 
 
-def _answer_token_count(new_tokens, stop_ids: list[int]) -> int:
-    """Generated tokens in a batch: each row up to and including its first stop token (the rest is padding)."""
+def cut_at_stop(answer: str, stop: Sequence[str]) -> str:
+    """`answer` up to the first occurrence of any stop string (leading whitespace skipped first, so an
+    answer that opens with a newline is not cut to nothing)."""
+    text = answer.lstrip()
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+def _answer_token_count(new_tokens, stop_ids: list[int], pad_id: int | None) -> int:
+    """Generated tokens in a batch: each row up to and including its first stop token; a row that ended
+    at a stop string or the length limit counts its tokens other than the padding after it."""
     import torch
 
     stops = torch.isin(new_tokens, torch.tensor(stop_ids, device=new_tokens.device))
-    # a row's length: up to its first stop token, or the full width when it never stopped
-    lengths = torch.where(stops.any(dim=1), stops.int().argmax(dim=1) + 1, new_tokens.shape[1])
+    unpadded = (new_tokens != pad_id).sum(dim=1) if pad_id is not None else torch.full_like(stops[:, 0], new_tokens.shape[1], dtype=torch.long)
+    lengths = torch.where(stops.any(dim=1), stops.int().argmax(dim=1) + 1, unpadded)
     return int(lengths.sum())
 
 
@@ -355,10 +394,14 @@ def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) 
     if not isinstance(model, str) or not model.strip():
         raise ConfigError(f"{where}: 'model' is required: a local model directory or a hub id (org/name)")
     model = model.strip()
-    path = Path(model).expanduser()
-    local = path if path.is_absolute() else context.base_dir / path
-    if local.is_dir() or looks_like_path(model):
-        model = local  # a Path: never mistaken for a hub id
+    if model.startswith(GGUF_PREFIX):  # a GGUF file: relative to the candidates file, like other paths
+        gguf = Path(model[len(GGUF_PREFIX):]).expanduser()
+        model = GGUF_PREFIX + str(gguf if gguf.is_absolute() else context.base_dir / gguf)
+    elif not model.startswith(PACKAGE_PREFIX):
+        path = Path(model).expanduser()
+        local = path if path.is_absolute() else context.base_dir / path
+        if local.is_dir() or looks_like_path(model) or is_gguf_name(model):
+            model = local  # a Path: never mistaken for a hub id
     adapter = _option(entry, "adapter", str, None, where)
     if adapter is not None:
         adapter_path = Path(adapter).expanduser()
@@ -366,6 +409,9 @@ def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) 
     train_suites = _option(entry, "train_suites", list, [], where)
     if not all(isinstance(s, str) for s in train_suites):
         raise ConfigError(f"{where}: train_suites must be a list of suite names")
+    examples, example_suites = few_shot_examples(entry, context, where)
+    stop = _option(entry, "stop", list, [], where)
+    adapter_command = _option(entry, "adapter_command", str, None, where)
     return HFCandidate(
         name, model, adapter=adapter,
         dtype=_option(entry, "dtype", str, "auto", where),
@@ -378,9 +424,11 @@ def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) 
         system=_option(entry, "system", str, DEFAULT_SYSTEM, where),
         user_template=_option(entry, "user", str, DEFAULT_USER, where),
         max_text_chars=_option(entry, "max_text_chars", int, DEFAULT_MAX_CHARS, where),
+        examples=examples, stop=stop,
         load_in_4bit=_option(entry, "load_in_4bit", bool, False, where),
         postprocess=_option(entry, "postprocess", str, "auto", where),
-        train_suites=train_suites)
+        train_suites=[*train_suites, *(s for s in example_suites if s not in train_suites)],
+        adapter_command=adapter_command)
 
 
 def _option(entry: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any, where: str) -> Any:
