@@ -278,10 +278,12 @@ class ChatClient:
     # -- completions -------------------------------------------------------------------------------
     def complete(self, messages: Sequence[Message], *, temperature: float = 0.0, n: int = 1,
                  max_tokens: int | None = None, response_format: Mapping[str, Any] | None = None,
-                 seed: int | None = None, extra_body: Mapping[str, Any] | None = None) -> ChatResult:
+                 seed: int | None = None, stop: Sequence[str] | None = None,
+                 extra_body: Mapping[str, Any] | None = None) -> ChatResult:
         """One chat completion with `n` choices, retried as the module docstring says.
 
         Servers that return fewer than `n` choices (some ignore `n`) are asked again for the rest.
+        `stop`: sequences that end an answer (the server leaves them out of the text).
         `extra_body` passes server-specific parameters (vLLM's `top_k`, `guided_json`, …).
         Raises ChatRequestError when the request fails for good.
         """
@@ -296,7 +298,7 @@ class ChatClient:
             want = n - len(texts)
             parsed, used = self._with_retries(lambda want=want: self._create(
                 messages, temperature=temperature, n=want, max_tokens=max_tokens,
-                response_format=response_format, seed=seed, extra_body=extra_body))
+                response_format=response_format, seed=seed, stop=stop, extra_body=extra_body))
             attempts += used
             more_texts, more_finish, usage = parsed
             texts.extend(more_texts)
@@ -349,7 +351,7 @@ class ChatClient:
 
     # -- one attempt and the retry loop ----------------------------------------------------------------
     def _create(self, messages: Sequence[Message], *, temperature: float, n: int, max_tokens: int | None,
-                response_format: Mapping[str, Any] | None, seed: int | None,
+                response_format: Mapping[str, Any] | None, seed: int | None, stop: Sequence[str] | None,
                 extra_body: Mapping[str, Any] | None) -> tuple[list[str], list[str | None], dict]:
         options: dict[str, Any] = {"temperature": temperature}
         if n != 1:
@@ -360,6 +362,8 @@ class ChatClient:
             options["response_format"] = dict(response_format)
         if seed is not None:
             options["seed"] = seed
+        if stop:
+            options["stop"] = list(stop)
         if extra_body:
             options["extra_body"] = dict(extra_body)
         raw = self._client().chat.completions.with_raw_response.create(

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import pytest
 from conftest import REPO_ROOT
-from stub_openai_server import StubOpenAIServer
+from hypothesis import given
+from hypothesis import strategies as st
+from stub_openai_server import Reply, StubOpenAIServer, chat_completion
 
 from harness.cli import main
 from harness.data import load_suite, spec_for_file
 from harness.generate.jsonl import read_jsonl
+from harness.generate.local import cut_at_stop
 
 GEMMA_STYLE = "Sure, here is the rewritten text:\n\n**{body}**\n\nI hope this rewrite is helpful!"
 
@@ -93,3 +96,45 @@ def test_rewrite_with_a_local_transformers_model(tmp_path, capsys):
     assert {r["source_id"] for r in rows} | {f["id"].split("~")[0] for f in failures if f["final"]} == {"a", "b", "c"}
     for row in rows:
         assert row["provenance"]["endpoint"].startswith("local:") and 1 <= row["provenance"]["completion_tokens"] <= 8
+
+
+# -- what a real weak model (Gemma-3-270m behind llama.cpp, tests/realmodel) exposed ----------------------
+def test_a_base_model_rewrite_needs_a_stop_and_is_never_written_cut_off_or_as_the_instruction(tmp_path, capsys):
+    """A base model never ends its turn: its answer runs on to max_tokens (echoing, inventing a next turn).
+    Such an answer is `truncated`, and a first line that only repeats the instruction is `echoed_prompt`:
+    both are recorded failures, never rows; `--stop` ends answers where the model would not."""
+    source = tmp_path / "todo.csv"
+    source.write_text("id,original_text,rewrite_prompt\na,The bus is late again today.,Make it a haiku.\n")
+
+    stopped_answers = iter(["Make it a haiku.", "Late bus again, rain"])  # first lines, cut at the stop
+
+    def base_model(request):
+        body = chat_completion(["Make it a haiku. mendatang\nuser\nMake it a haiku. The bus is late again today."])
+        if request.body.get("stop"):
+            body = chat_completion([next(stopped_answers)])
+        else:
+            body["choices"][0]["finish_reason"] = "length"
+        return Reply(json=body)
+
+    out = tmp_path / "out.jsonl"
+    with StubOpenAIServer(models=["gemma-stub"], handler=base_model) as server:
+        assert rewrite(server.base_url, source, out, "--max-tokens", "24", "--invalid-retries", "0") == 1
+        assert not out.exists() or read_jsonl(out) == []
+        assert rewrite(server.base_url, source, out, "--stop", "\n", "--invalid-retries", "3",
+                       "--temperature", "0.9") == 0
+        assert server.chat_requests[-1].body["stop"] == ["\n"]
+    log = read_jsonl(tmp_path / "out.failures.jsonl")
+    assert [f["reason"] for f in log] == ["truncated", "echoed_prompt"]
+    assert [r["rewritten_text"] for r in read_jsonl(out)] == ["Late bus again, rain"]
+    assert main(["generate", "rewrite", "--in", str(source), "--out", str(out), "--model", "m", "--base-url",
+                 "http://127.0.0.1:9/v1", "--json-mode", "schema"]) == 2
+    assert "needs a task whose answer is JSON" in capsys.readouterr().err
+
+
+@given(text=st.text(max_size=60), stops=st.lists(st.text(min_size=1, max_size=3), max_size=3))
+def test_the_local_backend_cuts_at_stop_texts_like_a_server(text, stops):
+    cut, stopped = cut_at_stop(text, stops)
+    assert text.startswith(cut) and stopped == any(s in text for s in stops)
+    assert not any(s in cut for s in stops)  # nothing past the first stop, and no stop text itself
+    if stopped:
+        assert any(text[len(cut):].startswith(s) for s in stops)

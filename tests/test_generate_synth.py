@@ -8,7 +8,7 @@ import json
 
 import pytest
 from conftest import REPO_ROOT
-from stub_openai_server import Reply, StubOpenAIServer
+from stub_openai_server import Reply, StubOpenAIServer, chat_completion
 
 from harness.cli import main
 from harness.data import load_suite, load_suite_specs
@@ -181,3 +181,44 @@ def test_configuration_errors_are_one_line(tmp_path, capsys):
     assert "prompt catalog not found" in capsys.readouterr().err
     assert main(["generate", "synth", "--catalog", CATALOG, "--n", "-1", "--out", str(tmp_path / "o.jsonl")]) == 2
     assert "--n must be >= 0" in capsys.readouterr().err
+
+
+# -- what a real weak model (Gemma-3-270m behind llama.cpp, tests/realmodel) exposed ----------------------
+def cut_off(text: str) -> Reply:
+    """An answer that hit max_tokens: the server says finish_reason "length"."""
+    body = chat_completion([text], model="stub-model")
+    body["choices"][0]["finish_reason"] = "length"
+    return Reply(json=body)
+
+
+def test_an_answer_cut_off_at_max_tokens_is_rejected_as_truncated_and_asked_again(server, tmp_path, capsys):
+    # a JSON object that happens to parse but was cut (the rewrite stops mid-sentence), and one that does not
+    server.enqueue(cut_off(example_answer("The bakery on Elm Street opens at six.", "Dawn: the bakery")),
+                   cut_off('{"original_text": "The bakery on Elm Street opens at six every'))
+    out = tmp_path / "synth.jsonl"
+    code, captured = synth(server, out, "--concurrency", "1", "--max-tokens", "40", n=2, capsys=capsys)
+    assert code == 0, captured.err
+    rows = read_jsonl(out)
+    assert len(rows) == 2 and all("Dawn: the bakery" != r["rewritten_text"] for r in rows)
+    log = read_jsonl(tmp_path / "synth.failures.jsonl")
+    assert [(f["reason"], f["final"]) for f in log] == [("truncated", False), ("truncated", False)]
+    assert "max_tokens 40" in log[0]["detail"]
+    corrections = [r.messages[-1]["content"] for r in server.chat_requests if len(r.messages) > 2]
+    assert len(corrections) == 2 and all("cut off at the token limit" in c for c in corrections)
+    assert "2 answers rejected; reasons: truncated ×2" in captured.out
+
+
+def test_json_mode_schema_sends_the_answer_schema_and_stop_sequences_reach_the_server(server, tmp_path, capsys):
+    out = tmp_path / "synth.jsonl"
+    code, captured = synth(server, out, "--json-mode", "schema", "--stop", "\n\n\n", n=2, capsys=capsys)
+    assert code == 0, captured.err
+    body = server.chat_requests[0].body
+    assert body["response_format"]["type"] == "json_object"
+    assert body["response_format"]["schema"]["required"] == ["original_text", "rewritten_text"]
+    assert body["stop"] == ["\n\n\n"] and read_jsonl(out)[0]["provenance"]["stop"] == ["\n\n\n"]
+    server.reset()
+    synth(server, tmp_path / "plain.jsonl", n=1)
+    assert "stop" not in server.chat_requests[0].body  # nothing is sent unless asked for
+    assert main(["generate", "synth", "--catalog", CATALOG, "--n", "1", "--out", str(out), "--stop", "a", "--stop",
+                 "b", "--stop", "c", "--stop", "d", "--stop", "e", "--base-url", server.base_url]) == 2
+    assert "at most 4" in capsys.readouterr().err

@@ -110,3 +110,34 @@ def test_gemma_postprocess_never_invents_text_nor_empties_a_nonblank_answer(text
         assert result
     if mode == "none":
         assert result == text.strip()
+
+
+# -- what a real weak model (Gemma-3-270m behind llama.cpp, tests/realmodel) answered ---------------------
+@given(original=st.text(alphabet=".…-–—*_ \n\"'", max_size=20), rewritten=texts)
+def test_a_text_without_a_letter_or_digit_is_empty(original, rewritten):
+    reasons = [p.reason for p in problems(original, rewritten, max_words=None)]
+    assert reasons[0] == "empty_original"
+    assert [p.reason for p in problems("A real original text.", original, max_words=None)][0] == "empty_rewritten"
+
+
+def test_the_skeleton_a_weak_model_copies_is_never_a_row():
+    # Gemma-3-270m answered this verbatim to every request whose format line showed it
+    with pytest.raises(InvalidGeneration, match="empty_original: original_text has no words, only '...'"):
+        check_pair(*parse_pair('{ "original_text": "...","rewritten_text": "..."}'))
+    from harness.generate.catalog import ExpandedPrompt
+    from harness.generate.synth import synth_messages
+
+    prompt = ExpandedPrompt(index=0, seed=0, instruction="Rewrite this as a haiku.", template_ids=("poem",),
+                            families=("poetry",), choices=({},), template_hash="h", text_kind="a memo", topic="rain")
+    asked = "\n".join(m["content"] for m in synth_messages(prompt, max_words=50))
+    assert '"original_text"' in asked and '"..."' not in asked and ": \"" not in asked  # fields named, no values
+
+
+def test_a_rewrite_that_only_says_the_instruction_back_is_rejected():
+    prompt = "Rewrite this text in a more formal tone."
+    original = "hey, the library is shut monday, bring books back tuesday."
+    for echo in (prompt, "Rewrite the text in a more formal tone", "  rewrite this text in a more formal tone!  "):
+        assert [p.reason for p in problems(original, echo, max_words=None, prompt=prompt)] == ["echoed_prompt"]
+    assert problems(original, "The library will be closed on Monday; kindly return books on Tuesday.",
+                    max_words=None, prompt=prompt) == []
+    assert problems(original, prompt, max_words=None) == []  # without the instruction nothing is compared

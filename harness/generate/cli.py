@@ -112,8 +112,13 @@ def _add_endpoint(parser: argparse.ArgumentParser, *, base_url: str | None, mode
     parser.add_argument("--max-tokens", type=int, default=1024, help="completion cap per request (default: 1024)")
     parser.add_argument("--invalid-retries", type=int, default=2,
                         help="times an invalid answer is asked again before the item fails (default: 2)")
-    parser.add_argument("--json-mode", choices=("auto", "on", "off"), default=json_mode,
-                        help=f"send response_format json_object (auto: fall back if refused; default: {json_mode})")
+    parser.add_argument("--json-mode", choices=("auto", "on", "off", "schema"), default=json_mode,
+                        help="send response_format json_object (auto: fall back if refused; schema: with the "
+                             "answer's JSON schema, for servers that constrain decoding to it, e.g. llama.cpp; "
+                             f"default: {json_mode})")
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                        help="end each answer at TEXT (repeatable, at most 4; e.g. a newline for a base model, "
+                             "which never ends its turn)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per attempt (default: 120)")
     parser.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts (default: 5)")
     parser.add_argument("--prices", default=None, help="price table TOML (default: fixtures/prices.toml)")
@@ -136,11 +141,11 @@ def _api_key_env(args) -> str | None:
     return "OPENAI_API_KEY" if (urlsplit(args.base_url or "").hostname or "") == "api.openai.com" else None
 
 
-def _settings(args):
+def _settings(args, json_schema=None):
     from harness.generate.runner import RunSettings
 
     return RunSettings(temperature=args.temperature, max_tokens=args.max_tokens, json_mode=args.json_mode,
-                       invalid_retries=args.invalid_retries)
+                       invalid_retries=args.invalid_retries, stop=tuple(args.stop), json_schema=json_schema)
 
 
 def _prices(args):
@@ -174,13 +179,12 @@ def _dry_run(items, out: Path, model: str, args) -> int:
     return 0
 
 
-def _run(items, client, acceptor, args, *, task: str) -> int:
+def _run(items, client, acceptor, args, *, task: str, settings) -> int:
     from harness.generate.jsonl import AppendOnlyJsonl
     from harness.generate.progress import generation_progress
     from harness.generate.runner import run_items
 
     out = Path(args.out)
-    settings = _settings(args)
     prices = _prices(args)
     client.preflight()
     failures = Path(args.failures) if args.failures else failures_path(out)
@@ -211,23 +215,26 @@ def _run(items, client, acceptor, args, *, task: str) -> int:
 # -- handlers ----------------------------------------------------------------------------------------
 def cmd_synth(args) -> int:
     from harness.generate.catalog import expand_catalog, load_catalog
-    from harness.generate.synth import SynthAcceptor, synth_items
+    from harness.generate.synth import PAIR_SCHEMA, SynthAcceptor, synth_items
 
     _check_positive(args, "n", allow_zero=True)
     _check_positive(args, "concurrency")
     _check_positive(args, "max_words")
+    settings = _settings(args, json_schema=PAIR_SCHEMA)
     catalog = load_catalog(args.catalog)
     expanded = expand_catalog(catalog, args.n, args.seed, combine_fraction=args.combine_fraction)
     items = synth_items(expanded, model=args.model, temperature=args.temperature, max_words=args.max_words)
     if args.dry_run:
         return _dry_run(items, Path(args.out), args.model, args)
-    return _run(items, _chat_client(args), SynthAcceptor(max_words=args.max_words), args, task="synth")
+    return _run(items, _chat_client(args), SynthAcceptor(max_words=args.max_words), args, task="synth",
+                settings=settings)
 
 
 def cmd_rewrite(args) -> int:
     from harness.generate.rewrite import DEFAULT_REWRITE_USER, RewriteAcceptor, RewriteSettings, rewrite_items
 
     _check_positive(args, "concurrency")
+    run_settings = _settings(args)
     from harness.workspace import Workspace
 
     suite = Workspace.from_args(args).suite(args.input)
@@ -245,7 +252,7 @@ def cmd_rewrite(args) -> int:
         return _dry_run(items, Path(args.out), model_name, args)
     if args.backend == "chat":
         client = _chat_client(args)
-    return _run(items, client, RewriteAcceptor(args.postprocess), args, task="rewrite")
+    return _run(items, client, RewriteAcceptor(args.postprocess), args, task="rewrite", settings=run_settings)
 
 
 def cmd_dedup(args) -> int:

@@ -77,22 +77,26 @@ class LocalChatModel:
         return "\n\n".join(m["content"] for m in conversation) + "\n\n"
 
     def complete_many(self, requests: Iterable[Sequence[Mapping[str, Any]]], *, temperature: float = 0.0,
-                      max_tokens: int | None = None, **_: Any) -> Iterator[tuple[int, ChatResult | Exception]]:
-        """Answer each conversation, a batch at a time, yielding (index, ChatResult) in request order.
-        `response_format` and other server options are ignored (a batch failure fails its rows)."""
+                      max_tokens: int | None = None, stop: Sequence[str] | None = None,
+                      **_: Any) -> Iterator[tuple[int, ChatResult | Exception]]:
+        """Answer each conversation, a batch at a time, yielding (index, ChatResult) in request order,
+        with the finish reason a server would give ("stop" at EOS or a `stop` text, which is cut off,
+        "length" at the token cap). `response_format` and other server options are ignored (a batch
+        failure fails its rows)."""
         import torch
 
         model, tokenizer = self._load()
         conversations = list(requests)
         stop_ids = [i for i in {tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)}
                     if isinstance(i, int)]
+        cap = max_tokens or self.max_new_tokens
         for start in range(0, len(conversations), self.batch_size):
             indices = range(start, min(start + self.batch_size, len(conversations)))
             started = time.perf_counter()
             try:
                 prompts = [self._prompt(tokenizer, conversations[i]) for i in indices]
                 encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-                options: dict[str, Any] = {"max_new_tokens": max_tokens or self.max_new_tokens,
+                options: dict[str, Any] = {"max_new_tokens": cap,
                                            "do_sample": temperature > 0, "pad_token_id": tokenizer.pad_token_id,
                                            "eos_token_id": stop_ids or None}
                 if temperature > 0:
@@ -110,5 +114,14 @@ class LocalChatModel:
                 new = output[row, width:].tolist()
                 length = next((k + 1 for k, t in enumerate(new) if t in stop_ids), len(new))
                 text = tokenizer.decode(new[:length], skip_special_tokens=True)
+                ended = (length > 0 and new[length - 1] in stop_ids) or len(new) < cap
+                text, cut = cut_at_stop(text, stop or ())
                 yield i, ChatResult(texts=[text], prompt_tokens=int(encoded["attention_mask"][row].sum()),
-                                    completion_tokens=length, latency_s=seconds / len(indices))
+                                    completion_tokens=length, latency_s=seconds / len(indices),
+                                    finish_reasons=["stop" if ended or cut else "length"])
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """`text` up to the first occurrence of any `stop` text (as a server cuts it), and whether one occurred."""
+    found = [position for position in (text.find(s) for s in stop if s) if position >= 0]
+    return (text[:min(found)], True) if found else (text, False)

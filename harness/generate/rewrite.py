@@ -90,7 +90,7 @@ class RewriteAcceptor:
     def accept(self, item: WorkItem, answer: str) -> dict[str, Any]:
         original = str(item.fields.get("original_text", ""))
         rewritten = gemma_postprocess(answer, self.postprocess)
-        check_pair(original, rewritten, max_words=None)
+        check_pair(original, rewritten, max_words=None, prompt=str(item.fields.get("rewrite_prompt", "")))
         generated: dict[str, Any] = {"rewritten_text": rewritten,
                                      "flags": flags(original, rewritten, str(item.fields.get("rewrite_prompt", "")))}
         if rewritten != answer.strip():

@@ -11,6 +11,11 @@ the part they share:
   logged to the failures file (it was paid for) and the item is asked again, with the rejection reason
   as a correction turn, at most `invalid_retries` times, after which the failure is final;
 - a request that fails for good (after the client's own retries) is a final failure at once;
+- an answer cut off at the token limit (finish reason "length") is rejected as `truncated` before the
+  acceptor sees it: a rewrite or a JSON object that stops mid-way is not a row (a base model that never
+  ends its turn produces nothing else; `stop` sequences end its answers);
+- JSON mode "schema" sends the task's JSON schema with json_object (llama.cpp's server, vLLM's and others'
+  constrained decoding then writes the right fields even from a weak model);
 - in JSON mode "auto", the first 400/422 answer to a request carrying `response_format` switches JSON
   mode off for the rest of the run (servers without it reject the field) and that item is asked again.
 
@@ -38,7 +43,7 @@ from harness.llm import ChatRequestError, ChatResult
 
 log = logging.getLogger(__name__)
 
-JSON_MODES = ("auto", "on", "off")
+JSON_MODES = ("auto", "on", "off", "schema")
 #: the Kaggle columns first, in Kaggle's order, so a row reads like the competition's data
 KAGGLE_ORDER = ("original_text", "rewrite_prompt", "rewritten_text", "group")
 _SHOWN_ANSWER = 2000
@@ -84,12 +89,15 @@ class GenerationClient(Protocol):
 @dataclass(frozen=True)
 class RunSettings:
     """Generation parameters. `json_mode`: "on" sends response_format json_object, "off" never does,
-    "auto" sends it and falls back when the server rejects it."""
+    "auto" sends it and falls back when the server rejects it, "schema" sends it with `json_schema` (the
+    task's answer schema). `stop`: sequences that end an answer (sent as the API's `stop`)."""
 
     temperature: float = 0.9
     max_tokens: int | None = None
     json_mode: str = "off"
     invalid_retries: int = 2
+    stop: tuple[str, ...] = ()
+    json_schema: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.json_mode not in JSON_MODES:
@@ -100,6 +108,25 @@ class RunSettings:
             raise ConfigError(f"temperature must be between 0 and 2, got {self.temperature:g}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ConfigError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.json_mode == "schema" and self.json_schema is None:
+            raise ConfigError("json mode 'schema' needs a task whose answer is JSON (synth); this one has no schema")
+        if any(not isinstance(s, str) or not s for s in self.stop) or len(self.stop) > 4:
+            raise ConfigError(f"stop must be at most 4 non-empty strings (the API's limit), got {list(self.stop)!r}")
+
+    def response_format(self, json_on: bool) -> dict[str, Any] | None:
+        """What a request sends as `response_format` while JSON mode is `json_on`."""
+        if not json_on:
+            return None
+        if self.json_mode == "schema":
+            return {"type": "json_object", "schema": dict(self.json_schema or {})}
+        return {"type": "json_object"}
+
+    def request_options(self) -> dict[str, Any]:
+        """Sampling options of every request (besides response_format)."""
+        options: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        if self.stop:
+            options["stop"] = list(self.stop)
+        return options
 
 
 @dataclass
@@ -201,10 +228,9 @@ def run_items(items: Sequence[WorkItem], client: GenerationClient, acceptor: Acc
     pending = list(todo)
     while pending:
         batch, pending = pending, []
-        response_format = {"type": "json_object"} if json_on else None
+        response_format = settings.response_format(json_on)
         outcomes = client.complete_many([states[item.id].messages for item in batch],
-                                        temperature=settings.temperature, max_tokens=settings.max_tokens,
-                                        response_format=response_format)
+                                        **settings.request_options(), response_format=response_format)
         unanswered = set(range(len(batch)))
         for index, outcome in outcomes:
             unanswered.discard(index)
@@ -236,6 +262,10 @@ def run_items(items: Sequence[WorkItem], client: GenerationClient, acceptor: Acc
                 summary.cost = summary.cost + cost if cost is not None else None
             answer = client.redact(outcome.text)
             try:
+                if outcome.finish_reasons[:1] == ["length"]:
+                    raise InvalidGeneration("truncated", f"the answer was cut off at the token limit (max_tokens "
+                                                         f"{settings.max_tokens}), so it is incomplete; a shorter "
+                                                         "answer fits")
                 generated = acceptor.accept(item, answer)
             except InvalidGeneration as invalid:
                 summary.invalid_answers += 1
@@ -256,6 +286,7 @@ def run_items(items: Sequence[WorkItem], client: GenerationClient, acceptor: Acc
             row = {"id": item.id, **{k: merged.pop(k) for k in KAGGLE_ORDER if k in merged}, **merged, "provenance": {
                 "task": task, "model": client.model, "endpoint": safe_endpoint(client.base_url), **item.provenance,
                 "temperature": settings.temperature, "max_tokens": settings.max_tokens,
+                **({"stop": list(settings.stop)} if settings.stop else {}),
                 "json_mode": response_format is not None, "requests": state.requests,
                 "prompt_tokens": state.prompt_tokens, "completion_tokens": state.completion_tokens,
                 "cost_usd": state.cost, "latency_s": round(state.latency_s, 3), "created": utc_now()}}

@@ -45,13 +45,20 @@ SYNTH_USER = (
     "2. Write the rewritten text: what a capable assistant returns when given the instruction and the "
     "original text, applying every part of the instruction. Only the rewritten text itself: no preamble "
     "such as \"Sure, here is\", no notes, no quotes around it.\n\n"
-    'Answer with JSON only: {{"original_text": "...", "rewritten_text": "..."}}'
+    'Answer with JSON only: one object with two string fields, "original_text" (your text of step 1) and '
+    '"rewritten_text" (your text of step 2).'
 )
+# No skeleton such as {"original_text": "..."} in the request: weak models copy it verbatim (Gemma-3-270m
+# answered '{"original_text": "...", "rewritten_text": "..."}' to 6 of 6 requests that showed one).
 CORRECTION = (
-    "That answer cannot be used: {detail}. Answer again with only the JSON object "
-    '{{"original_text": "...", "rewritten_text": "..."}}, following every rule above '
+    "That answer cannot be used: {detail}. Answer again with only the JSON object with the fields "
+    '"original_text" and "rewritten_text", following every rule above '
     "(the original under {max_words} words, the rewrite different from it)."
 )
+#: The JSON schema of an answer, sent with `--json-mode schema` to servers that constrain decoding to it.
+PAIR_SCHEMA = {"type": "object", "properties": {"original_text": {"type": "string", "minLength": 1},
+                                                "rewritten_text": {"type": "string", "minLength": 1}},
+               "required": ["original_text", "rewritten_text"]}
 #: completion tokens of a typical answer: an original of ~120 words and a rewrite of ~150, plus JSON
 TYPICAL_COMPLETION_TOKENS = 400
 
@@ -113,9 +120,10 @@ class SynthAcceptor:
     def accept(self, item: WorkItem, answer: str) -> dict[str, Any]:
         original, rewritten = parse_pair(answer)
         original, rewritten = original.strip(), rewritten.strip()
-        check_pair(original, rewritten, max_words=self.max_words)
+        prompt = str(item.fields.get("rewrite_prompt", ""))
+        check_pair(original, rewritten, max_words=self.max_words, prompt=prompt)
         return {"original_text": original, "rewritten_text": rewritten,
-                "flags": flags(original, rewritten, str(item.fields.get("rewrite_prompt", "")))}
+                "flags": flags(original, rewritten, prompt)}
 
     def correction(self, item: WorkItem, invalid: InvalidGeneration) -> str | None:
         return self.prompts.correction.format(detail=invalid.detail, max_words=self.max_words)

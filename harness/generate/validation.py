@@ -2,7 +2,9 @@
 
 Two tiers, because a human reads the rows before they join a suite:
 - *problems* reject an answer (it is retried, then recorded as a failure): no JSON object with both
-  texts, an empty text, an original over the word limit, a "rewrite" identical to the original;
+  texts, an empty text (or one without a single letter or digit, such as the "..." a weak model copies
+  from the requested format), an original over the word limit, a "rewrite" identical to the original,
+  a "rewrite" that is only the instruction said back (weak models echo their prompt);
 - *flags* keep the row but mark it for the reviewer (`prh generate review`): a near copy, a chatty
   opener ("Sure, here is…"), a template placeholder left in ("[Your Name]"), the instruction echoed
   into the rewrite, a very short original, a rewrite far longer than the original.
@@ -103,24 +105,49 @@ def _pair_from(value: Mapping) -> tuple[str, str] | None:
     return texts[0], texts[1]
 
 
-def problems(original: str, rewritten: str, *, max_words: int | None = DEFAULT_MAX_WORDS) -> list[InvalidGeneration]:
-    """Why (original, rewritten) cannot be a row; [] when it can."""
+def has_words(text: str) -> bool:
+    """Whether `text` holds at least one letter or digit: "...", "—" or "" hold no text at all."""
+    return any(character.isalnum() for character in text)
+
+
+def _empty(field: str, text: str) -> InvalidGeneration:
+    shown = text.strip()
+    detail = f"{field} is empty" if not shown else f"{field} has no words, only {_trim(shown, 20)!r}"
+    return InvalidGeneration("empty_original" if field == ORIGINAL else "empty_rewritten", detail)
+
+
+def _trim(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def problems(original: str, rewritten: str, *, max_words: int | None = DEFAULT_MAX_WORDS,
+             prompt: str = "") -> list[InvalidGeneration]:
+    """Why (original, rewritten) cannot be a row; [] when it can. `prompt`, the instruction, is checked
+    against the rewrite: a rewrite that only says the instruction back is no rewrite."""
     found = []
-    if not original.strip():
-        found.append(InvalidGeneration("empty_original", "original_text is empty"))
-    if not rewritten.strip():
-        found.append(InvalidGeneration("empty_rewritten", "rewritten_text is empty"))
+    if not has_words(original):
+        found.append(_empty(ORIGINAL, original))
+    if not has_words(rewritten):
+        found.append(_empty(REWRITTEN, rewritten))
     if max_words is not None and word_count(original) > max_words:
         found.append(InvalidGeneration("original_too_long",
                                        f"original_text has {word_count(original)} words, the limit is {max_words}"))
     if original.strip() and _normalised(original) == _normalised(rewritten):
         found.append(InvalidGeneration("unchanged", "rewritten_text is the original text unchanged"))
+    elif has_words(rewritten) and has_words(prompt) and _similar(prompt, rewritten):
+        found.append(InvalidGeneration("echoed_prompt", "rewritten_text is the instruction said back, not a "
+                                                        "rewrite of the original text"))
     return found
 
 
-def check_pair(original: str, rewritten: str, *, max_words: int | None = DEFAULT_MAX_WORDS) -> None:
+def _similar(a: str, b: str) -> bool:
+    a, b = _normalised(a).rstrip(".!"), _normalised(b).rstrip(".!")
+    return a == b or difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= NEAR_COPY_RATIO
+
+
+def check_pair(original: str, rewritten: str, *, max_words: int | None = DEFAULT_MAX_WORDS, prompt: str = "") -> None:
     """Raise the first of `problems` (all reasons joined in its detail)."""
-    found = problems(original, rewritten, max_words=max_words)
+    found = problems(original, rewritten, max_words=max_words, prompt=prompt)
     if found:
         raise InvalidGeneration(found[0].reason, "; ".join(p.detail for p in found))
 
