@@ -118,3 +118,19 @@ def test_opro_cli_end_to_end_with_stub_proposers(in_repo, capsys, bow):
         code = main(["optimize", "opro", "--suite", str(suite_path), "--proposer", "p1", "--proposer", "p2",
                      "--candidates-file", str(candidates), "--max-cost", "1", "--price", "p1=1,2"])
         assert code == 2 and "--price p2=IN,OUT" in capsys.readouterr().err
+
+
+def test_opro_caps_proposer_answers_for_models_that_never_stop(in_repo, capsys, bow):
+    """A base model (Gemma-3-270m) runs every answer to the cap: 1024 tokens per proposal unless capped."""
+    suite_path = write_suite_csv(in_repo / "families.csv", family_suite())
+    with StubOpenAIServer(models=["a", "b"], handler=lambda r: "<INS>Rewrite the text as a poem.</INS>") as server:
+        candidates = in_repo / "candidates.toml"
+        candidates.write_text("".join(f'[candidates.{m}]\nkind = "chat"\nbase_url = "{server.base_url}"\nmodel = "{m}"\n'
+                                      for m in ("a", "b")))
+        args = ["optimize", "opro", "--suite", str(suite_path), "--target", "mean:Hello there.", "--proposer", "a",
+                "--proposer", "b", "--rounds", "1", "--resamples", "300", "--candidates-file", str(candidates),
+                "--out", str(in_repo / "opro"), "--json"]
+        code, _ = run_json(capsys, *args, "--max-answer-tokens", "48")
+        assert code == 0 and [r.body["max_tokens"] for r in server.chat_requests] == [48, 48]
+        assert main([*args, "--max-answer-tokens", "0"]) == 2
+        assert "max_answer_tokens must be >= 1" in capsys.readouterr().err

@@ -222,7 +222,8 @@ def test_meta_prompt_and_proposal_parsing():
     history = [ScoredInstruction("b", 0.3), ScoredInstruction("a", 0.1), ScoredInstruction("c", 0.2),
                ScoredInstruction("", 0.05)]
     table = history_table(history, limit=3)
-    assert table.index("text:\na") < table.index("text:\nc") < table.index("text:\nb") and "(no instruction)" not in table
+    assert table.index("text:\n<INS>a</INS>") < table.index("text:\n<INS>c</INS>") < table.index("text:\n<INS>b</INS>")
+    assert "(no instruction)" not in table
     prompt = build_meta_prompt("Task.", history, family_suite().samples[:1])
     assert prompt.startswith("Task.") and "True prompt:" in prompt and prompt.rstrip().endswith("</INS>.")
     assert parse_proposal("x <INS>first</INS> then <INS> \"Second.\" </INS>").instruction == "Second."
@@ -230,3 +231,28 @@ def test_meta_prompt_and_proposal_parsing():
     assert parse_proposal("no tags").instruction is None
     assert parse_proposal("<INS>your instruction</INS>").instruction is None
     assert parse_proposal("<ins>multi\nline</ins>").instruction == "multi\nline"
+
+
+# -- what a real weak model (Gemma-3-270m behind llama.cpp, tests/realmodel) exposed ----------------------
+def test_two_endpoints_with_the_same_weights_get_different_seeds_each_round(split):
+    """Two aliases of one model sampled with one seed propose the same text every round (the second is
+    always a duplicate): every (round, proposer) gets its own seed, the same on a rerun."""
+    with StubOpenAIServer(models=["gemma", "gemma-b"], handler=good_handler()) as server:
+        def run():
+            server.reset()
+            proposers = [Proposer(name, MeteredChatClient(server.base_url, name, max_retries=0, timeout=5))
+                         for name in ("gemma", "gemma-b")]
+            run_opro(MeanPromptTarget("Hello there."), split, proposers, BagOfWordsEmbedder(),
+                     settings=OproSettings(rounds=3, exemplars=1, seed=2), heldout_bootstrap=FAST_CI)
+            return sorted((r.body["model"], r.body["seed"]) for r in server.chat_requests)
+
+        seeds = run()
+        assert len(seeds) == 6 and len({seed for _, seed in seeds}) == 6
+        assert run() == seeds
+
+
+def test_the_history_shows_instructions_in_the_answer_format():
+    prompt = build_meta_prompt("Task.", [ScoredInstruction("Rewrite it.", 0.2)], [])
+    assert "text:\n<INS>Rewrite it.</INS>\nscore:\n0.2000" in prompt
+    # a proposer that copies the history and then proposes: the last tagged text is the proposal
+    assert parse_proposal(prompt + "\n<INS>Rewrite it as a poem.</INS>").instruction == "Rewrite it as a poem."

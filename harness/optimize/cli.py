@@ -55,6 +55,9 @@ def add_commands(subparsers) -> None:
     opro.add_argument("--rounds", type=int, default=10)
     opro.add_argument("--proposals-per-proposer", type=int, default=1)
     opro.add_argument("--temperature", type=float, default=1.0, help="proposers' temperature (default: %(default)s)")
+    opro.add_argument("--max-answer-tokens", type=int, default=1024,
+                      help="cap on each proposer answer, in tokens (default: %(default)s; a base model never "
+                      "stops before it)")
     opro.add_argument("--max-total-tokens", type=int, default=None, help="token budget (proposers + target)")
     opro.add_argument("--max-cost", type=float, default=None, help="budget in USD (needs --price for every model)")
     opro.add_argument("--price", action="append", default=[],
@@ -211,7 +214,8 @@ def cmd_opro(args) -> int:
 
     settings = OproSettings(rounds=args.rounds, proposals_per_proposer=args.proposals_per_proposer,
                             temperature=args.temperature, history_limit=args.history, exemplars=args.exemplars,
-                            max_tokens=args.max_total_tokens, max_cost_usd=args.max_cost, seed=args.seed)
+                            max_tokens=args.max_total_tokens, max_cost_usd=args.max_cost, seed=args.seed,
+                            max_answer_tokens=args.max_answer_tokens)
     prices = _prices(args)
     needed = args.max_cost is not None
     workspace = Workspace.from_args(args)

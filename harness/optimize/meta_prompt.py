@@ -3,8 +3,10 @@
 As in OPRO (Yang et al., 2023): the task description, then the best instructions tried so far with
 their scores sorted *ascending* (the best comes last, nearest to where the model starts writing), then a
 few exemplars of the task, then the request for one new instruction that differs from all of them,
-between <INS> and </INS>. Anything else a proposer returns (no tags, empty, too long, a copy) is an
-invalid proposal: recorded in the trajectory, never evaluated.
+between <INS> and </INS>. The instructions of the history are shown between the same tags: a weak model
+imitates the format it sees far more readily than one it is told about (Gemma-3-270m wrote the tags in
+none of 10 answers when only the closing request showed them). Anything else a proposer returns (no
+tags, empty, too long, a copy) is an invalid proposal: recorded in the trajectory, never evaluated.
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ def _clip(text: str, limit: int) -> str:
 
 
 def history_table(history: Sequence[ScoredInstruction], *, limit: int = 20) -> str:
-    """The `limit` best instructions, ascending by score (ties: the earlier one first), one block each."""
+    """The `limit` best instructions, ascending by score (ties: the earlier one first), one block each,
+    each instruction between the tags a proposal must use."""
     ranked = sorted(enumerate(history), key=lambda item: (item[1].score, -item[0]))[-limit:]
-    blocks = [f"text:\n{item.instruction or EMPTY_INSTRUCTION}\nscore:\n{item.score:.4f}" for _, item in ranked]
+    blocks = [f"text:\n{OPEN}{item.instruction or EMPTY_INSTRUCTION}{CLOSE}\nscore:\n{item.score:.4f}"
+              for _, item in ranked]
     return "\n\n".join(blocks)
 
 

@@ -60,7 +60,9 @@ class OproSettings:
         exemplars: train rows shown in each round's meta-prompt (drawn afresh each round).
         max_tokens: budget of tokens reported by proposers and the target model together (None: none).
         max_cost_usd: budget in dollars at the proposers' and target's prices (None: none).
-        seed: seeds exemplar draws and is passed to proposers that honour a seed.
+        seed: seeds exemplar draws; proposers that honour a seed get one derived from it, the round and
+            the proposer's position (never the same for two proposers: two endpoints serving the same
+            weights would otherwise propose the same text every round).
         dev_bootstrap: intervals of the dev scores in the trajectory (cheap settings: they inform, they
             decide nothing).
     """
@@ -83,6 +85,8 @@ class OproSettings:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.exemplars < 0:
             raise ConfigError(f"exemplars must be >= 0, got {self.exemplars}")
+        if self.max_answer_tokens is not None and self.max_answer_tokens < 1:
+            raise ConfigError(f"max_answer_tokens must be >= 1, got {self.max_answer_tokens}")
         for name in ("max_tokens", "max_cost_usd"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -260,14 +264,20 @@ def _ask_all(proposers: Sequence[Proposer], meta_prompt: str, settings: OproSett
     """Every proposer's answer to the meta-prompt, asked at once, returned in proposer order."""
     messages = [{"role": "user", "content": meta_prompt}]
 
-    def ask(proposer: Proposer) -> ChatResult | ChatRequestError:
+    def ask(position: int, proposer: Proposer) -> ChatResult | ChatRequestError:
         try:
             return proposer.client.complete(messages, temperature=settings.temperature,
                                             n=settings.proposals_per_proposer,
                                             max_tokens=settings.max_answer_tokens,
-                                            seed=settings.seed * 1000 + round_number)
+                                            seed=proposer_seed(settings.seed, round_number, position))
         except ChatRequestError as error:
             return error
 
     with ThreadPoolExecutor(max_workers=len(proposers), thread_name_prefix="proposer") as pool:
-        return list(pool.map(ask, proposers))
+        return list(pool.map(ask, range(len(proposers)), proposers))
+
+
+def proposer_seed(seed: int, round_number: int, position: int) -> int:
+    """The sampling seed of the proposer at `position` in round `round_number`: distinct per (round,
+    proposer), so the same weights behind two endpoints still propose different instructions."""
+    return (seed * 1000 + round_number) * 1000 + position
