@@ -89,7 +89,9 @@ def _series(section: Section) -> list[_Series]:
     series: dict[tuple[str, str], _Series] = {}
     for row in section.rows:
         label = clip(row.label, _LEGEND_NAME_CHARS)  # long names would squeeze the axes
-        if row.mean_over_suites is not None:
+        if row.mean_over_suites is not None and len(row.ranked_suites) < len(section.suites):
+            label += f" ({fmt(row.mean_over_suites)} on {len(row.ranked_suites)}/{len(section.suites)} suites)"
+        elif row.mean_over_suites is not None:
             label += f" ({fmt(row.mean_over_suites)})"
         elif section.missing_suites(row):
             label += f" (missing {len(section.missing_suites(row))} suite(s))"
