@@ -163,9 +163,12 @@ def compare_with_baseline(
     numbers = dict(
         delta=interval.estimate, delta_low=interval.low, delta_high=interval.high, tolerance=tolerance,
         p_regression=test.p_regression, wins=counts.wins, ties=counts.ties, losses=counts.losses,
-        minimum_detectable_effect=minimum_detectable_effect(result.scores, reference, groups=result.groups,
-                                                            tolerance=tolerance, alpha=(1 - bootstrap.confidence) / 2),
-        design_effect=design_effect(result.scores - reference, result.groups) if result.groups else None,
+        # Identical answers (every row tied) have no paired spread: an MDE from rounding noise would claim a
+        # sensitivity the suite does not have, so there is none.
+        minimum_detectable_effect=None if counts.wins == counts.losses == 0 else minimum_detectable_effect(
+            result.scores, reference, groups=result.groups, tolerance=tolerance, alpha=(1 - bootstrap.confidence) / 2),
+        # how much the suite's clustering inflates the variance of its mean score (1 = as good as independent rows)
+        design_effect=design_effect(result.scores, result.groups) if result.groups else None,
         small_sample=small_sample_warning(result.n, n_groups), **common)
     summary = (f"'{result.candidate}' {result.mean:.4f} vs baseline '{baseline.candidate}' {baseline.mean:.4f} "
                f"on suite '{result.suite}': Δ = {interval.estimate:+.4f}, "
