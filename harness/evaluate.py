@@ -3,6 +3,8 @@
 The flow is one way: predict (cached by the candidate kinds that cost money) → embed predictions and
 truths through the store → per-row SCS → bootstrap CI. Empty predictions score 0 and are listed, because
 Kaggle's scorer rejects a submission with any; a Result with empty predictions is never "complete".
+Every Result also lists the rows Kaggle's scorer would read differently from the embedder
+(`ScorerParity`: special-token strings, predictions over its 128 tokens), from one tokenizer pass.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import numpy as np
 from harness.candidates.base import Candidate
 from harness.candidates.cache import predict_with_cache
 from harness.data import Suite
-from harness.embedders import Embedder
+from harness.embedders import Embedder, scorer_parity_of
 from harness.embedding_cache import embed_texts
 from harness.errors import LearnedFromSuiteError
 from harness.metric import scs_rows
 from harness.stats import ConfidenceInterval, bootstrap_mean
 from harness.store import RunRecord, Store
+from harness.verdict import ScorerParity
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Result:
     interval: ConfidenceInterval
     empty_prediction_ids: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: rows Kaggle's scorer would read differently from `embedder` (None: not checked)
+    scorer_parity: ScorerParity | None = None
 
     @property
     def mean(self) -> float:
@@ -81,7 +86,8 @@ class Result:
             n=self.n, mean=self.mean, ci_low=self.interval.low, ci_high=self.interval.high,
             ci_method=self.interval.method, confidence=self.interval.confidence,
             n_empty=len(self.empty_prediction_ids), candidate_spec=self.candidate_spec,
-            seconds=sum(self.timings.values()), baseline=baseline, session=session)
+            seconds=sum(self.timings.values()), baseline=baseline, session=session,
+            scorer_parity=self.scorer_parity)
 
     def to_dict(self, *, rows: bool = False) -> dict:
         """JSON-ready summary (what `prh score --json` prints); `rows=True` adds per-row scores."""
@@ -94,6 +100,7 @@ class Result:
             "confidence": self.interval.confidence, "ci_method": self.interval.method,
             "n_groups": self.interval.n_groups, "complete": self.complete,
             "empty_prediction_ids": self.empty_prediction_ids, "timings": self.timings,
+            "scorer_parity": self.scorer_parity.to_dict() if self.scorer_parity is not None else None,
         }
         if rows:
             data["rows"] = [{"id": i, "score": float(s), "prediction": p}
@@ -128,6 +135,9 @@ def evaluate(
     timings["predict"] = time.perf_counter() - started
 
     empty = [s.id for s, p in zip(suite.samples, predictions) if not p.strip()]
+    started = time.perf_counter()
+    parity = scorer_parity_of(embedder, suite.ids, predictions)
+    timings["parity"] = time.perf_counter() - started
     truths = suite.prompts
     started = time.perf_counter()
     texts = [p for p in predictions if p.strip()] + truths
@@ -151,4 +161,4 @@ def evaluate(
         embedder=embedder.name, embedder_fingerprint=embedder.fingerprint,
         comparable_with_kaggle=embedder.comparable_with_kaggle, ids=suite.ids, predictions=predictions,
         truths=truths, groups=suite.groups, scores=scores, interval=interval, empty_prediction_ids=empty,
-        timings=timings)
+        timings=timings, scorer_parity=parity)
