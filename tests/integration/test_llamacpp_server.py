@@ -34,7 +34,7 @@ def write_candidates(directory: Path, base_url: str, model: str = MODEL_ALIAS) -
     path.write_text(f'[candidates.gemma-local]\nkind = "chat"\nbase_url = "{base_url}"\nmodel = "{model}"\n'
                     'max_tokens = 32\nmax_concurrency = 2\ntimeout = 60\n'
                     '[candidates."gemma-local+mean"]\nkind = "ensemble"\nmembers = ["gemma-local", "mean-prompt"]\n'
-                    '[candidates.mean-prompt]\nprompt = "Please improve this text using the writing style with '
+                    '[candidates.mean-prompt]\nkind = "constant"\nprompt = "Please improve this text using the writing style with '
                     'maintaining the original meaning but altering the tone."\n')
     return path
 
