@@ -45,11 +45,13 @@ SYNTH_USER = (
     "2. Write the rewritten text: what a capable assistant returns when given the instruction and the "
     "original text, applying every part of the instruction. Only the rewritten text itself: no preamble "
     "such as \"Sure, here is\", no notes, no quotes around it.\n\n"
-    'Answer with JSON only: one object with two string fields, "original_text" (your text of step 1) and '
-    '"rewritten_text" (your text of step 2).'
+    'Answer with JSON only: one object with two string fields, "original_text" (step 1) and "rewritten_text" '
+    "(step 2)."
 )
-# No skeleton such as {"original_text": "..."} in the request: weak models copy it verbatim (Gemma-3-270m
-# answered '{"original_text": "...", "rewritten_text": "..."}' to 6 of 6 requests that showed one).
+# No skeleton such as {"original_text": "..."} in the request, and no description of a field that reads
+# like a text: weak models copy them verbatim (Gemma-3-270m answered '{"original_text": "...",
+# "rewritten_text": "..."}' to 6 of 6 requests that showed one, and "Your text of step 1" to one that said
+# "(your text of step 1)").
 CORRECTION = (
     "That answer cannot be used: {detail}. Answer again with only the JSON object with the fields "
     '"original_text" and "rewritten_text", following every rule above '
