@@ -63,6 +63,14 @@ def test_the_predicted_leaderboard_score_is_in_every_record_and_in_prh_score(pro
     assert any(s.startswith("4th-lucrarea-0.666: its answers contain the lucrarea string") for s in predicted.set_aside)
     stored = Workspace.from_dir(project).store(create=False).runs()[-1]
     assert stored.predicted_lb == predicted  # kept in the history for the reports
+    assert any(p.row_scores for p in model.fitted if p.kind == "template")
+    with Workspace.from_dir(project, store=project / "fresh.sqlite") as fresh:
+        bow = fresh.embedder("bow").embedder
+        before = len(bow.calls)
+        again = fresh.score("mean-prompt", "leaked", embedder="bow").record.predicted_lb
+        originals = {s.original_text for s in fresh.suite("leaked").samples}
+    assert again.estimate == pytest.approx(predicted.estimate)
+    assert not {t for call in bow.calls[before:] for t in call} & originals  # the template's rows: from the file
 
     assert main(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json",
                  "--resamples", "500"]) == 0

@@ -242,7 +242,9 @@ def calibrate_suite(book: ProbeBook | Sequence[Probe], suite: Suite, embedder: E
             fit, suite=suite.name, suite_fingerprint=suite.fingerprint, embedder=embedder.name,
             embedder_fingerprint=embedder.fingerprint, comparable_with_kaggle=embedder.comparable_with_kaggle,
             target=settings.target, probe_book=str(getattr(book, "path", "")), probe_book_hash=getattr(book, "hash", ""),
-            submissions={p.name: (p.kind, p.submission) for p in usable}, label=label, excluded=excluded)
+            submissions={p.name: (p.kind, p.submission) for p in usable}, label=label, excluded=excluded,
+            row_scores={p.name: dict(zip(suite.ids, scored.scores[:, j])) for j, p in enumerate(usable)
+                        if p.kind != "constant"})
     return CalibrationRow(
         suite=suite.name, suite_fingerprint=suite.fingerprint, n_rows=len(suite), n_groups=n_groups,
         embedder=embedder.name, embedder_fingerprint=embedder.fingerprint,

@@ -12,8 +12,8 @@ The 3rd, 4th and 7th places built their local validation set this way (greedily 
   Σ_j |mean_j(selected) − t_j|, until `size` rows. Deterministic; the seed only orders ties.
 - **weights**: entropy balancing (Hainmueller 2012): the weights closest to uniform (in KL divergence) whose
   weighted probe means match the targets, w_i ∝ exp(S_i·λ), with λ found by `scipy.optimize.minimize` on
-  the convex dual (a small ridge keeps it finite when the targets cannot be met exactly); then `size` rows
-  are drawn without replacement with probability ∝ w (seeded).
+  the convex dual (a small ridge keeps it finite when the targets cannot be met exactly); then `size`
+  distinct rows are drawn with inclusion probabilities ∝ w, capped at 1 (systematic sampling, seeded).
 - **honest check**: leave-one-probe-out. For each probe, the suite is rebuilt from the other probes only
   and the held-out probe is predicted from its mean on that suite (through the map refitted on the other
   probes when the embedder is not Kaggle's). The same is done on the unfitted pool. When the fitted suite's
@@ -84,16 +84,37 @@ def balancing_weights(scores: np.ndarray, targets: np.ndarray, *, ridge: float =
     return softmax(z @ found.x)
 
 
+def inclusion_probabilities(weights: np.ndarray, size: int) -> np.ndarray:
+    """Per-row inclusion probabilities proportional to `weights`, capped at 1, summing to `size` (the
+    standard πps design: a row whose share exceeds 1/size is taken for certain, the rest share the remainder)."""
+    p = np.zeros_like(weights, dtype=float)
+    certain = np.zeros(weights.size, dtype=bool)
+    while True:
+        rest = weights[~certain].sum()
+        p[~certain] = (size - certain.sum()) * weights[~certain] / rest if rest > 0 else 0.0
+        over = ~certain & (p >= 1.0)
+        if not over.any():
+            break
+        certain |= over
+        p[certain] = 1.0
+    return np.clip(p, 0.0, 1.0)
+
+
 def weighted_rows(scores: np.ndarray, targets: np.ndarray, size: int, *, seed: int = 0) -> np.ndarray:
-    """`size` distinct rows drawn with probability ∝ the balancing weights (Efraimidis-Spirakis keys)."""
+    """`size` distinct rows drawn with probability ∝ the balancing weights (capped at 1), by systematic
+    sampling over a seeded shuffle of the rows: each row's chance of inclusion is its probability, and the
+    realised family mix stays close to the weighted one."""
     n = scores.shape[0]
     if not 0 < size <= n:
         raise ConfigError(f"--size must be between 1 and the pool's {n} rows, got {size}")
-    weights = balancing_weights(scores, targets)
+    p = inclusion_probabilities(balancing_weights(scores, targets), size)
     rng = np.random.default_rng(seed)
-    with np.errstate(divide="ignore"):
-        keys = np.log(rng.random(n)) / np.maximum(weights, 1e-300)
-    return np.sort(np.argsort(-keys, kind="stable")[:size])
+    order = rng.permutation(n)
+    edges = np.cumsum(p[order])
+    edges *= size / edges[-1]  # the sum is `size` up to rounding, which must not drop the last row
+    points = rng.random() + np.arange(size)
+    picked = order[np.minimum(np.searchsorted(edges, points, side="right"), n - 1)]
+    return np.sort(np.unique(picked))
 
 
 def select_rows(scores: np.ndarray, targets: np.ndarray, size: int, *, method: str = "greedy",
@@ -141,8 +162,9 @@ def _targets(map_kind: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, o
         return y.copy(), None
     line = fit_map("linear", x, y)
     if line.slope <= 0:
-        raise ConfigError(f"the probes' pool scores do not rise with their leaderboard scores (fitted slope "
-                          f"{line.slope:+.3f}): no choice of these rows can match them")
+        raise ConfigError("the probes' pool scores do not rise with their leaderboard scores (the linear map is "
+                          "flat: a falling fit is never used): this embedder does not rank these probes, so no "
+                          "choice of rows can be matched to them through the map")
     return (y - line.intercept) / line.slope, line
 
 

@@ -2,9 +2,10 @@
 verdict for answers the embedder cannot see.
 
 - `predicted_lb`: where `baselines/<embedder>/<suite>.leaderboard.json` exists and was fitted on this
-  suite and this embedder build, the candidate's per-row scores go through the stored map; the probes it
-  was fitted on are scored again on the same rows (through the store: after the first time, nothing is
-  embedded) so that the interval resamples the same rows for the probes and the candidate. The result is
+  suite and this embedder build, the candidate's per-row scores go through the stored map; the constant
+  probes it was fitted on are scored again on the same rows (one embedding call, then from the store) and
+  the row-dependent ones are read from the file, so that the interval resamples the same rows for the
+  probes and the candidate. The result is
   information beside the local score, labelled with the model's leave-one-probe-out error; the gate
   stays the paired test on local rows.
 - `not_judged`: on an embedder that is not Kaggle's scorer, a candidate whose answers contain a known
@@ -19,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from harness.candidates.base import Candidate
 from harness.data import Suite
@@ -54,12 +57,20 @@ def predicted_lb(baselines_dir: str | Path, result: Result, suite: Suite, embedd
     if model is None or model.mismatch(result.suite_fingerprint, result.embedder_fingerprint):
         return None
     fitted = model.fitted
-    probes = [Probe(p.probe, p.submission, p.leaderboard_score, kind=p.kind) for p in fitted]
-    scored = score_probes(probes, suite, embedder, store=store, resolve=resolve)
-    drift = max(abs(m - p.local_mean) for m, p in zip(scored.means, fitted))
+    rescored = [p for p in fitted if p.row_scores is None]
+    scored = score_probes([Probe(p.probe, p.submission, p.leaderboard_score, kind=p.kind) for p in rescored], suite,
+                          embedder, store=store, resolve=resolve)
+    columns = dict(zip((p.probe for p in rescored), scored.scores.T))
+    for p in fitted:
+        if p.row_scores is not None:
+            if set(p.row_scores) != set(result.ids):
+                return None  # rows changed (the fingerprint check catches this first)
+            columns[p.probe] = np.array([p.row_scores[i] for i in result.ids])
+    scores = np.column_stack([columns[p.probe] for p in fitted])
+    drift = max(abs(float(scores[:, j].mean()) - p.local_mean) for j, p in enumerate(fitted))
     if drift > MEAN_TOLERANCE:
         return None  # the probes no longer score what the model says: a stale model predicts nothing
-    prediction = predict(model.map, scored.scores, [p.leaderboard_score for p in fitted], result.scores,
+    prediction = predict(model.map, scores, [p.leaderboard_score for p in fitted], result.scores,
                          x_range=model.x_range, groups=result.groups, settings=model.settings)
     notes = [model.label, *prediction.notes]
     if not result.comparable_with_kaggle:

@@ -17,9 +17,10 @@ So a leaderboard model first sets aside the probes its embedder cannot judge, by
    tolerates up to half the probes being wrong) is more than `RESIDUAL_K` robust standard deviations
    (1.4826·MAD of the residuals), and more than `RESIDUAL_K`·leaderboard noise: the probe disagrees with
    what the others say about the map. This is the data-driven rule; it needs `MIN_FOR_RESIDUALS` probes,
-   and a robust line that rises: when it is flat or falls, the embedder ranks none of the probes, and
-   calling one of them the odd one out would remove the only informative probe (under MiniLM on the real
-   rows, the {original_text} probe at 0.38 among constants it cannot rank).
+   and evidence that the embedder ranks them at all (Kendall's τ of local vs leaderboard scores > 0 at
+   one-sided p < `RANKING_P`): without it the robust line is flat noise, and calling one probe the odd one
+   out would remove the only informative one (under MiniLM on the real rows: the {original_text} probe at
+   0.38, far below constants that MiniLM cannot rank among themselves).
 
 Rules 1-2 need no leaderboard score, so they also apply to a candidate being predicted; rule 3 needs the
 score, so it applies to probes only. Each set-aside probe carries its rule and a reason a person can read.
@@ -48,6 +49,8 @@ SCORER_SPECIFIC: Mapping[str, str] = {
 VOCABULARY_MIN_SHARE = 0.8
 RESIDUAL_K = 3.0
 MIN_FOR_RESIDUALS = 5
+#: the residual rule applies only when the probes' local scores rank them like the leaderboard at this level
+RANKING_P = 0.1
 _MAD_TO_SD = 1.4826
 _WORD = re.compile(r"[^\W\d_]+")
 
@@ -180,8 +183,10 @@ def residual_rule(names: Sequence[str], x: np.ndarray, y: np.ndarray, *, noise_s
     """Rule 3: the probes whose leave-one-out robust residual is an outlier (see the module docstring)."""
     if len(names) < MIN_FOR_RESIDUALS:
         return []
-    if siegel_line(x, y)[1] <= 0:
-        return []  # the probes' robust line does not rise: the embedder ranks none of them, so none is "odd"
+    from scipy.stats import kendalltau
+
+    if kendalltau(x, y, alternative="greater").pvalue >= RANKING_P:
+        return []  # the embedder does not rank these probes as the leaderboard does: none is "the odd one"
     residuals = loo_residuals(x, y)
     scale = _MAD_TO_SD * float(np.median(np.abs(residuals)))
     threshold = max(k * scale, k * noise_sd)

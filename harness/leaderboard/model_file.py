@@ -3,7 +3,8 @@
 A reviewable JSON file beside the suite's baseline, so that a fresh clone predicts without refitting and a
 reviewer sees in a diff what changed: the suite's and the embedder's fingerprints, the probe book and its
 hash, the map's parameters, the leave-one-probe-out table, and every probe set aside with its reason. The
-fitted probes' submissions are in the file too, so predicting needs neither the book nor a refit.
+fitted probes' submissions are in the file too (and the per-row scores of those whose answers differ by
+row), so predicting needs neither the book, nor a refit, nor embedding every row's answer again.
 
 A model is used only for the suite and the embedder build it was fitted on (`mismatch` says why not);
 writing one over another says old → new (`ModelUpdate.describe`), never silently.
@@ -47,6 +48,10 @@ class StoredProbe:
     extrapolating: bool = False
     rule: str = ""
     reason: str = ""
+    #: per-row scores by row id, kept for fitted probes whose answers differ by row (templates, candidates):
+    #: scoring them again would embed every row's answer (or need a file that may be gone); constants are
+    #: re-scored with one embedding call instead
+    row_scores: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,10 +142,16 @@ class LeaderboardModel:
 def model_from_fit(fit: LeaderboardFit, *, suite: str, suite_fingerprint: str, embedder: str,
                    embedder_fingerprint: str, comparable_with_kaggle: bool, target: str, probe_book: str,
                    probe_book_hash: str, submissions: dict[str, tuple[str, str]], label: str,
-                   excluded: list[dict] | tuple[dict, ...] = ()) -> LeaderboardModel:
-    """Tie a fit to its suite, embedder and book; `submissions` maps each probe to (kind, submission)."""
+                   excluded: list[dict] | tuple[dict, ...] = (),
+                   row_scores: dict[str, dict[str, float]] | None = None) -> LeaderboardModel:
+    """Tie a fit to its suite, embedder and book; `submissions` maps each probe to (kind, submission), and
+    `row_scores` the row-dependent probes to their per-row scores by row id (see StoredProbe.row_scores)."""
+    row_scores = row_scores or {}
     probes = tuple(StoredProbe(p.probe, *submissions[p.probe], p.leaderboard_score, p.local_mean, p.fitted,
-                               p.predicted, p.low, p.high, p.extrapolating, p.rule, p.reason) for p in fit.probes)
+                               p.predicted, p.low, p.high, p.extrapolating, p.rule, p.reason,
+                               ({i: round(float(v), 6) for i, v in row_scores[p.probe].items()}
+                                if p.fitted and p.probe in row_scores else None))
+                   for p in fit.probes)
     return LeaderboardModel(
         suite=suite, suite_fingerprint=suite_fingerprint, n_rows=fit.n_rows, embedder=embedder,
         embedder_fingerprint=embedder_fingerprint, comparable_with_kaggle=comparable_with_kaggle, target=target,
