@@ -1,1 +1,10 @@
-"""The leaderboard model: probes (submissions with known leaderboard scores) and what local scores predict."""
+"""The leaderboard model: "should I spend one of today's submissions on this?"
+
+Probes (submissions with known leaderboard scores, `book`) are scored on a suite (`scores`); the probes
+the embedder cannot judge are set aside with their reasons (`judgeable`); a map from local mean score to
+leaderboard score is fitted on the rest with its leave-one-probe-out error (`model`) and stored beside the
+suite's baseline (`model_file`); every result then carries its predicted leaderboard score, and answers the
+embedder cannot see are not judged (`judge`). `fit_suite` builds probe-matched validation suites;
+`calibrate` and `calibration_report` are `prh calibrate`'s report; `cli` registers the commands.
+docs/leaderboard.md explains the numbers. Importing this package imports nothing heavy.
+"""
