@@ -50,7 +50,8 @@ def add_commands(subparsers) -> None:
     sub = calibrate.add_subparsers(dest="calibrate_command", metavar="{fit-suite}")
     fit = sub.add_parser("fit-suite", help="choose rows of a large pool so that the probes score there what they "
                                            "scored on the leaderboard; writes a new suite file")
-    fit.add_argument("--from", dest="source", required=True, help="the pool: a suite name or a data file")
+    fit.add_argument("--from", dest="source", required=True, help="the pool: a suite name, or a data file with Kaggle's column names (define other "
+                                   "layouts in suites.toml)")
     fit.add_argument("--probes", default=DEFAULT_BOOK, help="probe book (default: %(default)s)")
     fit.add_argument("--size", type=int, required=True, help="rows of the new suite")
     fit.add_argument("--out", required=True, help="the new suite file (.jsonl or .csv)")
