@@ -80,19 +80,39 @@ def conversion(args) -> bool:
                                            lambda: locate_gguf(SPEC, where="bench", cache=cache,
                                                                progress=lambda *a: None))
         print(f"conversion_seconds: {convert_seconds:.1f}")
-        loaded, cached_seconds = timed("cached load (the converted checkpoint: every later run)",
-                                       lambda: load_directory(directory))
-        free(loaded)
+        converted, cached_seconds = timed("cached load (the converted checkpoint: every later run)",
+                                          lambda: load_directory(directory))
         if args.no_reference:
             return True
         gguf_file = next((cache / "gguf-files").glob("*.gguf"))
-        loaded, direct_seconds = timed("reference: transformers loading the GGUF itself (every run without the "
+        direct, direct_seconds = timed("reference: transformers loading the GGUF itself (every run without the "
                                        "cache)", lambda: load_gguf_directly(gguf_file))
-        free(loaded)
+        faithful = same_model(converted, direct)
+        free(converted, direct)
     print(f"cached_load_vs_direct_gguf_load: {cached_seconds / direct_seconds:.3f}")
     print(f"cold_conversion_plus_load_vs_direct_gguf_load: {(convert_seconds + cached_seconds) / direct_seconds:.3f}")
     if cached_seconds >= direct_seconds:
         print("CLAIM FAILED: the cached load is not faster than loading the GGUF directly")
+        return False
+    return faithful
+
+
+def same_model(converted, direct) -> bool:
+    """The converted checkpoint is the GGUF transformers loads: the same tensors, logits and tokens."""
+    import torch
+
+    (model, tokenizer), (reference, reference_tokenizer) = converted, direct
+    ours, theirs = model.state_dict(), reference.state_dict()
+    worst = max(float((ours[name] - theirs[name]).abs().max()) for name in theirs) if set(ours) == set(theirs) else None
+    text = "Rewrite this text as a sea shanty, and keep the names."
+    ids = tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        logits = float((model(**ids).logits - reference(**ids).logits).abs().max())
+    same_tokens = ids["input_ids"][0].tolist() == reference_tokenizer(text)["input_ids"]
+    print(f"faithfulness: same tensor names {worst is not None}, largest weight difference {worst}, largest logit "
+          f"difference {logits:.2e}, same token ids {same_tokens}")
+    if worst != 0.0 or logits > 1e-4 or not same_tokens:
+        print("CLAIM FAILED: the converted checkpoint differs from transformers' own GGUF load")
         return False
     return True
 
