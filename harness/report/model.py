@@ -21,7 +21,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from harness.stats import TIE_EPSILON
@@ -247,7 +247,7 @@ def _section(embedder: str, fingerprint: str, records: list[RunRecord], main: tu
         if row.mean_over_suites is not None and not row.incomplete:
             rank += 1
             number = rank
-        ranked.append(_replace(row, display_name=names[row.fingerprint], rank=number))
+        ranked.append(replace(row, display_name=names[row.fingerprint], rank=number))
     side = [r for r in records if not _is_main(r, main)]
     side.sort(key=lambda r: (r.suite, not is_number(r.mean), -(r.mean if is_number(r.mean) else 0.0), r.candidate))
     return Section(
@@ -255,12 +255,6 @@ def _section(embedder: str, fingerprint: str, records: list[RunRecord], main: tu
         # one record claiming non-comparability is enough to warn: better loud than misleading
         comparable_with_kaggle=all(r.comparable_with_kaggle for r in records),
         suites=suites, rows=tuple(ranked), side_runs=tuple(side))
-
-
-def _replace(row: CandidateRow, **changes) -> CandidateRow:
-    from dataclasses import replace
-
-    return replace(row, **changes)
 
 
 def _candidate_row(runs: dict[str, RunRecord], settings: str, suites: Sequence[str],
