@@ -3,7 +3,8 @@
 `BagOfWordsEmbedder` is a real `Embedder` (name, fingerprint, unit vectors), deterministic and instant:
 a text's vector is the normalised sum of fixed random vectors of its lower-cased words, so texts sharing
 words are similar. It records every text it embeds, which is how the held-out isolation tests see what
-a search looked at.
+a search looked at. `word_tokenizer` builds a real (tiny) transformers tokenizer for the token search to
+pair with it: word-level, lower-casing, BERT-style special tokens.
 """
 
 from __future__ import annotations
@@ -60,6 +61,25 @@ class BagOfWordsEmbedder:
         return [len(text.split()) + 2 for text in texts]
 
 
+def word_tokenizer(corpus=(*PROMPT_FAMILIES, "Hello there.")):
+    """A real word-level fast tokenizer (lower-case words and punctuation, [CLS] … [SEP]) trained on
+    `corpus`: the vocabulary of an embedder, which covers every split's words, as a real one would."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.decoder = decoders.WordPiece()  # joins words with spaces, tidies " ." into "."
+    tokenizer.train_from_iterator(list(corpus), trainers.WordLevelTrainer(special_tokens=specials))
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tokenizer.token_to_id("[CLS]")),
+                                                 ("[SEP]", tokenizer.token_to_id("[SEP]"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
 def family_suite(name: str = "families", repeats: int = 3, families=PROMPT_FAMILIES, groups: bool = False) -> Suite:
     """`repeats` rows per prompt family, with distinct texts; group = the family's index when asked."""
     samples = []
@@ -83,3 +103,10 @@ def test_bag_of_words_embedder_is_deterministic_and_unit_norm():
 def test_family_suite_shape():
     suite = family_suite(repeats=2, groups=True)
     assert len(suite) == 2 * len(PROMPT_FAMILIES) and len(set(suite.ids)) == len(suite) and suite.has_groups
+
+
+def test_word_tokenizer_round_trips_the_family_prompts():
+    tokenizer = word_tokenizer()
+    ids = tokenizer("Rewrite the text as a poem.", add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids) == "rewrite the text as a poem."
+    assert tokenizer("x y")["input_ids"][0] == tokenizer.cls_token_id

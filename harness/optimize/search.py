@@ -1,7 +1,10 @@
-"""Mean-prompt search: beam (or greedy, beam width 1) local search over word edits.
+"""Mean-prompt search: beam (or greedy, beam width 1) local search over edits in a search space.
 
-Each step proposes edits of every prompt in the beam (insert a vocabulary word, replace a word by one,
-delete a word), scores all new strings in one batch (`MeanScsObjective.score`), and keeps the best
+A space is either words of the train prompts (`Vocabulary`, `--space words`) or the embedder's tokens
+(`TokenSpace`, `--space tokens`): it says how a prompt splits into units, which entries a move may
+insert, and how units are joined back into the text that is scored. Each step proposes edits of every
+prompt in the beam (append or insert an entry, replace a unit by one, delete a unit), scores all new
+strings in one batch (`objective.score`: one encode call and one matrix product), and keeps the best
 `beam_width` strings among the old beam and the new ones. The old beam competes, so the best train score
 never goes down. Randomness (which edits are proposed) comes from one seeded generator and scoring is
 deterministic, so a seed and a number of steps fix the whole trajectory; a time budget only decides
@@ -15,14 +18,49 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.optimize.objective import REJECTED, MeanScsObjective
-from harness.optimize.vocabulary import Vocabulary, prompt_words
+from harness.optimize.objective import REJECTED
 
-MOVES = ("insert", "replace", "delete")
+MOVES = ("append", "insert", "replace", "delete")
+
+
+class SearchSpace(Protocol):
+    """What the search edits: `Vocabulary` (words) or `TokenSpace` (the embedder's tokens)."""
+
+    name: str
+    default_moves: tuple[str, ...]
+    probabilities: np.ndarray
+
+    def __len__(self) -> int: ...
+    def normalise(self, text: str) -> str: ...
+    def units(self, text: str) -> list[Any]: ...
+    def item(self, index: int) -> list[Any]: ...
+    def join(self, units: list[Any]) -> str | None: ...
+
+
+class Guide(Protocol):
+    """Proposes edits of a prompt's units (`harness.optimize.guide.GradientGuide`); `prepare` sees the
+    whole beam first, so its work for a step can be one batch."""
+
+    def prepare(self, prompts: list[list[Any]], rng: np.random.Generator) -> None: ...
+
+    def edits(self, units: list[Any], moves: tuple[str, ...], attempts: int,
+              rng: np.random.Generator) -> list[list[Any]]: ...
+
+
+class Objective(Protocol):
+    """Batched, memoised scores of texts (`MeanScsObjective`, `DirectionObjective`)."""
+
+    evaluations: int
+    rejected: int
+    max_tokens: int | None
+
+    def score(self, texts: Sequence[str]) -> np.ndarray: ...
+    def seen(self, text: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +74,8 @@ class SearchSettings:
         max_evaluations: distinct strings scored, the start included (exact: the last batch is cut).
         max_steps: steps (one batch each).
         patience: stop after this many steps without a better best prompt.
-        moves: which edits to propose.
+        moves: which edits to propose (None: the space's default; words: insert, replace, delete;
+            tokens: append as well).
         seed: seeds the edit proposals.
     """
 
@@ -46,7 +85,7 @@ class SearchSettings:
     max_evaluations: int | None = None
     max_steps: int | None = None
     patience: int | None = None
-    moves: tuple[str, ...] = MOVES
+    moves: tuple[str, ...] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -57,9 +96,11 @@ class SearchSettings:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"{name} must be >= 0, got {value}")
-        unknown = set(self.moves) - set(MOVES)
-        if unknown or not self.moves:
-            raise ConfigError(f"moves must be a non-empty subset of {', '.join(MOVES)}, got {', '.join(self.moves)}")
+        if self.moves is not None:
+            unknown = set(self.moves) - set(MOVES)
+            if unknown or not self.moves:
+                raise ConfigError(f"moves must be a non-empty subset of {', '.join(MOVES)}, "
+                                  f"got {', '.join(self.moves)}")
 
 
 @dataclass(frozen=True)
@@ -94,20 +135,22 @@ class SearchResult:
     stop_reason: str
 
 
-def search_mean_prompt(objective: MeanScsObjective, vocabulary: Vocabulary, start: str,
+def search_mean_prompt(objective: Objective, space: SearchSpace, start: str,
                        settings: SearchSettings = SearchSettings(), *,
                        on_step: Callable[[SearchStep], None] | None = None,
-                       clock: Callable[[], float] = time.perf_counter) -> SearchResult:
-    """Search for the constant prompt with the highest `objective`, starting from `start`.
+                       clock: Callable[[], float] = time.perf_counter, guide: Guide | None = None) -> SearchResult:
+    """Search for the constant prompt with the highest `objective`, starting from `start`, with the moves
+    of `space` (a word `Vocabulary` or a `TokenSpace`).
 
-    `on_step(step)` is called after every step (for progress and logs). Raises ConfigError when the
-    start prompt is empty or over the objective's length cap.
+    `on_step(step)` is called after every step (for progress and logs). `guide` (token space only, see
+    `harness.optimize.guide`) proposes the tokens of each move instead of the space's prior. Raises
+    ConfigError when the start prompt is empty or over the objective's length cap.
     """
     started = clock()
-    words = prompt_words(start)
-    if not words:
+    start = space.normalise(start)
+    if not start:
         raise ConfigError("the start prompt is empty")
-    start = " ".join(words)
+    moves = settings.moves or space.default_moves
     start_score = float(objective.score([start])[0])
     if start_score == REJECTED:
         raise ConfigError(f"the start prompt is longer than the length cap of {objective.max_tokens} tokens")
@@ -122,7 +165,7 @@ def search_mean_prompt(objective: MeanScsObjective, vocabulary: Vocabulary, star
         stop_reason = _limit_reached(settings, steps[-1].step, objective.evaluations, stale, clock() - started)
         if stop_reason:
             break
-        texts = _neighbours(beam, vocabulary, settings, rng, objective)
+        texts = _neighbours(beam, space, moves, settings.candidates_per_step, rng, objective, guide)
         if settings.max_evaluations is not None:
             texts = texts[:max(0, settings.max_evaluations - objective.evaluations)]
         if not texts:
@@ -155,22 +198,22 @@ def _limit_reached(settings: SearchSettings, step: int, evaluations: int, stale:
     return ""
 
 
-def _neighbours(beam: Sequence[tuple[str, float]], vocabulary: Vocabulary, settings: SearchSettings,
-                rng: np.random.Generator, objective: MeanScsObjective) -> list[str]:
-    """New strings one edit away from the beam's prompts: at most candidates_per_step, none seen before."""
-    per_prompt = math.ceil(settings.candidates_per_step / len(beam))
+def _neighbours(beam: Sequence[tuple[str, float]], space: SearchSpace, moves: tuple[str, ...], limit: int,
+                rng: np.random.Generator, objective: Objective, guide: Guide | None = None) -> list[str]:
+    """New strings one edit away from the beam's prompts: at most `limit`, none seen before."""
+    per_prompt = math.ceil(limit / len(beam))
     found: dict[str, None] = {}
+    if guide is not None:
+        guide.prepare([space.units(prompt) for prompt, _ in beam], rng)
     for prompt, _ in beam:
-        words = prompt.split(" ")
+        units = space.units(prompt)
         attempts = 4 * per_prompt  # near a local optimum most edits were tried already: give up, not loop
-        move_codes = rng.integers(0, len(settings.moves), size=attempts)
-        positions = rng.random(attempts)
-        choices = rng.choice(len(vocabulary), size=attempts, p=vocabulary.probabilities)
         added = 0
-        for move_code, position, choice in zip(move_codes, positions, choices):
-            if added >= per_prompt or len(found) >= settings.candidates_per_step:
+        for edited in (guide.edits(units, moves, attempts, rng) if guide is not None
+                       else _sampled_edits(units, space, moves, attempts, rng)):
+            if added >= per_prompt or len(found) >= limit:
                 break
-            text = _apply(words, settings.moves[move_code], position, vocabulary.words[choice])
+            text = space.join(edited) if edited is not None else None
             if text is None or text in found or objective.seen(text):
                 continue
             found[text] = None
@@ -178,16 +221,28 @@ def _neighbours(beam: Sequence[tuple[str, float]], vocabulary: Vocabulary, setti
     return list(found)
 
 
-def _apply(words: list[str], move: str, position: float, word: str) -> str | None:
-    """One edit of `words`; None when it is a no-op (replacing a word by itself, deleting the last word)."""
+def _sampled_edits(units: list, space: SearchSpace, moves: tuple[str, ...], attempts: int,
+                   rng: np.random.Generator):
+    """Edits with moves, positions and entries drawn from the space's prior (None for a no-op edit)."""
+    move_codes = rng.integers(0, len(moves), size=attempts)
+    positions = rng.random(attempts)
+    choices = rng.choice(len(space), size=attempts, p=space.probabilities)
+    for move_code, position, choice in zip(move_codes, positions, choices):
+        yield _apply(units, moves[move_code], position, space.item(choice))
+
+
+def _apply(units: list, move: str, position: float, item: list) -> list | None:
+    """One edit of `units`; None when it is a no-op (replacing a unit by itself, deleting the last one)."""
+    if move == "append":
+        return units + item
     if move == "insert":
-        at = int(position * (len(words) + 1))
-        return " ".join(words[:at] + [word] + words[at:])
-    at = int(position * len(words))
+        at = int(position * (len(units) + 1))
+        return units[:at] + item + units[at:]
+    at = int(position * len(units))
     if move == "replace":
-        if words[at] == word:
+        if units[at:at + 1] == item:
             return None
-        return " ".join(words[:at] + [word] + words[at + 1:])
-    if len(words) == 1:
+        return units[:at] + item + units[at + 1:]
+    if len(units) == 1:
         return None
-    return " ".join(words[:at] + words[at + 1:])
+    return units[:at] + units[at + 1:]

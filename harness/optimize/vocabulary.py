@@ -24,13 +24,31 @@ _EDGE_PUNCTUATION = re.compile(r"^[^\w]+|[^\w]+$")
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Words and their sampling probabilities (same order; probabilities sum to 1)."""
+    """Words and their sampling probabilities (same order; probabilities sum to 1): the word-level search
+    space (`--space words`). A prompt's units are its words; a move inserts or replaces one word."""
 
     words: tuple[str, ...]
     probabilities: np.ndarray
+    name = "words"
+    default_moves = ("insert", "replace", "delete")
 
     def __len__(self) -> int:
         return len(self.words)
+
+    def normalise(self, text: str) -> str:
+        return " ".join(prompt_words(text))
+
+    def units(self, text: str) -> list[str]:
+        return text.split(" ")
+
+    def item(self, index: int) -> list[str]:
+        return [self.words[index]]
+
+    def join(self, units: list[str]) -> str | None:
+        return " ".join(units)
+
+    def describe(self) -> dict:
+        return {"vocabulary_size": len(self.words)}
 
 
 def prompt_words(prompt: str) -> list[str]:
