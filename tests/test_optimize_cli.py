@@ -74,6 +74,27 @@ def test_mean_prompt_json_with_the_packaged_embedder(in_repo, capsys, monkeypatc
     assert [s["step"] for s in steps] == [0, 1, 2]
 
 
+@pytest.mark.slow
+def test_token_search_on_the_public_suite_beats_its_start_under_the_oracle(in_repo, capsys, monkeypatch, minilm):
+    """The issue's "done when", kept short: `prh optimize mean-prompt --suite public --embedder minilm
+    --space tokens --json` searches the embedder's tokens (guided by the gradient), beats its start on
+    held-out rows, and stays under the held-out oracle bound. (Same seed and steps, same prompt: tested on
+    the stub embedder, faster.)"""
+    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(minilm))
+    args = ["optimize", "mean-prompt", "--suite", "public", "--embedder", "minilm", "--space", "tokens",
+            "--budget-seconds", "0",
+            "--max-steps", "2", "--candidates-per-step", "32", "--nearest-steps", "1", "--resamples", "500", "--json"]
+    code, data = run_json(capsys, *args)
+    assert code == 0
+    assert data["space"] == "tokens" and data["guide"] == "gradient" and data["device"] == "cpu"
+    assert data["heldout_score"] > data["start_heldout_score"] and data["heldout_n"] == data["split"]["n_heldout"]
+    assert data["oracle_heldout"] >= data["heldout_score"] and data["oracle_heldout"] >= data["nearest_heldout_score"]
+    assert data["oracle_train"] >= data["train_score"]
+    assert 0 < data["headroom_share"] < 1
+    assert data["strings_evaluated"] > 0 and data["strings_per_second"] > 0
+    assert data["tokens_usable"] > 20_000 and data["vocabulary_size"] >= data["tokens_from_train"]
+
+
 def test_mean_prompt_is_reproducible_and_prints_a_candidates_entry(in_repo, capsys, bow):
     args = ["optimize", "mean-prompt", "--suite", "synthetic-hard", "--max-steps", "4", "--candidates-per-step",
             "16", "--resamples", "300", "--seed", "3", "--json"]
@@ -84,6 +105,15 @@ def test_mean_prompt_is_reproducible_and_prints_a_candidates_entry(in_repo, caps
     code = main(args[:-1] + ["--name", "found"])
     out = capsys.readouterr().out
     assert code == 0 and "held-out (" in out and "[candidates.found]" in out and "train (what the search" in out
+    assert "best possible constant" in out and "oracle (best constant answer)" in out
+    assert "nearest string to the train oracle" in out
+    assert first["space"] == "words"  # the default
+    # a token search needs a tokenizer; no stop for the nearest search is an error too
+    code = main(args + ["--space", "tokens"])
+    assert code == 2 and "needs an embedder with a tokenizer" in capsys.readouterr().err
+    code = main(["optimize", "mean-prompt", "--suite", "synthetic-hard", "--budget-seconds", "0", "--max-evaluations",
+                 "50"])
+    assert code == 2 and "the nearest-string search needs a stop" in capsys.readouterr().err
 
 
 def test_opro_cli_end_to_end_with_stub_proposers(in_repo, capsys, bow):

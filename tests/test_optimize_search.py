@@ -4,10 +4,11 @@ respects the length cap, and never sees the held-out split."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_optimize_support import BagOfWordsEmbedder, family_suite
+from test_optimize_support import BagOfWordsEmbedder, family_suite, word_tokenizer
 
 from harness.candidates.constant import ConstantCandidate
 from harness.data import Suite
@@ -21,7 +22,8 @@ from harness.optimize import (
     read_token_list,
     search_mean_prompt,
 )
-from harness.optimize.objective import REJECTED
+from harness.optimize.objective import REJECTED, DirectionObjective
+from harness.optimize.oracle import oracle_bound
 from harness.splits import SuiteSplit, split_suite
 from harness.store import Store
 from harness.tomlfile import tomllib
@@ -155,43 +157,72 @@ class RecordingSamples(tuple):
         return super().__len__()
 
 
-def test_the_search_never_sees_the_heldout_split(tmp_path):
+def bare_words(text: str) -> set[str]:
+    return {w.strip(".,!?").lower() for w in text.split()} - {""}
+
+
+@pytest.mark.parametrize("space", ["words", "tokens"])
+def test_the_search_never_sees_the_heldout_split(tmp_path, space):
     suite = family_suite(repeats=2)
     base = split_suite(suite, (0.6, 0.0, 0.4), seed=3)
     log: list[str] = []
     heldout = Suite(base.heldout.name, RecordingSamples(base.heldout.samples, log))
     split = SuiteSplit(base.train, base.dev, heldout, base.by, base.seed, base.fractions, base.source)
     embedder = BagOfWordsEmbedder()
-    marks: list[int] = []  # how many texts had been embedded when the search took each step
+    marks: list[int] = []  # how many texts had been embedded when a search took each step
 
-    def on_step(step):
-        log.append(f"step {step.step}")
+    def on_step(step, kind="step"):
+        log.append(f"{kind} {step.step}")
         marks.append(len(embedder.embedded))
 
     settings = SearchSettings(beam_width=2, candidates_per_step=30, budget_seconds=None, max_steps=6, seed=1)
+    # the tokenizer's vocabulary (like a real embedder's) holds every split's words; the token prior gets
+    # its weights from the train prompts only, and with explore_share=0 proposes nothing else
     report = optimize_mean_prompt(split, embedder, start="Hello there.", settings=settings, on_step=on_step,
-                                  bootstrap=FAST_CI, store=Store(tmp_path / "s.sqlite"))
+                                  bootstrap=FAST_CI, store=Store(tmp_path / "s.sqlite"), space=space,
+                                  tokenizer=word_tokenizer() if space == "tokens" else None, explore_share=0.0,
+                                  nearest=replace(settings, max_steps=3),
+                                  on_nearest_step=lambda step: on_step(step, "nearest"))
     first_access = log.index("heldout")
-    assert first_access > max(i for i, event in enumerate(log) if event.startswith("step "))
+    assert first_access > max(i for i, event in enumerate(log) if event.startswith(("step ", "nearest ")))
+    assert any(event.startswith("nearest ") for event in log)
     heldout_prompts = {s.rewrite_prompt for s in base.heldout.samples}
-    train_words = {w for p in base.train.prompts for w in p.split()} | set("Hello there.".split())
-    heldout_only = {w for p in heldout_prompts for w in p.split()} - train_words
+    train_words = {w for p in base.train.prompts for w in bare_words(p)} | bare_words("Hello there.")
+    heldout_only = {w for p in heldout_prompts for w in bare_words(p)} - train_words
     assert heldout_only, "the constructed split must have words only the held-out prompts use"
     searched = embedder.embedded[:marks[-1]]
     assert not heldout_prompts & set(searched)
-    assert not any(set(text.split()) & heldout_only for text in searched)
-    assert report.heldout.found.n == len(base.heldout) and report.to_dict()["heldout_suite"].endswith(":heldout")
+    assert not any(bare_words(text) & heldout_only for text in searched)
+    data = report.to_dict()
+    assert report.heldout.found.n == len(base.heldout) and data["heldout_suite"].endswith(":heldout")
+    assert data["space"] == space
+    # the train oracle is the train rows' own: recomputed from them alone, it is the same number
+    train_only = MeanScsObjective(base.train.prompts, BagOfWordsEmbedder())
+    assert data["oracle_train"] == pytest.approx(oracle_bound(train_only.truth_vectors, train_only.weights,
+                                                              extra_starts=[BagOfWordsEmbedder().embed(
+                                                                  ["Hello there."])[0]], seed=1).value)
+    assert data["oracle_heldout"] >= max(data["heldout_score"], data["nearest_heldout_score"],
+                                         data["start_heldout_score"]) - 1e-9
 
 
 def test_report_json_contract_and_candidates_entry(tmp_path):
     split = split_suite(family_suite(), (0.6, 0, 0.4), seed=0)
     settings = SearchSettings(candidates_per_step=32, budget_seconds=None, max_steps=8)
     report = optimize_mean_prompt(split, BagOfWordsEmbedder(), start="Hello there.", settings=settings,
-                                  bootstrap=FAST_CI, name="my prompt")
+                                  bootstrap=FAST_CI, name="my prompt", nearest=replace(settings, max_steps=2))
     data = report.to_dict()
     for key in ("prompt", "train_score", "heldout_score", "start_heldout_score", "heldout_ci_low", "heldout_ci_high",
-                "delta", "delta_ci_low", "delta_ci_high"):
+                "delta", "delta_ci_low", "delta_ci_high", "oracle_train", "oracle_heldout", "strings_per_second",
+                "oracle_train_direction_heldout", "headroom_share", "nearest_prompt", "nearest_heldout_score",
+                "nearest_cosine_train_oracle", "nearest_train_score"):
         assert isinstance(data[key], (str, float)), key
+    assert data["space"] == "words" and data["guide"] == "none" and data["device"] == "cpu"  # the default
+    assert data["strings_evaluated"] == data["evaluations"] == report.search.evaluations
+    assert data["headroom_share"] == pytest.approx((data["heldout_score"] - data["start_heldout_score"])
+                                                   / (data["oracle_heldout"] - data["start_heldout_score"]))
+    assert data["oracle_heldout"] >= data["oracle_train_direction_heldout"] - 1e-9
+    assert data["oracle_heldout"] >= data["mean_direction_heldout"] - 1e-9
+    assert "best possible constant" in report.summary() and "% of the headroom" in report.summary()
     assert data["heldout_ci_low"] <= data["heldout_score"] <= data["heldout_ci_high"]
     assert data["delta"] == pytest.approx(data["heldout_score"] - data["start_heldout_score"])
     json.dumps(data, allow_nan=False)
@@ -216,3 +247,20 @@ def test_vocabulary_from_prompts_and_token_list(tmp_path):
     tokens.write_text("ok\ntwo words\n")
     with pytest.raises(DataError, match="line 2"):
         read_token_list(tokens)
+
+
+def test_direction_objective_is_the_cosine_and_devices_agree():
+    embedder = BagOfWordsEmbedder()
+    direction = embedder.embed(["Rewrite the text as a poem."])[0]
+    aim = DirectionObjective(direction, embedder, max_tokens=None)
+    texts = ["Rewrite the text as a poem.", "Make it formal.", "poem text"]
+    expected = embedder.embed(texts) @ direction
+    assert np.allclose(aim.score(texts), expected, atol=1e-6)
+    # the torch path (what a GPU embedder gets; exercised here on the CPU) gives the numpy numbers
+    pytest.importorskip("torch")
+    suite = family_suite()
+    on_numpy = MeanScsObjective(suite.prompts, embedder, max_tokens=None)
+    on_torch = MeanScsObjective(suite.prompts, embedder, max_tokens=None, device="cpu")
+    assert np.allclose(on_numpy.score(texts), on_torch.score(texts), atol=1e-6)
+    assert np.allclose(DirectionObjective(direction, embedder, max_tokens=None, device="cpu").score(texts), expected,
+                       atol=1e-6)

@@ -1,7 +1,8 @@
 """Prompt optimisation and leaderboard calibration (docs/optimize.md).
 
-- mean-prompt search against an embedder (`optimize_mean_prompt`, `search_mean_prompt`,
-  `MeanScsObjective`, `build_vocabulary`);
+- mean-prompt search against an embedder, over train-prompt words or the embedder's own tokens
+  (`optimize_mean_prompt`, `search_mean_prompt`, `MeanScsObjective`, `build_vocabulary`,
+  `build_token_space`, `GradientGuide`), with the oracle bound of the best constant (`oracle_bound`);
 - an OPRO-style loop for a chat candidate's instruction or a mean prompt (`run_opro`, targets, metering,
   trajectory log, plot and training-set export).
 
@@ -16,11 +17,16 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "MeanScsObjective": "objective", "token_counter": "objective",
+    "MeanScsObjective": "objective", "DirectionObjective": "objective", "token_counter": "objective",
+    "scoring_device": "objective",
+    "TokenSpace": "tokens", "build_token_space": "tokens", "usable_tokens": "tokens", "embedder_tokenizer": "tokens",
+    "GradientGuide": "guide",
+    "OracleBound": "oracle", "oracle_bound": "oracle", "oracle_for_prompts": "oracle",
     "Vocabulary": "vocabulary", "build_vocabulary": "vocabulary", "read_token_list": "vocabulary",
     "SearchSettings": "search", "SearchResult": "search", "SearchStep": "search", "search_mean_prompt": "search",
     "HeldoutComparison": "heldout", "compare_on_heldout": "heldout",
     "MeanPromptReport": "mean_prompt", "optimize_mean_prompt": "mean_prompt", "PUBLIC_MEAN_PROMPT": "mean_prompt",
+    "NearestString": "mean_prompt", "OracleReport": "mean_prompt",
     "MeteredChatClient": "metering", "Price": "metering", "Usage": "metering", "parse_price": "metering",
     "ChatInstructionTarget": "targets", "MeanPromptTarget": "targets", "InstructionTarget": "targets",
     "build_meta_prompt": "meta_prompt", "parse_proposal": "meta_prompt", "ScoredInstruction": "meta_prompt",

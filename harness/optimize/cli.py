@@ -29,16 +29,29 @@ def add_commands(subparsers) -> None:
                             "report it on the held-out split")
     _suite_options(mean, split="0.7,0,0.3")
     mean.add_argument("--start", default=DEFAULT_START, help="the prompt to start from (default: the public 0.63 one)")
+    mean.add_argument("--space", choices=("words", "tokens"), default="words",
+                      help="what the search edits: the train prompts' words, or the embedder's tokenizer "
+                      "vocabulary (default: %(default)s, the winner of bench/optimize.py on MiniLM)")
+    mean.add_argument("--guide", choices=("auto", "gradient", "none"), default="auto",
+                      help="token space: draw each move's token among the top-k of the objective's gradient "
+                      "(gradient) or from the prior (none); auto: gradient when the model allows it")
+    mean.add_argument("--top-k", type=int, default=32, help="gradient guide: tokens kept per slot (default: %(default)s)")
+    mean.add_argument("--explore-share", type=float, default=0.1, help="token space: probability of proposing a "
+                      "token the train prompts lack (0 = their tokens only, 1 = uniform; default: %(default)s)")
     mean.add_argument("--budget-seconds", type=float, default=600.0, help="wall-clock budget; 0 = none (default: %(default)s)")
     mean.add_argument("--max-evaluations", type=int, default=None, help="stop after this many distinct strings scored")
     mean.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (replays a run exactly)")
     mean.add_argument("--patience", type=int, default=None, help="stop after this many steps without improvement")
     mean.add_argument("--beam-width", type=int, default=4, help="prompts kept per step; 1 = greedy (default: %(default)s)")
-    mean.add_argument("--candidates-per-step", type=int, default=256, help="strings scored per step, in one batch")
+    mean.add_argument("--candidates-per-step", type=int, default=256, help="strings scored per step, in one batch "
+                      "(default: %(default)s; thousands pay on a GPU)")
     mean.add_argument("--max-tokens", type=int, default=128, help="length cap in embedder tokens (default: %(default)s, "
                       "sentence-t5's limit)")
     mean.add_argument("--tokens", default=None, help="a file of extra vocabulary tokens, one per line")
     mean.add_argument("--vocabulary-size", type=int, default=3000, help="most frequent train-prompt words kept")
+    mean.add_argument("--nearest-seconds", type=float, default=None, help="budget of the search for the string "
+                      "nearest the train oracle's direction (default: a quarter of --budget-seconds; 0 = skip it)")
+    mean.add_argument("--nearest-steps", type=int, default=None, help="steps of that search (default: --max-steps)")
     mean.add_argument("--name", default="searched-mean-prompt", help="name of the candidates.toml entry printed")
     mean.add_argument("--log", default=None, help="write every step (train scores) as JSONL here")
     mean.add_argument("--json", action="store_true", help="print one JSON object")
@@ -135,6 +148,7 @@ def cmd_mean_prompt(args) -> int:
     if all(limit is None for limit in (settings.budget_seconds, settings.max_evaluations, settings.max_steps,
                                        settings.patience)):
         raise ConfigError("--budget-seconds 0 needs another stop: --max-steps, --max-evaluations or --patience")
+    nearest = _nearest_settings(args, settings)
     workspace = Workspace.from_args(args)
     split = _split(args, workspace)
     tokens = read_token_list(args.tokens) if args.tokens else []
@@ -155,7 +169,9 @@ def cmd_mean_prompt(args) -> int:
             report = optimize_mean_prompt(split, embedder, start=args.start, settings=settings, store=workspace.store(),
                                           extra_tokens=tokens, max_tokens=args.max_tokens,
                                           vocabulary_size=args.vocabulary_size, on_step=on_step, name=args.name,
-                                          bootstrap=BootstrapSettings(n_resamples=args.resamples, seed=args.seed))
+                                          bootstrap=BootstrapSettings(n_resamples=args.resamples, seed=args.seed),
+                                          space=args.space, explore_share=args.explore_share, nearest=nearest,
+                                          guide=args.guide, top_k=args.top_k)
     finally:
         if log is not None:
             log.close()
@@ -163,7 +179,8 @@ def cmd_mean_prompt(args) -> int:
     if args.json:
         _print_json(data)
         return 0
-    print(f"prompt: {data['prompt']}")
+    print(f"prompt ({data['space']}): {data['prompt']}")
+    print(report.summary())
     print(f"held-out ({data['heldout_n']} rows of {split.source}, embedder {data['embedder']}): "
           f"{data['heldout_score']:.4f} [{data['heldout_ci_low']:.4f}, {data['heldout_ci_high']:.4f}]; "
           f"start {data['start_heldout_score']:.4f}; Δ {data['delta']:+.4f} "
@@ -171,10 +188,32 @@ def cmd_mean_prompt(args) -> int:
     print(f"train (what the search optimised, not a result): {data['train_score']:.4f} "
           f"(start {data['start_train_score']:.4f}); {data['steps']} steps, {data['evaluations']} strings, "
           f"{data['seconds']:.0f} s, stopped by {data['stop_reason']}")
+    print(f"oracle (best constant answer): train {data['oracle_train']:.4f} (train split), held-out "
+          f"{data['oracle_heldout']:.4f}; the train optimum's direction on held-out "
+          f"{data['oracle_train_direction_heldout']:.4f}")
+    if "nearest_prompt" in data:
+        print(f"nearest string to the train oracle's direction (cosine {data['nearest_cosine_train_oracle']:.3f}): "
+              f"held-out {data['nearest_heldout_score']:.4f} [{data['nearest_heldout_ci_low']:.4f}, "
+              f"{data['nearest_heldout_ci_high']:.4f}]: {data['nearest_prompt']}")
     if not data["comparable_with_kaggle"]:
         print("note: scores from this embedder are not comparable with the Kaggle leaderboard", file=sys.stderr)
     print("\n# candidates.toml\n" + data["candidates_toml"], end="")
     return 0
+
+
+def _nearest_settings(args, settings):
+    """Settings of the nearest-string search: the main search's, with its own (smaller) budget; None to skip."""
+    from dataclasses import replace
+
+    if args.nearest_seconds == 0:
+        return None
+    seconds = args.nearest_seconds if args.nearest_seconds is not None else (
+        settings.budget_seconds / 4 if settings.budget_seconds else None)
+    steps = args.nearest_steps if args.nearest_steps is not None else settings.max_steps
+    if seconds is None and steps is None and settings.patience is None:
+        raise ConfigError("the nearest-string search needs a stop: --nearest-seconds, --nearest-steps or "
+                          "--max-steps (or --nearest-seconds 0 to skip it)")
+    return replace(settings, budget_seconds=seconds, max_steps=steps, max_evaluations=None)
 
 
 # -- prh optimize opro ------------------------------------------------------------------------------------
