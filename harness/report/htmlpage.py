@@ -217,8 +217,8 @@ def _board_cells(row: CandidateRow, section: Section, sizes, anchors, scale, wit
     if with_prediction:
         if row.predicted:
             suite, score = row.predicted
-            cells.append(f'<td class="num" data-sort="{_num(score.estimate)}" title="{e(score.note or score.model)}">'
-                         f"{e(t.predicted(score))} <span class=\"dim\">(from {e(suite)})</span></td>")
+            cells.append(f'<td data-sort="{_num(score.estimate)}" title="{e(score.note or score.model)}">'
+                         f"{e(t.predicted(score))} <br><span class=\"dim\">(from {e(suite)})</span></td>")
         else:
             cells.append(f'<td class="num" data-sort="">{MISSING}</td>')
     return cells
