@@ -262,6 +262,7 @@ def stored_ids(store_path: Path) -> set[str]:
         return set()
 
 
+@pytest.mark.e2e  # a subprocess killed with SIGKILL, then rerun
 def test_sigkilled_run_resumes_without_repeating_answered_rows(tmp_path):
     total = 30
     with StubOpenAIServer(latency=0.1) as server:

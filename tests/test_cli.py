@@ -13,9 +13,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def in_repo(monkeypatch, tmp_path):
+def in_repo(monkeypatch, tmp_path, prh_store):
+    """Commands run in the repository; $PRH_STORE is a copy of the shipped suites' embeddings (conftest)."""
     monkeypatch.chdir(REPO_ROOT)
-    monkeypatch.setenv("PRH_STORE", str(tmp_path / "store.sqlite"))
     return tmp_path
 
 

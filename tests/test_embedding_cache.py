@@ -48,6 +48,7 @@ def stored_count(path) -> int:
         return 0
 
 
+@pytest.mark.e2e  # a subprocess killed with SIGKILL; the rerun and the check embed 1,800 texts
 def test_a_killed_embedding_run_keeps_its_chunks_and_the_rerun_embeds_only_the_rest(tmp_path, minilm):
     path = tmp_path / "store.sqlite"
     child = subprocess.Popen([sys.executable, "-c", CHILD.format(tests=str(REPO_ROOT / "tests"), store=str(path))],

@@ -56,6 +56,7 @@ def run_and_kill(base_url: str, out, at_least: int) -> None:
     assert child.returncode == -signal.SIGKILL
 
 
+@pytest.mark.e2e  # two subprocesses killed with SIGKILL, then a rerun
 def test_sigkill_part_way_then_rerun_yields_exactly_n_rows(tmp_path):
     out = tmp_path / "synth.jsonl"
     expected_ids = {item.id for item in synth_items(expand_catalog(load_catalog(CATALOG), N, 5), model="stub-model",

@@ -4,11 +4,10 @@ packaged offline embedder, exactly as a user runs `pytest suites/ --candidate=â€
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 
 import pytest
-from conftest import REPO_ROOT, import_heavy_modules_outside_pytester
+from conftest import copy_shipped_project, import_heavy_modules_outside_pytester
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.slow
@@ -21,12 +20,17 @@ def heavy_modules_imported_once(minilm):
 
 
 @pytest.fixture
-def project(pytester):
-    """A copy of the user-facing project layout in a temporary folder."""
-    for name in ("suites.toml", "candidates.toml"):
-        shutil.copy(REPO_ROOT / name, pytester.path / name)
-    for folder in ("fixtures", "baselines", "suites"):
-        shutil.copytree(REPO_ROOT / folder, pytester.path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+def project(pytester, shipped_store):
+    """A copy of the user-facing project layout in a temporary folder, its store already holding the
+    shipped suites' embeddings (conftest.shipped_store: computed once per session, not once per test)."""
+    copy_shipped_project(pytester.path, shipped_store)
+    return pytester
+
+
+@pytest.fixture
+def cold_project(pytester):
+    """The same layout with no store: every embedding is computed (and written) by the run itself."""
+    copy_shipped_project(pytester.path)
     return pytester
 
 
@@ -146,19 +150,21 @@ def test_a_broken_suites_file_is_one_usage_error_naming_the_key(project):
     assert "leaked" in line and "path" in line
 
 
+@pytest.mark.e2e  # embeds every suite's long rewritten texts
 def test_retrieval_is_skipped_on_its_own_train_suite(project):
     result = run(project, "--candidate=retrieval-knn", "--baselines-dir=nowhere")
     result.assert_outcomes(passed=2, skipped=4)
     result.stdout.fnmatch_lines(["*learned from suite 'synthetic-hard'*memorisation*"])
 
 
-def test_two_xdist_workers_share_the_store(project):
+@pytest.mark.e2e
+def test_two_xdist_workers_share_the_store(cold_project):
     pytest.importorskip("xdist")
-    result = project.runpytest_subprocess("suites/", "--embedder=minilm", "--bootstrap-resamples=2000",
-                                          "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup",
-                                          "--candidate=mean-prompt")
+    result = cold_project.runpytest_subprocess("suites/", "--embedder=minilm", "--bootstrap-resamples=2000",
+                                               "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup",
+                                               "--candidate=mean-prompt")
     result.assert_outcomes(passed=6)
-    with sqlite3.connect(project.path / ".prh" / "store.sqlite") as db:
+    with sqlite3.connect(cold_project.path / ".prh" / "store.sqlite") as db:
         suites = [row[0] for row in db.execute("SELECT suite FROM runs")]
     assert sorted(suites) == sorted(SUITES)  # each suite scored and recorded exactly once
-    assert (project.path / "reports" / "leaderboard.md").is_file()
+    assert (cold_project.path / "reports" / "leaderboard.md").is_file()
