@@ -7,7 +7,7 @@ import json
 import sqlite3
 
 import pytest
-from conftest import copy_shipped_project, import_heavy_modules_outside_pytester
+from conftest import copy_shipped_project, copy_store, import_heavy_modules_outside_pytester
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.slow
@@ -150,8 +150,9 @@ def test_a_broken_suites_file_is_one_usage_error_naming_the_key(project):
     assert "leaked" in line and "path" in line
 
 
-@pytest.mark.e2e  # embeds every suite's long rewritten texts
-def test_retrieval_is_skipped_on_its_own_train_suite(project):
+@pytest.mark.e2e  # retrieval over every suite's long rewritten texts
+def test_retrieval_is_skipped_on_its_own_train_suite(project, shipped_store_with_rewritten):
+    copy_store(shipped_store_with_rewritten, project.path / ".prh" / "store.sqlite")
     result = run(project, "--candidate=retrieval-knn", "--baselines-dir=nowhere")
     result.assert_outcomes(passed=2, skipped=4)
     result.stdout.fnmatch_lines(["*learned from suite 'synthetic-hard'*memorisation*"])

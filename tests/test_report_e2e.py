@@ -6,10 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
 
 import pytest
-from conftest import REPO_ROOT, import_heavy_modules_outside_pytester
+from conftest import copy_shipped_project, copy_store, import_heavy_modules_outside_pytester
 
 from harness.cli import main
 
@@ -24,11 +23,9 @@ def heavy_modules_imported_once(minilm):
 
 
 @pytest.fixture
-def project(pytester):
-    for name in ("suites.toml", "candidates.toml"):
-        shutil.copy(REPO_ROOT / name, pytester.path / name)
-    for folder in ("fixtures", "baselines", "suites"):
-        shutil.copytree(REPO_ROOT / folder, pytester.path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+def project(pytester, shipped_store):
+    """The shipped project, its store already holding the shipped suites' embeddings (conftest)."""
+    copy_shipped_project(pytester.path, shipped_store)
     return pytester
 
 
@@ -84,7 +81,9 @@ def test_an_adhoc_file_never_empties_the_main_ranking_and_the_main_job_writes_ev
     assert str(adhoc) in markdown.split("### Ad-hoc suites", 1)[1]
 
 
-def test_a_candidate_that_learned_from_a_suite_is_ranked_on_the_others(project):
+@pytest.mark.e2e  # retrieval over every suite's long rewritten texts
+def test_a_candidate_that_learned_from_a_suite_is_ranked_on_the_others(project, shipped_store_with_rewritten):
+    copy_store(shipped_store_with_rewritten, project.path / ".prh" / "store.sqlite")
     # the columns are the suites of the suites file that some candidate was scored on
     run(project, "--candidate=mean-prompt", "--suite=synthetic-hard").assert_outcomes(passed=2)
     result = run(project, "--candidate=retrieval-knn", "--baselines-dir=nowhere")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, copy_store
 
 from harness.candidates import CandidateContext, ConstantCandidate, load_candidate_registry, resolve_candidate
 from harness.candidates.cache import predict_with_cache
@@ -113,9 +113,10 @@ def test_ensemble_joins_members_and_appends_the_suffix(tmp_path):
     assert other.fingerprint != ensemble.fingerprint
 
 
-def test_shipped_ensembles_and_retrieval_build_from_the_candidates_file(tmp_path):
+@pytest.mark.e2e  # retrieval over synthetic-hard's long rewritten texts
+def test_shipped_ensembles_and_retrieval_build_from_the_candidates_file(tmp_path, shipped_store_with_rewritten):
     registry = load_candidate_registry(REPO_ROOT / "candidates.toml")
-    with Store(tmp_path / "s.sqlite") as store:
+    with Store(copy_store(shipped_store_with_rewritten, tmp_path / "s.sqlite")) as store:
         context = CandidateContext(store=store, suites=load_suite_specs(REPO_ROOT / "suites.toml"))
         lucrarea = resolve_candidate("mean-prompt+lucrarea", registry, context)
         assert lucrarea.predict(rows("x"))[0].endswith(LUCRAREA_SUFFIX)
