@@ -122,6 +122,7 @@ def adapter_weights(path):
     return load_file(str(path / "adapter_model.safetensors"))
 
 
+@pytest.mark.e2e  # three LoRA runs (straight, interrupted, resumed), compared step by step
 def test_an_interrupted_run_resumes_where_it_stopped_and_matches_an_uninterrupted_one(base, minilm, tmp_path):
     import torch
 
@@ -158,6 +159,7 @@ def recorded_answers(out, step: int) -> list[str]:
     return [json.loads(line)["prediction"] for line in lines]
 
 
+@pytest.mark.e2e  # two 12-step LoRA runs, each scored every 2 steps
 def test_best_checkpoint_is_chosen_by_scs_not_by_loss_or_recency(base, minilm, tmp_path):
     """Constructed case: the eval suite's true prompts are what the model answered at an early step k of
     a first run, so in an identical second run step k scores SCS 1 while the loss keeps falling to the
@@ -190,6 +192,7 @@ def test_best_checkpoint_is_chosen_by_scs_not_by_loss_or_recency(base, minilm, t
     assert "Selected − last, paired" in second.card_path.read_text()
 
 
+@pytest.mark.e2e  # three LoRA runs (one batch, accumulated, full-sequence loss)
 def test_step_loss_is_per_labelled_token_and_full_sequence_loss_trains_on_more(base, minilm, tmp_path):
     """Three rows in one micro-batch or in three accumulated ones: the same step loss (the mean over the
     step's answer tokens), so the split is a memory setting, not a change of objective."""
@@ -206,6 +209,7 @@ def test_step_loss_is_per_labelled_token_and_full_sequence_loss_trains_on_more(b
     assert all(e.eval_loss > 0 for e in (*full.history.evals, *one_batch.history.evals))
 
 
+@pytest.mark.e2e  # a LoRA run, merged, and both candidates generating
 def test_merged_model_answers_like_base_plus_adapter(base, minilm, tmp_path):
     result = train_lora(tiny_train_config(base, max_steps=8, eval_steps=8, merge=True, name="tiny-merged-test"),
                         TRAIN, HELD, minilm, tmp_path / "run")
