@@ -8,7 +8,7 @@ import json
 import shutil
 
 import pytest
-from conftest import REPO_ROOT, import_heavy_modules_outside_pytester
+from conftest import REPO_ROOT, copy_shipped_project, import_heavy_modules_outside_pytester
 from test_optimize_support import BagOfWordsEmbedder
 
 from harness.cli import main
@@ -137,12 +137,9 @@ def test_scorer_specific_must_be_a_list_of_strings(project, capsys):
 
 
 @pytest.mark.slow
-def test_lucrarea_under_minilm_is_not_called_a_regression_and_says_why(pytester, minilm):
+def test_lucrarea_under_minilm_is_not_called_a_regression_and_says_why(pytester, minilm, shipped_store):
     import_heavy_modules_outside_pytester()
-    for name in ("suites.toml", "candidates.toml"):
-        shutil.copy(REPO_ROOT / name, pytester.path / name)
-    for folder in ("fixtures", "baselines", "suites"):
-        shutil.copytree(REPO_ROOT / folder, pytester.path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_shipped_project(pytester.path, shipped_store)  # its store holds the shipped suites' embeddings
     result = pytester.runpytest_inprocess("suites/", "--embedder=minilm", "--candidate=mean-prompt+lucrarea",
                                           "--bootstrap-resamples=2000", "-p", "no:cacheprovider", "-rs")
     result.assert_outcomes(passed=3, skipped=3)
