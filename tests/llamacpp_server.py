@@ -87,8 +87,10 @@ def llamacpp_server(model: Path, aliases: Mapping[str, Mapping[str, Any]] | None
     config_path = log_dir / f"llama-server-{port}.json"
     config_path.write_text(json.dumps(config, indent=1))
     log = open(log_dir / f"llama-server-{port}.log", "w")  # noqa: SIM115 - closed below
+    # OpenMP threads that sleep between requests instead of spinning: the machine is shared with the tests
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--config_file", str(config_path)],
-                               stdout=log, stderr=subprocess.STDOUT)
+                               stdout=log, stderr=subprocess.STDOUT, env=env)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + STARTUP_SECONDS

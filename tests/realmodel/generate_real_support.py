@@ -1,0 +1,114 @@
+"""Helpers of the real-model tier's generation and OPRO tests: the llama.cpp server serving the tier's
+Gemma-3-270m GGUF, `prh` runs whose printed summary is read back as numbers, and a transcript of the
+commands with what they printed (the walkthrough's "generate hard data with Gemma" is pasted from it:
+set PRH_TRANSCRIPT_DIR to keep it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llamacpp_server import LlamaServer, llamacpp_server
+
+from harness.cli import main
+
+#: what a run prints at its end (harness.generate.runner.RunSummary.lines)
+_ITEMS = re.compile(r"items: (\d+) planned, (\d+) already done, (\d+) written, (\d+) failed")
+_REQUESTS = re.compile(r"requests: (\d+) \((\d+) answers rejected; reasons: ([^)]*)\)")
+
+
+@contextmanager
+def gemma_server(gguf: Path, aliases: Mapping[str, Mapping[str, Any]] | None, log_dir: Path) -> Iterator[LlamaServer]:
+    """The tier's GGUF behind llama-cpp-python's server (skips without `llama-cpp-python[server]`)."""
+    pytest.importorskip("llama_cpp", reason='real-model tier: pip install "llama-cpp-python[server]"')
+    with llamacpp_server(gguf, aliases, log_dir=log_dir) as server:
+        yield server
+
+
+def wait_until_idle(server: LlamaServer, model: str) -> None:
+    """Return once the server has finished what it was doing (e.g. the request of a killed client): it
+    answers one request at a time, so a one-token request queued behind that one ends after it."""
+    body = {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    request = urllib.request.Request(f"{server.base_url}/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=600).read()
+    time.sleep(0.5)  # the access log line of that request is written just after its answer
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One `prh generate` run: exit code, what it printed, and its summary as numbers."""
+
+    code: int
+    out: str
+    err: str
+    planned: int
+    skipped: int
+    written: int
+    failed: int
+    requests: int
+    rejected: int
+    reasons: dict[str, int]
+    seconds: float
+
+
+class Transcript:
+    """Commands and what they printed, as markdown (kept under $PRH_TRANSCRIPT_DIR when it is set)."""
+
+    def __init__(self, name: str, paths: Mapping[Path, str] = {}) -> None:  # noqa: B006 - never mutated
+        self.name = name
+        self.paths = {str(path): shown for path, shown in paths.items()}  # temporary folders as readers see them
+        self.parts: list[str] = []
+
+    def _shown(self, text: str) -> str:
+        for path, shown in sorted(self.paths.items(), key=lambda item: -len(item[0])):
+            text = text.replace(path, shown)
+        return text
+
+    def add(self, args: Sequence[str], printed: str, seconds: float, note: str = "") -> None:
+        shown = " ".join(_quoted(a) for a in ["prh", *args])
+        self.parts.append(self._shown(f"```console\n$ {shown}\n{printed.rstrip()}\n```\n({seconds:.0f} s{note})\n"))
+
+    def save(self) -> None:
+        folder = os.environ.get("PRH_TRANSCRIPT_DIR")
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            (Path(folder) / f"{self.name}.md").write_text("\n".join(self.parts))
+
+
+def _quoted(argument: str) -> str:
+    """`argument` as a shell reads it; newlines as bash's $'\\n'."""
+    if "\n" in argument:
+        return "$'" + argument.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+    return shlex.quote(argument)
+
+
+def run_prh(args: Sequence[str], capsys, transcript: Transcript | None = None, note: str = "") -> RunOutcome:
+    """`prh ARGS` in this process; its printed summary parsed (zeros where a line is missing)."""
+    started = time.perf_counter()
+    code = main(list(args))
+    seconds = time.perf_counter() - started
+    printed = capsys.readouterr()
+    if transcript is not None:
+        transcript.add(args, printed.out + printed.err, seconds, note)
+    items = _ITEMS.search(printed.out)
+    requests = _REQUESTS.search(printed.out)
+    planned, skipped, written, failed = (int(g) for g in items.groups()) if items else (0, 0, 0, 0)
+    reasons: dict[str, int] = {}
+    if requests and requests.group(3) != "none":
+        for part in requests.group(3).split(", "):
+            reason, count = part.rsplit(" ×", 1)
+            reasons[reason] = int(count)
+    return RunOutcome(code, printed.out, printed.err, planned, skipped, written, failed,
+                      int(requests.group(1)) if requests else 0, int(requests.group(2)) if requests else 0,
+                      reasons, seconds)
