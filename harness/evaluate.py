@@ -24,7 +24,7 @@ from harness.errors import LearnedFromSuiteError
 from harness.metric import scs_rows
 from harness.stats import ConfidenceInterval, bootstrap_mean
 from harness.store import RunRecord, Store
-from harness.verdict import ScorerParity
+from harness.verdict import Comparison, PredictedScore, ScorerParity
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,11 @@ class Result:
     def scores_by_id(self) -> dict[str, float]:
         return {i: float(s) for i, s in zip(self.ids, self.scores)}
 
-    def to_run_record(self, *, session: str = "", baseline: dict | None = None) -> RunRecord:
+    def to_run_record(self, *, session: str = "", baseline: Comparison | None = None,
+                      bootstrap: BootstrapSettings | None = None, signed: bool = False, kind: str = "named",
+                      predicted_lb: PredictedScore | None = None) -> RunRecord:
+        """The store's row for this result (the one place a RunRecord is built from a Result)."""
+        bootstrap = bootstrap or DEFAULT_BOOTSTRAP
         return RunRecord(
             candidate=self.candidate, candidate_fingerprint=self.candidate_fingerprint, suite=self.suite,
             suite_fingerprint=self.suite_fingerprint, embedder=self.embedder,
@@ -86,8 +90,9 @@ class Result:
             n=self.n, mean=self.mean, ci_low=self.interval.low, ci_high=self.interval.high,
             ci_method=self.interval.method, confidence=self.interval.confidence,
             n_empty=len(self.empty_prediction_ids), candidate_spec=self.candidate_spec,
-            seconds=sum(self.timings.values()), baseline=baseline, session=session,
-            scorer_parity=self.scorer_parity)
+            seconds=sum(self.timings.values()), baseline=baseline, session=session, signed=signed,
+            n_resamples=bootstrap.n_resamples, seed=bootstrap.seed, suite_kind=kind,
+            scorer_parity=self.scorer_parity, predicted_lb=predicted_lb)
 
     def to_dict(self, *, rows: bool = False) -> dict:
         """JSON-ready summary (what `prh score --json` prints); `rows=True` adds per-row scores."""

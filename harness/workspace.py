@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from harness.embedders import EmbedderChoice
     from harness.evaluate import BootstrapSettings, Result
     from harness.store import RunRecord, RunRow, Store
-    from harness.verdict import Comparison, PredictedScore
+    from harness.verdict import Comparison
 
 SUITES_FILE = "suites.toml"
 CANDIDATES_FILE = "candidates.toml"
@@ -270,8 +270,8 @@ class Workspace:
             comparison = compare_with_baseline(result, baseline, tolerance=tolerance, bootstrap=bootstrap)
             # An embedder that cannot see what the answers rely on gives no verdict (numbers kept).
             comparison = not_judged(comparison, result, declared)
-        record = self._record_for(result, comparison, bootstrap=bootstrap, signed=signed, kind=kind,
-                                  predicted_lb=predicted)
+        record = result.to_run_record(baseline=comparison, bootstrap=bootstrap, signed=signed, kind=kind,
+                                      predicted_lb=predicted)
         return Scored(result, comparison, record, kind)
 
     @staticmethod
@@ -313,22 +313,6 @@ class Workspace:
                        truth, reference.get(sample_id))
                 for position, (sample_id, group, score, prediction, truth)
                 in enumerate(zip(result.ids, groups, result.scores, result.predictions, result.truths))]
-
-    @staticmethod
-    def _record_for(result: Result, comparison: Comparison | None, *, bootstrap: BootstrapSettings,
-                    signed: bool, kind: str, predicted_lb: PredictedScore | None = None) -> RunRecord:
-        from harness.store import RunRecord
-
-        return RunRecord(
-            candidate=result.candidate, candidate_fingerprint=result.candidate_fingerprint, suite=result.suite,
-            suite_fingerprint=result.suite_fingerprint, embedder=result.embedder,
-            embedder_fingerprint=result.embedder_fingerprint, comparable_with_kaggle=result.comparable_with_kaggle,
-            n=result.n, mean=result.mean, ci_low=result.interval.low, ci_high=result.interval.high,
-            ci_method=result.interval.method, confidence=result.interval.confidence,
-            n_empty=len(result.empty_prediction_ids), candidate_spec=result.candidate_spec,
-            seconds=sum(result.timings.values()), baseline=comparison, signed=signed,
-            n_resamples=bootstrap.n_resamples, seed=bootstrap.seed, suite_kind=kind,
-            scorer_parity=getattr(result, "scorer_parity", None), predicted_lb=predicted_lb)
 
     # -- baselines and reports ------------------------------------------------------------------------
     def update_baseline(self, scored: Scored, *, force: bool = False) -> BaselineUpdate:
