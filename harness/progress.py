@@ -22,6 +22,19 @@ def stage_progress(enabled: bool | None = None, *, stream=None) -> Iterator[Call
     if not person_watching(stream, enabled):
         yield lambda stage, done, total: None
         return
+    tasks: dict[str, int] = {}
+    with rich_progress(stream, transient=True) as progress:
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def rich_progress(stream, *fields: str, transient: bool, eta_label: bool = False):
+    """The one bar every long job draws: description, bar, done/total, elapsed, remaining, then the
+    job's own `{task.fields[NAME]}` columns (generation shows its running cost)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -32,12 +45,7 @@ def stage_progress(enabled: bool | None = None, *, stream=None) -> Iterator[Call
         TimeRemainingColumn,
     )
 
-    tasks: dict[str, int] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=Console(file=stream), transient=True) as progress:
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
-        yield update
+    eta = [TextColumn("ETA")] if eta_label else []
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    *eta, TimeRemainingColumn(), *(TextColumn(f"{{task.fields[{name}]}}") for name in fields),
+                    console=Console(file=stream), transient=transient)

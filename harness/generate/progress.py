@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from harness.progress import person_watching
+from harness.progress import person_watching, rich_progress
 
 #: update(done, total, cost_usd or None, failed)
 ProgressUpdate = Callable[[int, int, "float | None", int], None]
@@ -28,19 +28,7 @@ def generation_progress(description: str, total: int, enabled: bool | None = Non
     if not person_watching(stream, enabled):
         yield lambda done, total, cost, failed: None
         return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[cost]}"),
-                  TextColumn("{task.fields[failed]}"), console=Console(file=stream), transient=False) as progress:
+    with rich_progress(stream, "cost", "failed", transient=False, eta_label=True) as progress:
         task = progress.add_task(description, total=total, cost=format_cost(0.0), failed="")
 
         def update(done: int, total: int, cost: float | None, failed: int) -> None:
