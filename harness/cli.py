@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -75,11 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     suites = commands.add_parser("suites", help="list and validate every suite")
     _add_common(suites)
     for module in COMMAND_MODULES:
-        # Each package (generate, train, optimize) owns its subcommands: `add_commands(subparsers)`
-        # registers them with `set_defaults(handler=...)`. Their modules must import nothing heavy.
-        package = module.rsplit(".", 1)[0]
-        if importlib.util.find_spec(package) is not None and importlib.util.find_spec(module) is not None:
-            importlib.import_module(module).add_commands(commands)
+        # Each job's module (harness/commands/) registers its subcommands: `add_commands(subparsers)`
+        # with `set_defaults(handler=...)`. They must import nothing heavy.
+        importlib.import_module(module).add_commands(commands)
     return parser
 
 
@@ -196,8 +193,8 @@ def cmd_suites(args) -> int:
 
 
 COMMANDS = {"score": cmd_score, "baseline": cmd_baseline, "leaderboard": cmd_leaderboard, "suites": cmd_suites}
-COMMAND_MODULES = ("harness.generate.cli", "harness.train.cli", "harness.optimize.cli", "harness.leaderboard.cli",
-                   "harness.report.cli")
+COMMAND_MODULES = ("harness.commands.generate", "harness.commands.train", "harness.commands.optimize",
+                   "harness.commands.calibrate", "harness.commands.history")
 
 
 def main(argv: list[str] | None = None) -> int:

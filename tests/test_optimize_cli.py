@@ -45,7 +45,7 @@ def write_suite_csv(path, suite):
 
 
 def test_importing_the_cli_module_loads_nothing_heavy():
-    code = ("import argparse, sys, harness.optimize.cli as c; c.add_commands(argparse.ArgumentParser()"
+    code = ("import argparse, sys, harness.commands.optimize as c; c.add_commands(argparse.ArgumentParser()"
             ".add_subparsers()); print(sorted(m for m in ('torch', 'openai', 'numpy', 'matplotlib', "
             "'sentence_transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)

@@ -125,8 +125,8 @@ def test_the_train_command_imports_no_torch():
 
 
 def test_base_may_name_an_hf_candidate_and_the_entry_names_gguf_sources_absolutely(tmp_path, monkeypatch):
+    from harness.commands.train import base_model
     from harness.errors import ConfigError
-    from harness.train.cli import base_model
     from harness.train.loop import entry_model
     from harness.workspace import Workspace
 

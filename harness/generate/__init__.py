@@ -12,7 +12,7 @@ One module per job:
 - `dedup`: exact and embedding near-duplicates; `mine`: hard rows for the current candidates;
   `review`: a markdown sample for a human reader.
 
-Names are re-exported lazily (PEP 562): `prh` imports `harness.generate.cli` to build its parser, and
+Names are re-exported lazily (PEP 562): `prh` imports `harness.commands.generate` to build its parser, and
 that must not pay for numpy or tabulate.
 """
 

@@ -5,6 +5,6 @@ the embedder cannot judge are set aside with their reasons (`judgeable`); a map 
 leaderboard score is fitted on the rest with its leave-one-probe-out error (`model`) and stored beside the
 suite's baseline (`model_file`); every result then carries its predicted leaderboard score, and answers the
 embedder cannot see are not judged (`judge`). `fit_suite` builds probe-matched validation suites;
-`calibrate` and `calibration_report` are `prh calibrate`'s report; `cli` registers the commands.
+`calibrate` and `calibration_report` are `prh calibrate`'s report; `harness/commands/calibrate.py` registers the commands.
 docs/leaderboard.md explains the numbers. Importing this package imports nothing heavy.
 """

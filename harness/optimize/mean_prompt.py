@@ -19,6 +19,7 @@ from harness.embedding_cache import embed_texts
 from harness.errors import ConfigError
 from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings
 from harness.files import toml_table
+from harness.optimize.guide import GradientGuide
 from harness.optimize.heldout import HeldoutComparison, compare_on_heldout
 from harness.optimize.objective import DirectionObjective, MeanScsObjective, scoring_device
 from harness.optimize.oracle import OracleBound, constant_scores, distinct_truths, oracle_bound
@@ -245,13 +246,8 @@ def optimize_mean_prompt(split: SuiteSplit, embedder: Embedder, *, start: str = 
     oracle_report = None
     if oracle:
         compared = [result.prompt, start] + ([nearest_search.prompt] if nearest_search is not None else [])
-        extra = [*embed_texts(compared, embedder, store), train_oracle.direction]
-        truths, weights = distinct_truths(split.heldout.prompts, embedder, store)
-        bound = oracle_bound(truths, weights, extra_starts=extra, seed=settings.seed)
-        heldout_bound = replace(bound, n_rows=len(split.heldout))
-        oracle_report = OracleReport(train=replace(train_oracle, n_rows=objective.n_rows), heldout=heldout_bound,
-                                     train_direction_heldout=float(constant_scores(truths, weights,
-                                                                                   train_oracle.direction)[0]))
+        oracle_report = _oracle_report(train_oracle, objective.n_rows, split.heldout.prompts, compared, embedder,
+                                       store, seed=settings.seed)
     return MeanPromptReport(name=name, search=result, heldout=comparison, split=split.describe(),
                             vocabulary_size=len(searched), settings=replace(settings, moves=settings.moves or
                                                                             searched.default_moves),
@@ -259,10 +255,20 @@ def optimize_mean_prompt(split: SuiteSplit, embedder: Embedder, *, start: str = 
                             nearest=nearest_report, device=device or "cpu", guide=guide)
 
 
+def _oracle_report(train_oracle: OracleBound, n_train_rows: int, heldout_prompts: Sequence[str],
+                   compared: Sequence[str], embedder: Embedder, store: Store | None, *, seed: int) -> OracleReport:
+    """The held-out oracle (its starts include the compared prompts' embeddings and the train optimum, so
+    it is never below any of them) beside the train one."""
+    extra = [*embed_texts(list(compared), embedder, store), train_oracle.direction]
+    truths, weights = distinct_truths(heldout_prompts, embedder, store)
+    bound = oracle_bound(truths, weights, extra_starts=extra, seed=seed)
+    return OracleReport(train=replace(train_oracle, n_rows=n_train_rows),
+                        heldout=replace(bound, n_rows=len(heldout_prompts)),
+                        train_direction_heldout=float(constant_scores(truths, weights, train_oracle.direction)[0]))
+
+
 def resolve_guide(guide: str, space: str, embedder: Embedder) -> str:
     """'auto' → 'gradient' in the token space when the embedder's model exposes its input embeddings."""
-    from harness.optimize.guide import GradientGuide
-
     if guide not in GUIDES:
         raise ConfigError(f"unknown guide {guide!r}: expected {', '.join(GUIDES)}")
     if guide == "none" or space != "tokens":
@@ -280,6 +286,4 @@ def resolve_guide(guide: str, space: str, embedder: Embedder) -> str:
 def _guide(guide: str, embedder: Embedder, space, objective, top_k: int):
     if guide != "gradient":
         return None
-    from harness.optimize.guide import GradientGuide
-
     return GradientGuide(embedder.load(), space, objective.torch_values, top_k=top_k)

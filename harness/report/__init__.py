@@ -10,7 +10,7 @@ and travels in the record. What is shown (ranking, sections, which run, which ro
     markdown  leaderboard.md            jsondata  leaderboard.json     plots  leaderboard.png, histograms
     htmlpage  index.html                pages     candidates/<name>.md terminal  rich tables, `prh show`
     writer    write_reports: all of the above, atomically and incrementally
-    cli       `prh history list/prune`, `prh show`
+    (`prh history list/prune` and `prh show` are harness/commands/history.py)
 
 Importing this package loads neither matplotlib nor rich.
 """
