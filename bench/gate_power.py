@@ -35,8 +35,9 @@ so Δ on this scale is not the leaderboard's; the lines before the last two ther
 minimum detectable drop, the n that Δ = 0.02 needs, and the per-row paired sd up to which n = 1,300 keeps
 80% power, so the result can be read for another scale.
 
-Inside the simulation each test uses `--resamples` (default 2,000) BCa resamples instead of the gate's
-10,000, to keep the bench under ~2 minutes; p-values near 0.025/3 then carry ~10% relative Monte Carlo
+Inside the simulation each test uses the gate's interval method (`harness.baselines.GATE_METHOD`,
+percentile: BCa over-rejects with different-prompt noise on the shipped shapes, printed as the reference)
+with `--resamples` (default 2,000) resamples instead of the gate's 10,000, to keep the bench under ~2 minutes; p-values near 0.025/3 then carry ~10% relative Monte Carlo
 noise, which averages out over the simulated runs. Run: python bench/gate_power.py [--families N]
 """
 
@@ -54,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from harness.baselines import GATE_METHOD  # noqa: E402
 from harness.stats import holm_adjust, minimum_detectable_effect, paired_bootstrap_test  # noqa: E402
 
 TOLERANCE = 0.001  # harness.baselines.DEFAULT_TOLERANCE
@@ -176,7 +178,7 @@ def simulate(model: ScoreModel, shape: Shape, rng: np.random.Generator, *, shift
 
 def family_runs(model: ScoreModel, shapes: tuple[Shape, ...], families: int, resamples: int, seed: int, *,
                 shifts: tuple[float, ...] | None = None, different: bool = False,
-                methods: tuple[str, ...] = ("bca",)) -> dict[str, np.ndarray]:
+                methods: tuple[str, ...] = (GATE_METHOD,)) -> dict[str, np.ndarray]:
     """Raw one-sided p-values per interval method, each (families, suites), of simulated gate runs."""
     rng = np.random.default_rng(seed)
     shifts = shifts or (0.0,) * len(shapes)
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", type=int, default=1_000, help="simulated gate runs for the A/A rate")
     parser.add_argument("--power-families", type=int, default=400, help="simulated gate runs for the power")
-    parser.add_argument("--resamples", type=int, default=2_000, help="BCa resamples per test in the simulation")
+    parser.add_argument("--resamples", type=int, default=2_000, help="bootstrap resamples per test in the simulation")
     parser.add_argument("--seed", type=int, default=20250611)
     parser.add_argument("--fit", action="store_true", help=f"re-fit the score model from {SHARED.name} first")
     args = parser.parse_args(argv)
@@ -262,10 +264,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{np.std(np.subtract(*simulate(model, Shape(200_000), rng, different=True)[:2])):.4f}")
 
     # (a) A/A over the shipped suite shapes (and, for reference, over three 1,300-row suites).
-    p_aa = family_runs(model, SHIPPED, args.families, args.resamples, args.seed + 1)["bca"]
+    p_aa = family_runs(model, SHIPPED, args.families, args.resamples, args.seed + 1)[GATE_METHOD]
     false_alarm = float(np.mean(holm_flags(p_aa).any(axis=1)))
     print(f"A/A, equivalent prompts, shipped shapes {[(s.rows, s.groups) for s in SHIPPED]}, {args.families} runs, "
-          f"BCa: {describe(p_aa)}")
+          f"{GATE_METHOD}: {describe(p_aa)}")
     # Noise as large as between two different prompts, means still equal: the tolerance is then small
     # against the standard error, and small-n under-coverage shows (Bowyer et al. 2025).
     p_diff = family_runs(model, SHIPPED, args.families, args.resamples, args.seed + 2, different=True,
@@ -273,18 +275,18 @@ def main(argv: list[str] | None = None) -> int:
     for method, p in p_diff.items():
         print(f"A/A, different prompts of equal mean, shipped shapes, {args.families} runs, {method}: {describe(p)}")
     p_large = family_runs(model, (LARGE,) * 3, args.power_families // 2, args.resamples, args.seed + 3,
-                          different=True)["bca"]
-    print(f"A/A, different prompts, three 1,300-row suites (130 groups), {args.power_families // 2} runs, BCa: "
+                          different=True)[GATE_METHOD]
+    print(f"A/A, different prompts, three 1,300-row suites (130 groups), {args.power_families // 2} runs, {GATE_METHOD}: "
           f"{describe(p_large)}")
 
     # (b) power at Δ = 0.02, n = 1,300, the changed suite gated with two unchanged ones; different-prompt
     # noise (a real 0.02 drop comes from a different prompt: C scores 0.017 below A in the targets).
     shift = model.shift_for(-0.02)
     p_pow = family_runs(model, (LARGE,) * 3, args.power_families, args.resamples, args.seed + 4,
-                        shifts=(shift, 0.0, 0.0), different=True)["bca"]
+                        shifts=(shift, 0.0, 0.0), different=True)[GATE_METHOD]
     power = float(np.mean(holm_flags(p_pow)[:, 0]))
     print(f"power at Δ = 0.02 (logit shift {shift:+.3f}), {LARGE.rows} rows in {LARGE.groups} groups, "
-          f"{args.power_families} runs, BCa: uncorrected {np.mean(p_pow[:, 0] < ALPHA):.3f}, "
+          f"{args.power_families} runs, {GATE_METHOD}: uncorrected {np.mean(p_pow[:, 0] < ALPHA):.3f}, "
           f"Holm over 3 suites {power:.3f}")
 
     # What n = 1,300 can detect, and what n Δ = 0.02 needs (normal approximation, Holm's worst case α/3).
