@@ -131,9 +131,17 @@ class PredictedScore:
     extrapolating: bool = False
     set_aside: tuple[str, ...] = ()
     note: str = ""
+    #: the LOO error of predicting each probe by the other probes' mean: the bar a model must clear to
+    #: carry any information about the leaderboard
+    loo_mae_mean_alone: float | None = None
+
+    @property
+    def informative(self) -> bool | None:
+        """Whether the model predicted its probes better than their mean did (None: not known)."""
+        return None if self.loo_mae_mean_alone is None else self.loo_mae < self.loo_mae_mean_alone
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "informative": self.informative}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PredictedScore:

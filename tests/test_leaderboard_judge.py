@@ -59,6 +59,8 @@ def test_the_predicted_leaderboard_score_is_in_every_record_and_in_prh_score(pro
     assert predicted is not None and predicted.low <= predicted.high
     assert predicted.estimate == pytest.approx(float(model.map.predict(scored.result.mean)))
     assert predicted.loo_mae == model.loo_mae and predicted.n_probes == len(model.fitted)
+    assert predicted.loo_mae_mean_alone == model.loo_mae_constant
+    assert predicted.informative == (model.loo_mae < model.loo_mae_constant)
     assert predicted.note.startswith("fitted on the shipped public probes") and "leaked.leaderboard.json" in predicted.model
     assert any(s.startswith("4th-lucrarea-0.666: its answers contain the lucrarea string") for s in predicted.set_aside)
     stored = Workspace.from_dir(project).store(create=False).runs()[-1]
@@ -75,7 +77,8 @@ def test_the_predicted_leaderboard_score_is_in_every_record_and_in_prh_score(pro
     assert main(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json",
                  "--resamples", "500"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert {"estimate", "low", "high", "model", "loo_mae", "extrapolating"} <= set(data["predicted_lb"])
+    assert {"estimate", "low", "high", "model", "loo_mae", "extrapolating", "loo_mae_mean_alone",
+            "informative"} <= set(data["predicted_lb"])
     assert data["predicted_lb"]["estimate"] == pytest.approx(predicted.estimate)
     assert "predicted_lb_note" not in data
     assert main(["score", "--suite", "public", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0

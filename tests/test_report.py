@@ -341,6 +341,11 @@ def test_predicted_leaderboard_score_comes_with_its_loo_error() -> None:
     data = json.loads(render_json(records, generated_at=WHEN))
     a = next(c for c in data["sections"][0]["candidates"] if c["candidate"] == "a")
     assert a["predicted_lb"]["estimate"] == 0.612 and a["predicted_lb"]["loo_mae"] == 0.011
+    # a model no better than the probes' mean is flagged where its number is shown
+    useless = PredictedScore(0.604, 0.565, 0.664, "linear", "probes.csv", 12, loo_mae=0.057, loo_mae_mean_alone=0.051)
+    markdown = render_markdown([run("c", "public", 0.1, predicted_lb=useless)], generated_at=WHEN)
+    cell = {row[1]: row for row in leaderboard_rows(markdown)}["c"][-1]
+    assert cell == "0.604 [0.565, 0.664] ±0.057 LOO ⚠ no better than the probes' mean (±0.051) (from public)"
 
 
 # -- JSON -------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from report_records import SHIPPED, compared, record
 from rich.console import Console
 
 from harness.report import rich_table, summary_notes
-from harness.verdict import Comparison
+from harness.verdict import Comparison, PredictedScore
 
 ST5 = ("sentence-t5-base", "st5-fingerprint")
 
@@ -89,3 +89,22 @@ def test_summary_notes_are_said_once() -> None:
     assert notes[2] == ("1 per-suite regression(s) not significant after the holm correction across the run's "
                         "suites: a-candidate-with-a-very-long-descriptive-name on public.")
     assert summary_notes([record("x", "public", 0.5, run_id=1)]) == []
+
+
+def test_a_predicted_score_shows_under_its_score_and_says_when_it_carries_no_information() -> None:
+    """The shipped MiniLM models predict their probes no better than the probes' mean: the terminal must
+    not show such an estimate as if it meant something."""
+    useful = PredictedScore(0.612, 0.598, 0.627, "isotonic", "probes.csv", 12, loo_mae=0.011, loo_mae_mean_alone=0.051)
+    useless = PredictedScore(0.604, 0.565, 0.664, "linear", "probes.csv", 12, loo_mae=0.057, loo_mae_mean_alone=0.051)
+    records = [record("a", "public", 0.10, run_id=1, predicted_lb=useful),
+               record("b", "public", 0.09, run_id=2, predicted_lb=useless)]
+    score_column = column_texts(render(rich_table(records), 80))[2]
+    assert "LB≈0.612±0.011" in score_column and "LB≈0.604±0.057⚠" in score_column
+    assert "LB≈0.612±0.011⚠" not in score_column
+    notes = summary_notes(records)
+    assert any(n.startswith("LB ≈: the leaderboard model's predicted public score") and "no better than their mean"
+               in n for n in notes)
+    assert not any("no better" in n for n in summary_notes(records[:1]))
+    assert useful.informative is True and useless.informative is False
+    assert PredictedScore(0.6, 0.5, 0.7, "linear", "probes.csv", 5, loo_mae=0.02).informative is None
+    assert PredictedScore.from_dict(useless.to_dict()) == useless

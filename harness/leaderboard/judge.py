@@ -84,7 +84,8 @@ def predicted_lb(baselines_dir: str | Path, result: Result, suite: Suite, embedd
         model=f"{model.describe()}; {model_path(baselines_dir, model.embedder, model.suite)}",
         probe_book=f"{model.probe_book} ({model.probe_book_hash})", n_probes=len(fitted), loo_mae=model.loo_mae,
         loo_max_error=model.loo_max_error, loo_spearman=model.loo_spearman, extrapolating=prediction.extrapolating,
-        set_aside=tuple(f"{s['probe']}: {s['reason']}" for s in model.set_aside), note="; ".join(n for n in notes if n))
+        set_aside=tuple(f"{s['probe']}: {s['reason']}" for s in model.set_aside), note="; ".join(n for n in notes if n),
+        loo_mae_mean_alone=model.loo_mae_constant)
 
 
 def declared_strings(entries: Mapping[str, Mapping], spec: str) -> list[str]:

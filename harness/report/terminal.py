@@ -59,6 +59,11 @@ def rich_table(records: Sequence[RunRecord], *, title: str = "Prompt-recovery re
             score = Text(t.fmt_interval(run.mean, run.ci_low, run.ci_high))
             if run.n_empty > 0:
                 score.append(f"\n⚠ {run.n_empty} empty (INCOMPLETE)", style="bold red")
+            if run.predicted_lb is not None:
+                lb = run.predicted_lb
+                score.append(f"\nLB ≈ {t.fmt(lb.estimate)} ±{t.fmt(lb.loo_mae)}", style="dim")
+                if lb.informative is False or lb.extrapolating:
+                    score.append(" ⚠", style="yellow")
             cells = [Text(label), Text(run.suite)] + ([embedder.copy()] if several else [])
             cells += [score, Text(str(run.n)),
                       Text(t.fmt_interval(c.delta, c.delta_low, c.delta_high, signed=True) if c else MISSING),
@@ -103,6 +108,15 @@ def summary_notes(records: Sequence[RunRecord]) -> list[str]:
     if small:
         notes.append(f"⚠ small n: {', '.join(small)}: bootstrap intervals under-cover below 200 rows or 30 groups "
                      "(Bowyer et al. 2025); read them as optimistic.")
+    predicted = [r for r in records if r.predicted_lb is not None]
+    if predicted:
+        weak = [r for r in predicted if r.predicted_lb.informative is False or r.predicted_lb.extrapolating]
+        note = ("LB ≈: the leaderboard model's predicted public score ± its leave-one-probe-out error "
+                "(information, never a verdict)")
+        if weak:
+            note += ("; ⚠: the model predicted its probes no better than their mean, or the score is outside "
+                     "the probes' range: do not act on that number")
+        notes.append(note + ".")
     changed = [r for r in compared if r.baseline.raw_status and r.baseline.raw_status != r.baseline.status]
     if changed:
         corrections = ", ".join(sorted({r.baseline.correction or "correction" for r in changed}))

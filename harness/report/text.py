@@ -102,7 +102,18 @@ def predicted(score: PredictedScore | None) -> str:
     if score is None:
         return MISSING
     text = f"{fmt_interval(score.estimate, score.low, score.high)} ±{fmt(score.loo_mae)} LOO"
-    return text + " ⚠ extrapolated" if score.extrapolating else text
+    return text + "".join(predicted_flags(score))
+
+
+def predicted_flags(score: PredictedScore) -> list[str]:
+    """What makes a predicted score weaker than it looks: a model no better than the probes' mean (it
+    carries no information about the leaderboard), and an estimate outside the probes' range."""
+    flags = []
+    if score.informative is False:
+        flags.append(f" ⚠ no better than the probes' mean (±{fmt(score.loo_mae_mean_alone)})")
+    if score.extrapolating:
+        flags.append(" ⚠ extrapolated")
+    return flags
 
 
 def timestamp(moment: datetime) -> str:
