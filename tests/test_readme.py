@@ -52,3 +52,15 @@ def test_the_public_names_resolve():
     for name in harness.__all__:
         assert getattr(harness, name) is not None, name
     assert harness.Workspace.from_dir(REPO_ROOT).suite_names()[:2] == ["public", "leaked"]
+
+
+def test_the_readme_works_from_a_clone():
+    """Issue 9's README defects: a new user starts from `git clone … && cd …`; `../shared` is not in a clone,
+    so nothing links there; the Hugging Face CLI is `hf` now; and the test command says how long it takes."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"git clone \S.* && cd \S", quick_start)
+    assert not re.search(r"\]\(\.\./shared", readme) and "`../shared/DESIGN.md`" not in readme
+    assert "huggingface-cli" not in readme
+    tests_line = quick_start.split("<!-- quickstart:tests -->")[0].strip().rsplit("\n\n", 1)[-1]
+    assert re.search(r"\d+ minutes", tests_line), tests_line
