@@ -62,7 +62,7 @@ def rich_table(records: Sequence[RunRecord], *, title: str = "Prompt-recovery re
             if run.predicted_lb is not None:
                 lb = run.predicted_lb
                 score.append(f"\nLB ≈ {t.fmt(lb.estimate)} ±{t.fmt(lb.loo_mae)}", style="dim")
-                if lb.informative is False or lb.extrapolating:
+                if t.predicted_flags(lb):
                     score.append(" ⚠", style="yellow")
             cells = [Text(label), Text(run.suite)] + ([embedder.copy()] if several else [])
             cells += [score, Text(str(run.n)),
@@ -110,7 +110,7 @@ def summary_notes(records: Sequence[RunRecord]) -> list[str]:
                      "(Bowyer et al. 2025); read them as optimistic.")
     predicted = [r for r in records if r.predicted_lb is not None]
     if predicted:
-        weak = [r for r in predicted if r.predicted_lb.informative is False or r.predicted_lb.extrapolating]
+        weak = [r for r in predicted if t.predicted_flags(r.predicted_lb)]
         note = ("LB ≈: the leaderboard model's predicted public score ± its leave-one-probe-out error "
                 "(information, never a verdict)")
         if weak:
