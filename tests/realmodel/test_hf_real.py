@@ -11,7 +11,6 @@ import re
 import pytest
 
 from harness.evaluate import evaluate
-from realmodel.conftest import GEMMA_SPEC
 
 pytestmark = pytest.mark.realmodel
 
@@ -66,7 +65,3 @@ def test_batching_gives_the_answers_of_batch_size_one(first_run, gemma_candidate
     finally:
         gemma_candidate.batch_size = before
     assert single == result.predictions[:BATCH_ONE_ROWS]
-
-
-def test_the_shipped_candidate_names_the_gguf_package(realmodel_workspace):
-    assert realmodel_workspace.registry.entries["gemma-270m"]["model"] == GEMMA_SPEC
