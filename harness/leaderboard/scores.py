@@ -2,8 +2,8 @@
 
 Constant probes answer one string for every row, so their scores need one vector per probe, not one per
 row: every constant probe of a calibration is embedded in ONE embedding call (through the store, so a
-second calibration embeds nothing), and the per-row scores are |cos|³ of that vector with each row's
-truth, as harness.metric computes them. Template and candidate probes go through `harness.evaluate` like
+second calibration embeds nothing), and the per-row scores are that vector's SCS against each row's
+truth (harness.metric's batched form). Template and candidate probes go through `harness.evaluate` like
 any candidate (their answers differ by row).
 """
 
@@ -21,7 +21,7 @@ from harness.embedders import Embedder
 from harness.embedding_cache import embed_texts
 from harness.evaluate import BootstrapSettings, evaluate
 from harness.leaderboard.book import Probe
-from harness.metric import SHARPENING_POWER
+from harness.metric import scs_matrix
 from harness.store import Store
 
 #: evaluate()'s own interval is not used here (the calibration resamples all probes together)
@@ -60,16 +60,15 @@ class _CountingEmbedder:
 
 
 def constant_scores(texts: Sequence[str], suite: Suite, embedder: Embedder, store: Store | None) -> tuple[np.ndarray, int]:
-    """(rows × texts) |cos|³ of each constant text with each row's truth, and how many embedding calls the
+    """(rows × texts) SCS of each constant text against each row's truth, and how many embedding calls the
     constants cost (1 when any was new, else 0: they came from the store). Truths are embedded (or read)
     through the store as evaluate() does."""
     truths = embed_texts(suite.prompts, embedder, store).astype(np.float64)
     counting = _CountingEmbedder(embedder)
     vectors = embed_texts(list(texts), counting, store, chunk_seconds=None).astype(np.float64)
-    truths /= np.maximum(np.linalg.norm(truths, axis=1, keepdims=True), 1e-300)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-300)
-    cosines = np.clip(truths @ vectors.T, -1.0, 1.0)
-    return np.abs(cosines) ** SHARPENING_POWER, counting.calls
+    # SCS is symmetric; truths first gives (rows × texts) in the product order the stored models were
+    # fitted with, bit for bit (a transposed product may round differently)
+    return scs_matrix(truths, vectors), counting.calls
 
 
 def score_probes(probes: Sequence[Probe], suite: Suite, embedder: Embedder, *, store: Store | None = None,

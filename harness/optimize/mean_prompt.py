@@ -19,10 +19,11 @@ from harness.embedding_cache import embed_texts
 from harness.errors import ConfigError
 from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings
 from harness.files import toml_table
+from harness.metric import weighted_scs
 from harness.optimize.guide import GradientGuide
 from harness.optimize.heldout import HeldoutComparison, compare_on_heldout
 from harness.optimize.objective import DirectionObjective, MeanScsObjective, scoring_device
-from harness.optimize.oracle import OracleBound, constant_scores, distinct_truths, oracle_bound
+from harness.optimize.oracle import OracleBound, distinct_truths, oracle_bound
 from harness.optimize.search import SearchResult, SearchSettings, SearchStep, search_mean_prompt
 from harness.optimize.tokens import build_token_space, embedder_tokenizer
 from harness.optimize.vocabulary import build_vocabulary
@@ -264,7 +265,7 @@ def _oracle_report(train_oracle: OracleBound, n_train_rows: int, heldout_prompts
     bound = oracle_bound(truths, weights, extra_starts=extra, seed=seed)
     return OracleReport(train=replace(train_oracle, n_rows=n_train_rows),
                         heldout=replace(bound, n_rows=len(heldout_prompts)),
-                        train_direction_heldout=float(constant_scores(truths, weights, train_oracle.direction)[0]))
+                        train_direction_heldout=float(weighted_scs(train_oracle.direction[None], truths, weights)[0]))
 
 
 def resolve_guide(guide: str, space: str, embedder: Embedder) -> str:

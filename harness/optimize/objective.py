@@ -20,6 +20,7 @@ import numpy as np
 from harness.embedders import Embedder
 from harness.embedding_cache import embed_texts
 from harness.errors import ConfigError
+from harness.metric import sharpen, torch_scs_matrix, unit_rows
 from harness.store import Store
 
 #: A rejected candidate (over the length cap) scores this, so it can never win.
@@ -120,7 +121,7 @@ class _BatchObjective:
     def _cosines(self, vectors: np.ndarray, reference):
         """Cosines (candidates × reference rows; the reference rows are unit vectors), where they run."""
         if self.device is None:
-            return np.clip(_unit_rows(vectors) @ reference.T, -1.0, 1.0)
+            return np.clip(unit_rows(vectors) @ reference.T, -1.0, 1.0)
         import torch
 
         candidates = torch.nn.functional.normalize(self._on_device(vectors), dim=1)
@@ -142,7 +143,7 @@ class MeanScsObjective(_BatchObjective):
         store: the embedding cache (None: embed without caching).
         max_tokens: candidates longer than this many embedder tokens are rejected unscored: the scorer
             truncates there (128 tokens for sentence-t5), so words past the cap only look like progress.
-        signed: keep the cosine's sign (as `harness.metric.scs_rows(signed=True)`); default |cos|³.
+        signed: keep the cosine's sign (as `harness.metric.scs_rows(signed=True)`).
         device: where the scoring product runs (None: numpy; see `_BatchObjective`).
     """
 
@@ -159,28 +160,19 @@ class MeanScsObjective(_BatchObjective):
         #: weight of each distinct truth (its share of the rows), in `truth_vectors` order
         self.weights = np.array(list(distinct.values()), dtype=np.float64) / len(truths)
         #: unit embeddings of the distinct truths (float64), one row each
-        self.truth_vectors = _unit_rows(embed_texts(list(distinct), embedder, store))
+        self.truth_vectors = unit_rows(embed_texts(list(distinct), embedder, store))
         self._truths = self._on_device(self.truth_vectors)
         self._weights = self._on_device(self.weights)
 
     def score_vectors(self, vectors: np.ndarray) -> np.ndarray:
         """Mean SCS of each candidate vector (one row each) against the truths: one matrix product, where
         `device` says (only the per-candidate means come back from an accelerator)."""
-        cosines = self._cosines(vectors, self._truths)
-        sharpened = abs(cosines) ** 3
-        if self.signed:
-            sharpened *= cosines.sign() if hasattr(cosines, "sign") else np.sign(cosines)
-        return _to_numpy(sharpened @ self._weights)
+        return _to_numpy(sharpen(self._cosines(vectors, self._truths), signed=self.signed) @ self._weights)
 
     def torch_values(self, embeddings):
-        import torch
-
-        cosines = torch.nn.functional.normalize(embeddings, dim=1) @ self._reference("truths", self.truth_vectors,
-                                                                                   embeddings).T
-        sharpened = cosines.abs() ** 3
-        if self.signed:
-            sharpened = sharpened * cosines.sign()
-        return sharpened @ self._reference("weights", self.weights, embeddings)
+        truths = self._reference("truths", self.truth_vectors, embeddings)
+        return (torch_scs_matrix(embeddings, truths, signed=self.signed)
+                @ self._reference("weights", self.weights, embeddings))
 
 
 class DirectionObjective(_BatchObjective):
@@ -190,7 +182,7 @@ class DirectionObjective(_BatchObjective):
     def __init__(self, direction: np.ndarray, embedder: Embedder, store: Store | None = None, *,
                  max_tokens: int | None = 128, device: str | None = None) -> None:
         super().__init__(embedder, store, max_tokens=max_tokens, device=device)
-        direction = _unit_rows(np.asarray(direction, dtype=np.float64).reshape(1, -1))
+        direction = unit_rows(np.asarray(direction, dtype=np.float64).reshape(1, -1))
         if not direction.any():
             raise ConfigError("the direction of a DirectionObjective must not be the zero vector")
         self.direction = direction[0]
@@ -214,10 +206,3 @@ def scoring_device(embedder: Embedder) -> str | None:
     device = getattr(load(), "device", None) if callable(load) else None
     text = str(device) if device is not None else "cpu"
     return None if text == "cpu" else text
-
-
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero: cosine 0 with anything, as in the metric)."""
-    vectors = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)

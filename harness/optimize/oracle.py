@@ -27,6 +27,7 @@ import numpy as np
 from harness.embedders import Embedder
 from harness.embedding_cache import embed_texts
 from harness.errors import ConfigError
+from harness.metric import sharpen, sharpen_slope, unit_rows, weighted_scs
 from harness.store import Store
 
 
@@ -49,14 +50,6 @@ class OracleBound:
         return float(vector @ self.direction / max(np.linalg.norm(vector), 1e-300))
 
 
-def constant_scores(truths: np.ndarray, weights: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    """f(u) = Σ wᵢ |tᵢ·u|³ for each row u of `directions` (rows normalised first)."""
-    directions = np.atleast_2d(np.asarray(directions, dtype=np.float64))
-    norms = np.linalg.norm(directions, axis=1, keepdims=True)
-    units = np.divide(directions, norms, out=np.zeros_like(directions), where=norms > 0)
-    return np.abs(np.clip(units @ truths.T, -1.0, 1.0)) ** 3 @ weights
-
-
 def oracle_bound(truths: np.ndarray, weights: np.ndarray | None = None, *,
                  extra_starts: Sequence[np.ndarray] = (), n_random: int = 4, n_best_truths: int = 4,
                  seed: int = 0, max_iterations: int = 2000) -> OracleBound:
@@ -74,8 +67,7 @@ def oracle_bound(truths: np.ndarray, weights: np.ndarray | None = None, *,
     truths = np.asarray(truths, dtype=np.float64)
     if truths.ndim != 2 or truths.shape[0] == 0:
         raise ConfigError("the oracle bound needs at least one truth embedding (a 2-D array with rows)")
-    norms = np.linalg.norm(truths, axis=1, keepdims=True)
-    truths = np.divide(truths, norms, out=np.zeros_like(truths), where=norms > 0)
+    truths = unit_rows(truths)
     n, d = truths.shape
     weights = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=np.float64)
     if weights.shape != (n,) or (weights < 0).any() or weights.sum() <= 0:
@@ -86,8 +78,8 @@ def oracle_bound(truths: np.ndarray, weights: np.ndarray | None = None, *,
         norm = np.linalg.norm(v)
         u = v / norm
         dots = truths @ u
-        value = float(np.abs(dots) ** 3 @ weights)
-        gradient_u = 3.0 * truths.T @ (weights * np.abs(dots) * dots)
+        value = float(sharpen(dots) @ weights)
+        gradient_u = truths.T @ (weights * sharpen_slope(dots))
         gradient_v = (gradient_u - (gradient_u @ u) * u) / norm  # the radial part changes nothing
         return -value, -gradient_v
 
@@ -99,13 +91,13 @@ def oracle_bound(truths: np.ndarray, weights: np.ndarray | None = None, *,
                           options={"maxiter": max_iterations, "gtol": 1e-12, "ftol": 1e-15})
         for candidate in (result.x, u):  # L-BFGS never ends below its start, but keep the better anyway
             candidate = candidate / np.linalg.norm(candidate)
-            value = float(constant_scores(truths, weights, candidate)[0])
+            value = float(weighted_scs(candidate[None], truths, weights)[0])
             if value > best_value:
                 best_value, best_u = value, candidate
     if (truths @ best_u) @ weights < 0:
         best_u = -best_u  # f is even: report the side the truths are on
     mean = weights @ truths
-    mean_value = float(constant_scores(truths, weights, mean)[0]) if np.linalg.norm(mean) > 0 else 0.0
+    mean_value = float(weighted_scs(mean[None], truths, weights)[0]) if np.linalg.norm(mean) > 0 else 0.0
     return OracleBound(value=best_value, direction=best_u, n_rows=n, n_distinct=n, n_starts=len(starts),
                        mean_direction_value=mean_value)
 
@@ -118,7 +110,7 @@ def _starts(truths: np.ndarray, weights: np.ndarray, extra: Sequence[np.ndarray]
     starts.append(vectors[:, -1])
     if n_best_truths > 0:
         # f at each truth costs an n×n product: fine for the few thousand distinct prompts of a split
-        chunk_scores = np.concatenate([np.abs(truths[i:i + 2048] @ truths.T) ** 3 @ weights
+        chunk_scores = np.concatenate([weighted_scs(truths[i:i + 2048], truths, weights)
                                        for i in range(0, n, 2048)])
         starts.extend(truths[np.argsort(-chunk_scores, kind="stable")[:n_best_truths]])
     starts.extend(np.random.default_rng(seed).standard_normal((n_random, d)))
@@ -130,8 +122,7 @@ def _fixed_point(truths: np.ndarray, weights: np.ndarray, u: np.ndarray, steps: 
     """u ← ∇f(u)/|∇f(u)| a few times: monotone for a convex, homogeneous f (f(y) ≥ f(u) + ∇f(u)·(y − u)
     and ∇f(u)·y = |∇f(u)| ≥ ∇f(u)·u)."""
     for _ in range(steps):
-        dots = truths @ u
-        gradient = truths.T @ (weights * np.abs(dots) * dots)
+        gradient = truths.T @ (weights * sharpen_slope(truths @ u))
         norm = np.linalg.norm(gradient)
         if norm == 0:
             break
@@ -150,9 +141,7 @@ def distinct_truths(prompts: Sequence[str], embedder: Embedder, store: Store | N
     counts: dict[str, int] = {}
     for prompt in prompts:
         counts[prompt] = counts.get(prompt, 0) + 1
-    vectors = np.asarray(embed_texts(list(counts), embedder, store), dtype=np.float64)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    vectors = unit_rows(embed_texts(list(counts), embedder, store))
     return vectors, np.array(list(counts.values()), dtype=np.float64) / len(prompts)
 
 
