@@ -33,6 +33,7 @@ import scipy  # noqa: E402
 import scipy.stats  # noqa: E402
 
 from harness import stats  # noqa: E402
+from harness.stats import _bootstrap  # noqa: E402
 
 N_SMALL, N_LARGE, RESAMPLES, SEED = 1_300, 100_000, 10_000, 2024
 TOLERANCE = 0.002
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {f'n={N_LARGE:,} percentile':34s} {large_s * 1e3:9.1f} {'-':>9s} {'-':>10s}"
           f"  [{large_ci.low:.5f}, {large_ci.high:.5f}]")
     print(f"  n={N_LARGE:,}: peak traced memory {peak / 2**20:.1f} MiB (input {large.nbytes / 2**20:.1f} MiB; "
-          f"chunk budget {stats._CHUNK_BYTES / 2**20:.0f} MiB); scipy would need "
+          f"chunk budget {_bootstrap._CHUNK_BYTES / 2**20:.0f} MiB); scipy would need "
           f"{N_LARGE * RESAMPLES * 8 / 2**30:.0f} GiB of int64 indices")
     agree = max(gaps) <= TOLERANCE
     print(f"max |ours - scipy| CI endpoint gap: {max(gaps):.5f} ({'ok' if agree else 'MISMATCH'}, "

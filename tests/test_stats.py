@@ -20,11 +20,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from harness import stats
 from harness.stats import (
     ConfidenceInterval,
     PairedDelta,
     WinTieLoss,
+    _bootstrap,
     bootstrap_mean,
     design_effect,
     factorize_groups,
@@ -90,7 +90,7 @@ def test_resampler_draws_each_row_binomially():
     m = 40
     dev = np.full((m, 1), -1.0 / m)
     dev[-1] += 1.0
-    delta = stats._resample_deviations(dev, None, 100_000, np.random.default_rng(4))[:, 0]
+    delta = _bootstrap._resample_deviations(dev, None, 100_000, np.random.default_rng(4))[:, 0]
     counts = np.rint(delta * m + 1).astype(int)
     observed = np.bincount(counts, minlength=8)[:8]
     expected = scipy_stats.binom.pmf(np.arange(8), m, 1 / m) * delta.size
@@ -157,7 +157,7 @@ def test_large_suite_memory_is_bounded():
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 3 * stats._CHUNK_BYTES
+    assert peak < 3 * _bootstrap._CHUNK_BYTES
     assert ci.low < ci.estimate < ci.high
     assert ci.high - ci.low == pytest.approx(2 * 1.96 * x.std() / math.sqrt(x.size), rel=0.1)
 
@@ -357,8 +357,8 @@ def test_p_values_of_point_intervals_are_zero_or_one():
 def test_bca_p_value_inverts_the_bca_level_adjustment():
     for z0, accel in [(0.3, 0.05), (-0.2, -0.08), (0.0, 0.1), (0.1, 0.0)]:
         for alpha in (0.001, 0.025, 0.3, 0.5, 0.9, 0.999):
-            level = stats._adjusted_level(alpha, z0, accel)
-            assert stats._nominal_level(level, z0, accel) == pytest.approx(alpha, abs=1e-9)
+            level = _bootstrap._adjusted_level(alpha, z0, accel)
+            assert _bootstrap._nominal_level(level, z0, accel) == pytest.approx(alpha, abs=1e-9)
 
 
 def test_paired_test_rejects_bad_tolerance_and_serializes():
