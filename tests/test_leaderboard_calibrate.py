@@ -9,9 +9,7 @@ import json
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy.stats import pearsonr, rankdata, spearmanr
+from scipy.stats import pearsonr, spearmanr
 from test_optimize_support import BagOfWordsEmbedder, family_suite
 
 from harness.cli import main
@@ -21,7 +19,6 @@ from harness.evaluate import BootstrapSettings, evaluate
 from harness.leaderboard.book import Probe
 from harness.leaderboard.calibrate import (
     CalibrationSettings,
-    _row_ranks,
     calibrate_suite,
     correlation_bootstrap,
 )
@@ -108,13 +105,6 @@ def test_correlations_use_the_shared_resampler_and_group_numbering():
     _, without_noise = correlation_bootstrap(scores, leaderboard, groups=groups, n_resamples=300, seed=5,
                                              leaderboard_noise=0.0)
     assert (without_noise.low, without_noise.high) == pytest.approx(tuple(np.quantile(pearson, [0.025, 0.975])))
-
-
-@settings(max_examples=50, deadline=None, database=None, derandomize=True)
-@given(st.lists(st.lists(st.integers(0, 4), min_size=5, max_size=5), min_size=1, max_size=6))
-def test_row_ranks_are_scipys_average_ranks(rows):
-    a = np.array(rows, dtype=float)  # small integers: many ties
-    np.testing.assert_array_equal(_row_ranks(a), rankdata(a, axis=1))
 
 
 PROMPTS = ["Rewrite the text as a poem.", "Make the text more formal.", "zebra quantum", "Rewrite the story.",

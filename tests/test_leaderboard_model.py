@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import siegelslopes
 
 from harness.errors import ConfigError, DataError
 from harness.leaderboard.judgeable import (
     answer_rules,
     residual_rule,
     scorer_specific_hits,
-    siegel_line,
     vocabulary_share,
 )
 from harness.leaderboard.model import MIN_PROBES, FitSettings, ScoreMap, fit_leaderboard, fit_map, predict
@@ -128,16 +126,6 @@ def test_answer_rules():
         "lucrarea": 1, "\u2581": 1, "ok": 1}
     assert vocabulary_share(["The text, 42 this!"], vocabulary) == 1.0  # numbers and punctuation are not words
     assert vocabulary_share([""], vocabulary) == 1.0
-
-
-@settings(max_examples=60, deadline=None, database=None, derandomize=True)
-@given(st.lists(st.tuples(st.integers(0, 50), st.floats(-1, 1)), min_size=3, max_size=12, unique_by=lambda t: t[0]))
-def test_the_vectorised_repeated_median_is_scipys_siegelslopes(points):
-    x = np.array([p[0] / 50 for p in points])
-    y = np.array([p[1] for p in points])
-    expected = siegelslopes(y, x)
-    intercept, slope = siegel_line(x, y)
-    assert slope == pytest.approx(expected.slope, abs=1e-9) and intercept == pytest.approx(expected.intercept, abs=1e-9)
 
 
 @settings(max_examples=40, deadline=None, database=None, derandomize=True)

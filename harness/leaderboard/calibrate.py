@@ -39,7 +39,7 @@ from harness.leaderboard.model import (
 )
 from harness.leaderboard.model_file import LeaderboardModel, model_from_fit
 from harness.leaderboard.scores import score_probes
-from harness.stats import resample_means
+from harness.stats import percentile_interval, resample_means, row_pearson, row_spearman
 from harness.store import Store
 
 
@@ -155,41 +155,15 @@ def correlation_bootstrap(scores: np.ndarray, leaderboard: Sequence[float], *, g
     means = resample_means(x, groups=groups, n_resamples=n_resamples, seed=rng)
     noisy = y + (rng.normal(0.0, leaderboard_noise, size=means.shape) if leaderboard_noise else np.zeros(means.shape))
     point = x.mean(axis=0)[None]
-    return (_interval(_row_pearson(_row_ranks(point), _row_ranks(y[None]))[0],
-                      _row_pearson(_row_ranks(means), _row_ranks(noisy)), confidence),
-            _interval(_row_pearson(point, y[None])[0], _row_pearson(means, noisy), confidence))
-
-
-def _row_ranks(a: np.ndarray) -> np.ndarray:
-    """Average ranks (1-based, ties share their mean rank, as scipy's rankdata) within each row of `a`.
-
-    O(probes²) per row by comparison, which is nothing for a few dozen probes and needs no scipy."""
-    a = np.asarray(a, dtype=np.float64)
-    below = (a[:, None, :] < a[:, :, None]).sum(axis=2)
-    equal = (a[:, None, :] == a[:, :, None]).sum(axis=2)
-    return below + (equal + 1) / 2.0
-
-
-def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each row of `a` with the same row of `b`; NaN where either is constant."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
-    ac = a - a.mean(axis=1, keepdims=True)
-    bc = b - b.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((ac * ac).sum(axis=1) * (bc * bc).sum(axis=1))
-    scale = np.maximum(np.abs(a).max(axis=1), 1e-300) * np.maximum(np.abs(b).max(axis=1), 1e-300)
-    defined = denominator > 1e-12 * scale  # float noise on all-equal rows is not a ranking
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(defined, (ac * bc).sum(axis=1) / np.where(defined, denominator, 1.0), np.nan)
-    return np.clip(r, -1.0, 1.0)
+    return (_interval(row_spearman(point, y[None])[0], row_spearman(means, noisy), confidence),
+            _interval(row_pearson(point, y[None])[0], row_pearson(means, noisy), confidence))
 
 
 def _interval(estimate: float, resampled: np.ndarray, confidence: float) -> Correlation:
     defined = resampled[np.isfinite(resampled)]
     if defined.size == 0:
         return Correlation(float(estimate), float("nan"), float("nan"), confidence, 0.0)
-    alpha = (1.0 - confidence) / 2
-    low, high = np.quantile(defined, [alpha, 1.0 - alpha])
+    low, high = percentile_interval(defined, confidence)
     return Correlation(float(estimate), float(low), float(high), confidence, defined.size / resampled.size)
 
 
@@ -233,7 +207,7 @@ def calibrate_suite(book: ProbeBook | Sequence[Probe], suite: Suite, embedder: E
         refused = str(error)
     draws = resample_means(scored.scores, groups=suite.groups, n_resamples=min(settings.n_resamples, 2000),
                            seed=settings.seed).reshape(-1, len(usable))
-    lows, highs = np.quantile(draws, [(1 - settings.confidence) / 2, (1 + settings.confidence) / 2], axis=0)
+    lows, highs = percentile_interval(draws, settings.confidence)
     means = scored.means
     n_groups = len(set(suite.groups)) if suite.groups else None
     model = None

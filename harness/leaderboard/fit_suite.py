@@ -39,6 +39,7 @@ from harness.data import Suite
 from harness.errors import ConfigError
 from harness.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from harness.leaderboard.model import MIN_PROBES, fit_map
+from harness.stats import spearman
 
 METHODS = ("greedy", "weights")
 MAPS = ("auto", "identity", "linear")
@@ -174,14 +175,6 @@ def _predict_from(map_kind: str, x_others: np.ndarray, y_others: np.ndarray, x_h
     return float(fit_map("linear", x_others, y_others).predict(x_held))
 
 
-def _spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
-    from scipy.stats import spearmanr
-
-    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
-        return None
-    return float(spearmanr(a, b).statistic)
-
-
 def match_suite(names: Sequence[str], scores: np.ndarray, leaderboard: Sequence[float], *, size: int,
                 method: str = "greedy", map_kind: str = "linear", seed: int = 0) -> SuiteMatch:
     """Choose `size` rows of the pool (`scores`: rows × probes, the probes to match) and measure, leaving
@@ -212,9 +205,9 @@ def match_suite(names: Sequence[str], scores: np.ndarray, leaderboard: Sequence[
     return SuiteMatch(
         rows=rows, method=method, map=map_kind, size=size, seed=seed, probes=tuple(names), loo=tuple(loo),
         source_loo=tuple(source), loo_mae=float(np.mean([abs(r["error"]) for r in loo])),
-        loo_spearman=_spearman([r["predicted"] for r in loo], list(y)),
+        loo_spearman=spearman([r["predicted"] for r in loo], list(y)),
         source_loo_mae=float(np.mean([abs(r["error"]) for r in source])),
-        source_loo_spearman=_spearman([r["predicted"] for r in source], list(y)),
+        source_loo_spearman=spearman([r["predicted"] for r in source], list(y)),
         seconds=time.perf_counter() - started)
 
 

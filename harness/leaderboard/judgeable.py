@@ -29,11 +29,12 @@ score, so it applies to probes only. Each set-aside probe carries its rule and a
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from harness.stats import loo_residuals, robust_sd
 
 #: Strings Kaggle's scorer (TF-Hub sentence-t5-base) reads in its own way: known to change its score, and
 #: invisible to (or misread by) another embedder. Matched case-insensitively.
@@ -51,7 +52,6 @@ RESIDUAL_K = 3.0
 MIN_FOR_RESIDUALS = 5
 #: the residual rule applies only when the probes' local scores rank them like the leaderboard at this level
 RANKING_P = 0.1
-_MAD_TO_SD = 1.4826
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -141,43 +141,6 @@ def answer_rules(name: str, answers: Sequence[str], *, comparable_with_kaggle: b
     return None
 
 
-def repeated_median_lines(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Siegel's repeated-medians line for each row of (B, k) arrays: (intercepts, slopes), each (B,).
-
-    Per point i, the median slope to every point of different x; the line's slope is the median of those;
-    its intercept the median of y − slope·x (scipy.stats.siegelslopes' "hierarchical" method, which the
-    tests check it equals). Vectorised over rows, so bootstrap resamples cost one array operation rather
-    than one scipy call each. A row whose x are all equal gets a flat line at median(y).
-    """
-    x, y = np.atleast_2d(np.asarray(x, dtype=float)), np.atleast_2d(np.asarray(y, dtype=float))
-    dx = x[:, None, :] - x[:, :, None]
-    dy = y[:, None, :] - y[:, :, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slopes = np.where(dx != 0, dy / np.where(dx != 0, dx, 1.0), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: points with no other x
-        slope = np.nanmedian(np.nanmedian(slopes, axis=2), axis=1)
-    slope = np.where(np.isfinite(slope), slope, 0.0)
-    return np.median(y - slope[:, None] * x, axis=1), slope
-
-
-def siegel_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(intercept, slope) of Siegel's repeated-medians line through the points (x, y)."""
-    intercept, slope = repeated_median_lines(np.asarray(x, dtype=float)[None], np.asarray(y, dtype=float)[None])
-    return float(intercept[0]), float(slope[0])
-
-
-def loo_residuals(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Each probe's residual y − line(x) under the robust line fitted without it."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    out = np.empty(x.size)
-    for j in range(x.size):
-        keep = np.arange(x.size) != j
-        intercept, slope = siegel_line(x[keep], y[keep])
-        out[j] = y[j] - (intercept + slope * x[j])
-    return out
-
-
 def residual_rule(names: Sequence[str], x: np.ndarray, y: np.ndarray, *, noise_sd: float,
                   k: float = RESIDUAL_K) -> list[SetAside]:
     """Rule 3: the probes whose leave-one-out robust residual is an outlier (see the module docstring)."""
@@ -188,7 +151,7 @@ def residual_rule(names: Sequence[str], x: np.ndarray, y: np.ndarray, *, noise_s
     if kendalltau(x, y, alternative="greater").pvalue >= RANKING_P:
         return []  # the embedder does not rank these probes as the leaderboard does: none is "the odd one"
     residuals = loo_residuals(x, y)
-    scale = _MAD_TO_SD * float(np.median(np.abs(residuals)))
+    scale = robust_sd(residuals)
     threshold = max(k * scale, k * noise_sd)
     return [SetAside(name, "residual",
                      f"its leaderboard score is {r:+.3f} from what the other probes' robust line predicts "

@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.leaderboard.judgeable import SetAside, repeated_median_lines, residual_rule
-from harness.stats import resample_means
+from harness.leaderboard.judgeable import SetAside, residual_rule
+from harness.stats import percentile_interval, repeated_median_lines, resample_means, spearman
 
 MAPS = ("linear", "robust", "isotonic")
 MIN_PROBES = 4
@@ -175,12 +175,6 @@ def predict_draws(kind: str, x_draws: np.ndarray, y: np.ndarray, c_draws: np.nda
     return predicted
 
 
-def percentile_interval(draws: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    alpha = (1.0 - confidence) / 2
-    low, high = np.quantile(draws, [alpha, 1.0 - alpha], axis=0)
-    return low, high
-
-
 @dataclass(frozen=True)
 class FitSettings:
     """How a leaderboard model is fitted and how wide its intervals are."""
@@ -250,14 +244,6 @@ class LeaderboardFit:
                  "extrapolating": p.extrapolating} for p in self.fitted]
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    from scipy.stats import spearmanr
-
-    if a.size < 3 or np.unique(a).size < 2 or np.unique(b).size < 2:
-        return None
-    return float(spearmanr(a, b).statistic)
-
-
 def _select(names: Sequence[str], x: np.ndarray, y: np.ndarray, settings: FitSettings) -> list[SetAside]:
     return residual_rule(names, x, y, noise_sd=settings.noise_sd) if settings.residual_rule else []
 
@@ -318,7 +304,7 @@ def fit_leaderboard(names: Sequence[str], scores: np.ndarray, leaderboard: Seque
     return LeaderboardFit(
         map=final, probes=tuple(fits), set_aside=tuple(aside[n] for n in names if n in aside), x_range=(lo, hi),
         settings=settings, loo_mae=float(errors.mean()), loo_max_error=float(errors.max()),
-        loo_spearman=_spearman(np.array([f.predicted for f in fitted]), np.array([f.leaderboard_score for f in fitted])),
+        loo_spearman=spearman([f.predicted for f in fitted], [f.leaderboard_score for f in fitted]),
         loo_mae_all=float(np.mean([abs(f.error) for f in fits])), n_rows=scores.shape[0],
         loo_mae_constant=float(np.mean([abs((y[kept].sum() - y[j]) / (len(kept) - 1) - y[j]) for j in kept])))
 

@@ -3,7 +3,11 @@
 The private modules hold one job each and may move without breaking an import:
 - `_bootstrap`: the project's one resampler (`resample_means`), bootstrap intervals (`bootstrap_mean`,
   `paired_bootstrap_delta`), the regression gate's paired test and Holm correction, and what a suite can
-  detect (MDE, design effect, win/tie/loss, the small-sample warning).
+  detect (MDE, design effect, win/tie/loss, the small-sample warning);
+- `_percentile`: percentile intervals of draws made elsewhere (`percentile_interval`);
+- `_ranks`: rank correlation vectorised over resamples (`row_ranks`, `row_pearson`, `row_spearman`,
+  `spearman`);
+- `_robust`: Siegel's repeated-medians lines, their leave-one-out residuals and the MAD scale.
 
 Everything is a pure function of plain arrays with explicit randomness (`seed`), in the spirit of
 scipy.stats.bootstrap. Importing this package loads numpy, never scipy.
@@ -29,10 +33,16 @@ from harness.stats._bootstrap import (
     standard_error_of_mean,
     win_tie_loss,
 )
+from harness.stats._percentile import percentile_interval
+from harness.stats._ranks import row_pearson, row_ranks, row_spearman, spearman
+from harness.stats._robust import MAD_TO_SD, loo_residuals, repeated_median_lines, robust_sd, siegel_line
 
 __all__ = [
     "MIN_GROUPS", "MIN_ROWS", "TIE_EPSILON", "ConfidenceInterval", "PairedDelta", "Seed", "WinTieLoss",
     "bootstrap_mean", "design_effect", "factorize_groups", "holm_adjust", "minimum_detectable_effect",
     "paired_bootstrap_delta", "paired_bootstrap_test", "resample_means", "small_sample_warning",
     "standard_error_of_mean", "win_tie_loss",
+    "percentile_interval",
+    "row_pearson", "row_ranks", "row_spearman", "spearman",
+    "MAD_TO_SD", "loo_residuals", "repeated_median_lines", "robust_sd", "siegel_line",
 ]
