@@ -38,9 +38,9 @@ from harness.evaluate import BootstrapSettings, evaluate  # noqa: E402
 from harness.leaderboard.book import Probe, load_book  # noqa: E402
 from harness.leaderboard.calibrate import CalibrationSettings, calibrate_suite  # noqa: E402
 from harness.leaderboard.fit_suite import match_suite  # noqa: E402
-from harness.leaderboard.judgeable import SetAside, answer_rules, embedder_vocabulary, vocabulary_share  # noqa: E402
 from harness.leaderboard.model import FitSettings, fit_leaderboard  # noqa: E402
 from harness.leaderboard.scores import score_probes  # noqa: E402
+from harness.leaderboard.usable_probes import SetAside, answer_rules, embedder_vocabulary, vocabulary_share  # noqa: E402
 from harness.store import Store  # noqa: E402
 from harness.workspace import Workspace  # noqa: E402
 

@@ -11,14 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.errors import ConfigError, DataError
-from harness.leaderboard.judgeable import (
+from harness.leaderboard.model import MIN_PROBES, FitSettings, ScoreMap, fit_leaderboard, fit_map, predict
+from harness.leaderboard.model_file import load_model, model_from_fit, model_path, read_model, write_model
+from harness.leaderboard.usable_probes import (
     answer_rules,
     residual_rule,
     scorer_specific_hits,
     vocabulary_share,
 )
-from harness.leaderboard.model import MIN_PROBES, FitSettings, ScoreMap, fit_leaderboard, fit_map, predict
-from harness.leaderboard.model_file import load_model, model_from_fit, model_path, read_model, write_model
 
 FAST = FitSettings(n_resamples=300)
 

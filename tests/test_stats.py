@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 
 from harness.stats import (
     ConfidenceInterval,
-    PairedDelta,
     WinTieLoss,
     _bootstrap,
     bootstrap_mean,
@@ -361,13 +360,21 @@ def test_bca_p_value_inverts_the_bca_level_adjustment():
             assert _bootstrap._nominal_level(level, z0, accel) == pytest.approx(alpha, abs=1e-9)
 
 
-def test_paired_test_rejects_bad_tolerance_and_serializes():
-    with pytest.raises(ValueError, match="tolerance"):
-        paired_bootstrap_test([0.1, 0.2], [0.1, 0.3], tolerance=-0.1)
-    test = paired_bootstrap_test([0.1, 0.5, 0.3], [0.2, 0.2, 0.2], tolerance=0.001, n_resamples=200)
+def test_paired_test_rejects_bad_tolerance_and_serializes_its_numbers():
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tolerance"):
+            paired_bootstrap_test([0.1, 0.2], [0.1, 0.3], tolerance=bad)
+    candidate, baseline = [0.1, 0.5, 0.3, 0.45], [0.2, 0.2, 0.2, 0.4]
+    test = paired_bootstrap_test(candidate, baseline, tolerance=0.001, n_resamples=200)
     data = test.to_dict()
-    assert json.loads(json.dumps(data)) == data and data["interval"]["n"] == 3
-    assert isinstance(test, PairedDelta)
+    # the interval is paired_bootstrap_delta's with the same arguments, and the p-values are the test's
+    assert data["interval"] == paired_bootstrap_delta(candidate, baseline, n_resamples=200).to_dict()
+    assert (data["tolerance"], data["p_regression"], data["p_improvement"]) == (
+        0.001, test.p_regression, test.p_improvement)
+    # plain JSON types only (a numpy scalar would pass ==, but not every JSON encoder)
+    values = [*data["interval"].values(), data["tolerance"], data["p_regression"], data["p_improvement"]]
+    assert {type(v) for v in values} <= {float, int, str, type(None)}
+    assert json.loads(json.dumps(data)) == data
 
 
 def test_holm_known_example():

@@ -127,7 +127,7 @@ def check_common_keys(path: str | Path, name: str, entry: object) -> None:
     expect_type(entry["kind"], str, where, "kind", f"a string, one of {', '.join(CANDIDATE_KINDS)}")
     if "description" in entry:
         expect_type(entry["description"], str, where, "description", "a string")
-    if "scorer_specific" in entry:  # strings only Kaggle's scorer reads as it does (harness.leaderboard.judge)
+    if "scorer_specific" in entry:  # strings only Kaggle's scorer reads as it does (harness.leaderboard.usable_probes)
         declared = expect_type(entry["scorer_specific"], list, where, "scorer_specific", "a list of strings")
         if not all(isinstance(s, str) and s for s in declared):
             raise ConfigError(f"{where}: 'scorer_specific' must be a list of non-empty strings")

@@ -29,7 +29,6 @@ from harness.data import Suite
 from harness.embedders import Embedder
 from harness.errors import ConfigError, ModelUnavailableError
 from harness.leaderboard.book import Probe, ProbeBook
-from harness.leaderboard.judgeable import SetAside, answer_rules, embedder_vocabulary, vocabulary_share
 from harness.leaderboard.model import (
     LEADERBOARD_NOISE_SD,
     MIN_PROBES,
@@ -39,6 +38,7 @@ from harness.leaderboard.model import (
 )
 from harness.leaderboard.model_file import LeaderboardModel, model_from_fit
 from harness.leaderboard.scores import score_probes
+from harness.leaderboard.usable_probes import SetAside, answer_rules, embedder_vocabulary, vocabulary_share
 from harness.stats import percentile_interval, resample_means, row_pearson, row_spearman
 from harness.store import Store
 

@@ -4,7 +4,7 @@ Fitted per (suite, embedder) on probes (submissions with known leaderboard score
 
 - **Map** f: `linear` (least squares, the default), `robust` (Siegel's repeated medians) or `isotonic`
   (monotone, a step function interpolated between probes; flat outside their range).
-- **Set-aside** first (harness.leaderboard.judgeable): probes the embedder cannot judge are left out, each
+- **Set-aside** first (harness.leaderboard.usable_probes): probes the embedder cannot judge are left out, each
   with its rule and reason.
 - **Honest accuracy** is leave-one-probe-out (LOO): each fitted probe is predicted by the whole procedure
   (the residual rule included) run without it; MAE, max error and Spearman over those predictions. The
@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.leaderboard.judgeable import SetAside, residual_rule
+from harness.leaderboard.usable_probes import SetAside, residual_rule
 from harness.stats import percentile_interval, repeated_median_lines, resample_means, spearman
 
 MAPS = ("linear", "robust", "isotonic")

@@ -1,5 +1,6 @@
-"""What an embedder can judge: the rules that set probes aside, and the check that a candidate's answers
-rely on strings only Kaggle's scorer reads.
+"""Which probes (and answers) an embedder can judge: the rules that set probes aside before a leaderboard
+model is fitted, and the "not judged" verdict for a candidate whose answers rely on strings only Kaggle's
+scorer reads.
 
 An embedder other than sentence-t5 cannot see sentence-t5's token quirks: the 1st place's "lucrarea"
 suffix, a literal `</s>`, SentencePiece "▁" markers, strings searched against sentence-t5's vocabulary.
@@ -24,17 +25,27 @@ So a leaderboard model first sets aside the probes its embedder cannot judge, by
 
 Rules 1-2 need no leaderboard score, so they also apply to a candidate being predicted; rule 3 needs the
 score, so it applies to probes only. Each set-aside probe carries its rule and a reason a person can read.
+
+`not_judged`: on an embedder that is not Kaggle's scorer, a candidate whose answers contain a known
+scorer-specific string or one declared for it in candidates.toml (`scorer_specific = [...]`,
+`declared_strings`) gets the verdict NOT_JUDGED instead of a regression or an improvement: this embedder
+cannot see what those strings do. The paired numbers stay in the comparison, for information.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.stats import loo_residuals, robust_sd
+from harness.verdict import NOT_JUDGED, Comparison
+
+if TYPE_CHECKING:
+    from harness.evaluate import Result
 
 #: Strings Kaggle's scorer (TF-Hub sentence-t5-base) reads in its own way: known to change its score, and
 #: invisible to (or misread by) another embedder. Matched case-insensitively.
@@ -158,3 +169,35 @@ def residual_rule(names: Sequence[str], x: np.ndarray, y: np.ndarray, *, noise_s
                      f"(threshold ±{threshold:.3f} = {k:g} × max(robust sd {scale:.3f}, leaderboard noise "
                      f"{noise_sd:g})): this embedder ranks it unlike the others")
             for name, r in zip(names, residuals) if abs(r) > threshold]
+
+
+def declared_strings(entries: Mapping[str, Mapping], spec: str) -> list[str]:
+    """The `scorer_specific` strings declared for candidate `spec` in candidates.toml, and for the members
+    of an ensemble (their answers are part of its answers), recursively."""
+    found: list[str] = []
+    seen: set[str] = set()
+    pending = [spec]
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in entries:
+            continue
+        seen.add(name)
+        entry = entries[name]
+        found += [s for s in entry.get("scorer_specific", ()) if s not in found]
+        pending += [m for m in entry.get("members", ()) if isinstance(m, str)]
+    return found
+
+
+def not_judged(comparison: Comparison | None, result: Result, declared: Sequence[str] = ()) -> Comparison | None:
+    """The comparison, turned NOT_JUDGED when this embedder cannot judge the candidate's answers."""
+    if comparison is None or result.comparable_with_kaggle or comparison.delta is None:
+        return comparison
+    hits = scorer_specific_hits(result.predictions, declared)
+    if not hits:
+        return comparison
+    numbers = (f"local Δ {comparison.delta:+.4f} [{comparison.delta_low:+.4f}, {comparison.delta_high:+.4f}] vs "
+               f"baseline '{comparison.baseline_candidate}', for information")
+    message = (f"cannot be judged by {result.embedder}: its answers rely on {describe_hits(hits, result.n)}, which "
+               f"{result.embedder} cannot see as Kaggle's scorer does; check it with st5 or by its predicted "
+               f"leaderboard score ({numbers})")
+    return replace(comparison, status=NOT_JUDGED, raw_status=NOT_JUDGED, message=message)

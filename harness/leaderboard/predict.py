@@ -1,5 +1,4 @@
-"""What `Workspace.judge()` adds to every result: the predicted leaderboard score, and the "not judged"
-verdict for answers the embedder cannot see.
+"""A scored result's predicted leaderboard score, through the stored leaderboard model.
 
 - `predicted_lb`: where `baselines/<embedder>/<suite>.leaderboard.json` exists and was fitted on this
   suite and this embedder build, the candidate's per-row scores go through the stored map; the constant
@@ -8,17 +7,13 @@ verdict for answers the embedder cannot see.
   probes and the candidate. The result is
   information beside the local score, labelled with the model's leave-one-probe-out error; the gate
   stays the paired test on local rows.
-- `not_judged`: on an embedder that is not Kaggle's scorer, a candidate whose answers contain a known
-  scorer-specific string (the lucrarea suffix, `</s>`, … see judgeable.SCORER_SPECIFIC) or one declared
-  for it in candidates.toml (`scorer_specific = [...]`) gets the verdict NOT_JUDGED instead of a
-  regression or an improvement: this embedder cannot see what those strings do. The paired numbers stay
-  in the comparison, for information.
+- `model_note`: why a result has none.
+The "not judged" verdict for answers the embedder cannot see is `usable_probes.not_judged`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +23,12 @@ from harness.data import Suite
 from harness.embedders import Embedder
 from harness.evaluate import Result
 from harness.leaderboard.book import Probe
-from harness.leaderboard.judgeable import describe_hits, scorer_specific_hits
 from harness.leaderboard.model import predict
 from harness.leaderboard.model_file import load_model, model_path
 from harness.leaderboard.scores import score_probes
+from harness.leaderboard.usable_probes import describe_hits, scorer_specific_hits
 from harness.store import Store
-from harness.verdict import NOT_JUDGED, Comparison, PredictedScore
+from harness.verdict import PredictedScore
 
 #: probe means recomputed at prediction time must equal the stored ones (float32 embeddings: ~1e-7)
 MEAN_TOLERANCE = 1e-4
@@ -86,35 +81,3 @@ def predicted_lb(baselines_dir: str | Path, result: Result, suite: Suite, embedd
         loo_max_error=model.loo_max_error, loo_spearman=model.loo_spearman, extrapolating=prediction.extrapolating,
         set_aside=tuple(f"{s['probe']}: {s['reason']}" for s in model.set_aside), note="; ".join(n for n in notes if n),
         loo_mae_mean_alone=model.loo_mae_constant)
-
-
-def declared_strings(entries: Mapping[str, Mapping], spec: str) -> list[str]:
-    """The `scorer_specific` strings declared for candidate `spec` in candidates.toml, and for the members
-    of an ensemble (their answers are part of its answers), recursively."""
-    found: list[str] = []
-    seen: set[str] = set()
-    pending = [spec]
-    while pending:
-        name = pending.pop()
-        if name in seen or name not in entries:
-            continue
-        seen.add(name)
-        entry = entries[name]
-        found += [s for s in entry.get("scorer_specific", ()) if s not in found]
-        pending += [m for m in entry.get("members", ()) if isinstance(m, str)]
-    return found
-
-
-def not_judged(comparison: Comparison | None, result: Result, declared: Sequence[str] = ()) -> Comparison | None:
-    """The comparison, turned NOT_JUDGED when this embedder cannot judge the candidate's answers."""
-    if comparison is None or result.comparable_with_kaggle or comparison.delta is None:
-        return comparison
-    hits = scorer_specific_hits(result.predictions, declared)
-    if not hits:
-        return comparison
-    numbers = (f"local Δ {comparison.delta:+.4f} [{comparison.delta_low:+.4f}, {comparison.delta_high:+.4f}] vs "
-               f"baseline '{comparison.baseline_candidate}', for information")
-    message = (f"cannot be judged by {result.embedder}: its answers rely on {describe_hits(hits, result.n)}, which "
-               f"{result.embedder} cannot see as Kaggle's scorer does; check it with st5 or by its predicted "
-               f"leaderboard score ({numbers})")
-    return replace(comparison, status=NOT_JUDGED, raw_status=NOT_JUDGED, message=message)
