@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO_ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_optimize_support import family_suite
+from optimize_helpers import family_suite
 
 from harness.candidates.constant import ConstantCandidate
 from harness.cli import main

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
+from optimize_helpers import BagOfWordsEmbedder, family_suite
 from scipy.stats import pearsonr, spearmanr
-from test_optimize_support import BagOfWordsEmbedder, family_suite
 
 from harness.cli import main
 from harness.embedders import EmbedderChoice

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO_ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_optimize_support import PROMPT_FAMILIES, BagOfWordsEmbedder, family_suite
+from optimize_helpers import PROMPT_FAMILIES, BagOfWordsEmbedder, family_suite
 
 from harness.cli import main
 from harness.embedders import EmbedderChoice

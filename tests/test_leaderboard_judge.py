@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 from conftest import REPO_ROOT, copy_shipped_project, import_heavy_modules_outside_pytester
-from test_optimize_support import BagOfWordsEmbedder
+from optimize_helpers import BagOfWordsEmbedder
 
 from harness.cli import main
 from harness.embedders import EmbedderChoice

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 from conftest import REPO_ROOT
+from optimize_helpers import BagOfWordsEmbedder, family_suite
 from stub_openai_server import StubOpenAIServer
-from test_optimize_support import BagOfWordsEmbedder, family_suite
 
 from harness.cli import main
 from harness.embedders import EmbedderChoice

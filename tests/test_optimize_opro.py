@@ -9,8 +9,8 @@ import re
 import threading
 
 import pytest
+from optimize_helpers import BagOfWordsEmbedder, family_suite
 from stub_openai_server import Reply, StubOpenAIServer
-from test_optimize_support import BagOfWordsEmbedder, family_suite
 
 from harness.candidates.chat import ChatCandidate
 from harness.data import SuiteSpec, load_suite

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from test_optimize_support import BagOfWordsEmbedder, family_suite
+from optimize_helpers import BagOfWordsEmbedder, family_suite
 
 from harness.errors import ConfigError
 from harness.metric import sharpen_slope, weighted_scs

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_optimize_support import BagOfWordsEmbedder, family_suite, word_tokenizer
+from optimize_helpers import BagOfWordsEmbedder, family_suite, word_tokenizer
 
 from harness.candidates.constant import ConstantCandidate
 from harness.data import Suite

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_optimize_support import PROMPT_FAMILIES, BagOfWordsEmbedder, family_suite, word_tokenizer
+from optimize_helpers import PROMPT_FAMILIES, BagOfWordsEmbedder, family_suite, word_tokenizer
 
 from harness.errors import ConfigError
 from harness.optimize import MeanScsObjective, SearchSettings, search_mean_prompt

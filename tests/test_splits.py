@@ -7,7 +7,7 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_optimize_support import family_suite
+from optimize_helpers import family_suite
 
 from harness.data import Sample, Suite
 from harness.errors import ConfigError

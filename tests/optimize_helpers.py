@@ -1,4 +1,5 @@
-"""Helpers shared by the optimize tests (imported by them), and tests of the helpers themselves.
+"""Helpers shared by the optimize and leaderboard tests (a helper module, not a test module: its own
+tests are in test_optimize_helpers.py).
 
 `BagOfWordsEmbedder` is a real `Embedder` (name, fingerprint, unit vectors), deterministic and instant:
 a text's vector is the normalised sum of fixed random vectors of its lower-cased words, so texts sharing
@@ -90,23 +91,3 @@ def family_suite(name: str = "families", repeats: int = 3, families=PROMPT_FAMIL
                                   f"Rewritten text number {i}, following family {f}.", prompt,
                                   f"family-{f}" if groups else None))
     return Suite(name, tuple(samples))
-
-
-def test_bag_of_words_embedder_is_deterministic_and_unit_norm():
-    a, b = BagOfWordsEmbedder(), BagOfWordsEmbedder()
-    va = a.embed(["Make the text formal.", "x"])
-    assert np.allclose(va, b.embed(["Make the text formal.", "x"]))
-    assert np.allclose(np.linalg.norm(va, axis=1), 1.0, atol=1e-6)
-    assert a.embedded == ["Make the text formal.", "x"]
-
-
-def test_family_suite_shape():
-    suite = family_suite(repeats=2, groups=True)
-    assert len(suite) == 2 * len(PROMPT_FAMILIES) and len(set(suite.ids)) == len(suite) and suite.has_groups
-
-
-def test_word_tokenizer_round_trips_the_family_prompts():
-    tokenizer = word_tokenizer()
-    ids = tokenizer("Rewrite the text as a poem.", add_special_tokens=False)["input_ids"]
-    assert tokenizer.decode(ids) == "rewrite the text as a poem."
-    assert tokenizer("x y")["input_ids"][0] == tokenizer.cls_token_id
