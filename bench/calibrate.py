@@ -69,10 +69,10 @@ def real_data(store_path: str, size: int) -> None:
           f"{len(book)} in {BOOK.relative_to(ROOT)}")
     store = workspace.store()
     started = time.perf_counter()
-    row = calibrate_suite(book, suite, embedder, store=store, settings=CalibrationSettings(model_resamples=500))
+    row = calibrate_suite(book, suite, embedder, store=store, settings=CalibrationSettings(FitSettings(n_resamples=500)))
     first = time.perf_counter() - started
     started = time.perf_counter()
-    calibrate_suite(book, suite, embedder, store=store, settings=CalibrationSettings(model_resamples=500))
+    calibrate_suite(book, suite, embedder, store=store, settings=CalibrationSettings(FitSettings(n_resamples=500)))
     again = time.perf_counter() - started
     print(f"seconds per calibration: {first:.1f} (this run; embeddings read from the store where present), "
           f"{again:.1f} repeated ({row.embedding_calls} embedding call(s) for the constant probes)")
@@ -184,7 +184,7 @@ def constructed(size: int, seed: int = 0) -> bool:
         probes = [Probe(p.name, p.submission, float(lb)) for p, lb in zip(probes, leaderboard)]
         started = time.perf_counter()
         row = calibrate_suite(probes, pool, embedder, store=store,
-                              settings=CalibrationSettings(model_resamples=300, n_resamples=500))
+                              settings=CalibrationSettings(FitSettings(n_resamples=300), correlation_resamples=500))
         calibration = time.perf_counter() - started
         scored = score_probes(probes, pool, embedder, store=store)
     print(f"== constructed data: pool of {len(pool)} rows, 5 families x 48 rows; hidden leaderboard of "

@@ -23,9 +23,10 @@ from harness.leaderboard.calibrate import (
     correlation_bootstrap,
 )
 from harness.leaderboard.calibration_report import write_calibration
+from harness.leaderboard.model import FitSettings
 from harness.stats import resample_means
 
-FAST = CalibrationSettings(n_resamples=400, model_resamples=300)
+FAST = CalibrationSettings(FitSettings(n_resamples=300), correlation_resamples=400)
 
 
 def with_pearson(y: np.ndarray, r: float) -> np.ndarray:

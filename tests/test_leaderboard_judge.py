@@ -15,6 +15,7 @@ from harness.cli import main
 from harness.embedders import EmbedderChoice
 from harness.leaderboard.book import load_book
 from harness.leaderboard.calibrate import CalibrationSettings, calibrate_suite
+from harness.leaderboard.model import FitSettings
 from harness.leaderboard.model_file import model_path, read_model, write_model
 from harness.verdict import NOT_JUDGED, REGRESSION
 from harness.workspace import Workspace
@@ -45,7 +46,8 @@ def project(tmp_path, monkeypatch):
 def fit_model(workspace: Workspace, suite: str, embedder: str = "bow"):
     row = calibrate_suite(load_book(REPO_ROOT / "fixtures" / "probe_book.csv"), workspace.suite(suite),
                           workspace.embedder(embedder).embedder, store=workspace.store(),
-                          resolve=workspace.candidate, settings=CalibrationSettings(n_resamples=200, model_resamples=300),
+                          resolve=workspace.candidate,
+                          settings=CalibrationSettings(FitSettings(n_resamples=300), correlation_resamples=200),
                           label="fitted on the shipped public probes")
     return read_model(write_model(workspace.baselines_dir, row.model).path)  # as a fresh clone reads it
 
@@ -57,15 +59,15 @@ def test_the_predicted_leaderboard_score_is_in_every_record_and_in_prh_score(pro
         scored = workspace.score("mean-prompt", "leaked", embedder="bow")
     predicted = scored.record.predicted_lb
     assert predicted is not None and predicted.low <= predicted.high
-    assert predicted.estimate == pytest.approx(float(model.map.predict(scored.result.mean)))
-    assert predicted.loo_mae == model.loo_mae and predicted.n_probes == len(model.fitted)
-    assert predicted.loo_mae_mean_alone == model.loo_mae_constant
-    assert predicted.informative == (model.loo_mae < model.loo_mae_constant)
+    assert predicted.estimate == pytest.approx(float(model.fit.map.predict(scored.result.mean)))
+    assert predicted.loo_mae == model.fit.loo_mae and predicted.n_probes == len(model.fit.fitted)
+    assert predicted.loo_mae_mean_alone == model.fit.loo_mae_constant
+    assert predicted.informative == (model.fit.loo_mae < model.fit.loo_mae_constant)
     assert predicted.note.startswith("fitted on the shipped public probes") and "leaked.leaderboard.json" in predicted.model
     assert any(s.startswith("4th-lucrarea-0.666: its answers contain the lucrarea string") for s in predicted.set_aside)
     stored = Workspace.from_dir(project).store(create=False).runs()[-1]
     assert stored.predicted_lb == predicted  # kept in the history for the reports
-    assert any(p.row_scores for p in model.fitted if p.kind == "template")
+    assert any(p.row_scores for p in model.fit.fitted if p.kind == "template")
     with Workspace.from_dir(project, store=project / "fresh.sqlite") as fresh:
         bow = fresh.embedder("bow").embedder
         before = len(bow.calls)

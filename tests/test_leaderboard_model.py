@@ -7,12 +7,20 @@ import json
 
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.errors import ConfigError, DataError
 from harness.leaderboard.model import MIN_PROBES, FitSettings, ScoreMap, fit_leaderboard, fit_map, predict
-from harness.leaderboard.model_file import load_model, model_from_fit, model_path, read_model, write_model
+from harness.leaderboard.model_file import (
+    FORMAT,
+    load_model,
+    model_from_fit,
+    model_path,
+    read_model,
+    write_model,
+)
 from harness.leaderboard.usable_probes import (
     answer_rules,
     residual_rule,
@@ -36,7 +44,7 @@ def line_probes(k: int = 10, *, n: int = 400, row_sd: float = 0.02, intercept: f
 
 def test_loo_on_an_exact_linear_truth_is_exact():
     names, scores, y = line_probes()
-    fit = fit_leaderboard(names, scores, y, settings=FitSettings(n_resamples=300, noise_sd=0.0))
+    fit = fit_leaderboard(names, scores, y, settings=FitSettings(n_resamples=300, leaderboard_noise=0.0))
     assert fit.map.intercept == pytest.approx(0.3) and fit.map.slope == pytest.approx(2.5)
     assert fit.loo_mae == pytest.approx(0, abs=1e-9) and fit.loo_max_error == pytest.approx(0, abs=1e-9)
     assert fit.loo_spearman == pytest.approx(1.0) and not fit.set_aside
@@ -104,7 +112,7 @@ def test_the_residual_rule_keeps_a_lone_informative_probe_when_the_rest_do_not_r
     x = np.r_[rng.uniform(0.02, 0.045, 12), 0.006]
     y = np.r_[rng.uniform(0.56, 0.70, 12), 0.38]
     y[:12] = np.sort(y[:12])[::-1][np.argsort(np.argsort(x[:12]))]  # constants ranked backwards
-    assert residual_rule([f"p{i}" for i in range(13)], x, y, noise_sd=0.01) == []
+    assert residual_rule([f"p{i}" for i in range(13)], x, y, leaderboard_noise=0.01) == []
 
 
 def test_a_falling_fit_is_replaced_by_the_flat_mean():
@@ -167,7 +175,7 @@ def test_model_file_round_trip_and_fingerprint_mismatch(tmp_path):
     assert update.old is None and "none → linear map on 10 probes, LOO MAE" in update.describe()
     loaded = load_model(tmp_path, "minilm", "leaked")
     assert loaded.to_dict() == model.to_dict()
-    assert loaded.map.predict(0.1) == pytest.approx(fit.map.predict(0.1), abs=1e-5)
+    assert loaded.fit.map.predict(0.1) == pytest.approx(fit.map.predict(0.1), abs=1e-5)
     data = json.loads(update.path.read_text())
     assert {"suite_fingerprint", "embedder_fingerprint", "probe_book_hash", "map", "probes", "set_aside",
             "loo_mae", "loo_max_error", "loo_spearman"} <= set(data)
@@ -180,3 +188,31 @@ def test_model_file_round_trip_and_fingerprint_mismatch(tmp_path):
     update.path.write_text("{not json")
     with pytest.raises(DataError, match="not a valid leaderboard model file"):
         read_model(update.path)
+
+
+def test_a_format_1_file_reads_as_the_same_model(tmp_path):
+    # /1 called the leaderboard noise `noise_sd`; everything else is stored as /2 stores it
+    names, scores, y = line_probes()
+    model = _model(fit_leaderboard(names, scores, y, settings=FitSettings(n_resamples=300, leaderboard_noise=0.02)))
+    current = model.to_dict()
+    assert current["format"] == FORMAT == "prh-leaderboard-model/2"
+    settings = dict(current["settings"])
+    settings["noise_sd"] = settings.pop("leaderboard_noise")
+    old = tmp_path / "old.leaderboard.json"
+    old.write_text(json.dumps({**current, "format": "prh-leaderboard-model/1", "settings": settings}))
+    assert read_model(old).to_dict() == current and read_model(old).fit.settings.leaderboard_noise == 0.02
+    old.write_text(json.dumps({**current, "format": "prh-leaderboard-model/9"}))
+    with pytest.raises(DataError, match="prh-leaderboard-model/9"):
+        read_model(old)
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "baselines").glob("*/*.leaderboard.json")), ids=str)
+def test_the_shipped_models_load_and_write_back_what_they_hold(path, tmp_path):
+    stored = json.loads(path.read_text())
+    model = read_model(path)
+    again = model.to_dict()
+    assert {k: v for k, v in again.items() if k not in ("format", "settings")} == \
+        {k: v for k, v in stored.items() if k not in ("format", "settings")}
+    noise = stored["settings"].get("noise_sd", stored["settings"].get("leaderboard_noise"))
+    assert model.fit.settings.leaderboard_noise == noise and len(model.fit.fitted) >= 4
+    assert read_model(write_model(tmp_path, model).path).to_dict() == again

@@ -116,6 +116,7 @@ def cmd_calibrate(args) -> int:
     from harness.leaderboard.book import load_book
     from harness.leaderboard.calibrate import CalibrationSettings, available_embedders, calibrate_suite
     from harness.leaderboard.calibration_report import render_json, write_calibration
+    from harness.leaderboard.model import FitSettings
     from harness.leaderboard.model_file import load_model, write_model
 
     book = load_book(args.probes)
@@ -124,8 +125,8 @@ def cmd_calibrate(args) -> int:
     embedders, notes = available_embedders(args.embedder or ["st5", "minilm"])
     if not embedders:
         raise HarnessError("no embedder is available: " + "; ".join(notes))
-    settings = CalibrationSettings(n_resamples=args.resamples, leaderboard_noise=args.leaderboard_noise,
-                                   seed=args.seed, map=args.map, target=args.target)
+    settings = CalibrationSettings(FitSettings(map=args.map, leaderboard_noise=args.leaderboard_noise, seed=args.seed),
+                                   correlation_resamples=args.resamples, target=args.target)
     say = _progress(not args.json)
     rows, models = [], []
     with workspace:
@@ -169,6 +170,7 @@ def cmd_fit_suite(args) -> int:
     from harness.leaderboard.book import load_book
     from harness.leaderboard.calibrate import CalibrationSettings, calibrate_suite
     from harness.leaderboard.fit_suite import match_suite, provenance_path, write_matched_suite
+    from harness.leaderboard.model import FitSettings
     from harness.leaderboard.scores import score_probes
 
     started = time.perf_counter()
@@ -181,7 +183,7 @@ def cmd_fit_suite(args) -> int:
         map_kind = args.map if args.map != "auto" else ("identity" if embedder.comparable_with_kaggle else "linear")
         say(f"scoring {len(book)} probes on {pool.name} ({len(pool)} rows) with {embedder.name}")
         row = calibrate_suite(book, pool, embedder, store=workspace.store(), resolve=workspace.candidate,
-                              settings=CalibrationSettings(target=args.target, seed=args.seed))
+                              settings=CalibrationSettings(FitSettings(seed=args.seed), target=args.target))
         if row.fit is None:
             raise HarnessError(f"cannot match a suite to the probes: {row.refused}")
         fitted = [p for p in book if p.name in {f.probe for f in row.fit.fitted}]

@@ -56,8 +56,9 @@ class Correlation:
 
 
 @dataclass(frozen=True)
-class ProbeScore:
-    """One scored probe on the suite: its local mean with a percentile interval over the row resamples."""
+class ProbeMean:
+    """One scored probe on the suite, as the calibration report shows it: its local mean with a percentile
+    interval over the row resamples (its place in the fitted model, if any, is a `model.ProbeFit`)."""
 
     probe: str
     leaderboard_score: float
@@ -71,7 +72,7 @@ class ProbeScore:
 @dataclass(frozen=True)
 class CalibrationRow:
     """The probes on one suite with one embedder: correlations, and the leaderboard model fitted there
-    (`fit`, or why none could be: `refused`)."""
+    (`model`, or why none could be: `refused`)."""
 
     suite: str
     suite_fingerprint: str
@@ -80,23 +81,27 @@ class CalibrationRow:
     embedder: str
     embedder_fingerprint: str
     comparable_with_kaggle: bool
-    probes: tuple[ProbeScore, ...]
+    probes: tuple[ProbeMean, ...]
     spearman: Correlation
     pearson: Correlation
     mean_offset: float
     mean_abs_offset: float
-    fit: LeaderboardFit | None = None
     refused: str | None = None
     excluded: tuple[dict, ...] = ()
     seconds: float = 0.0
     embedding_calls: int = 0
     model: LeaderboardModel | None = None
 
+    @property
+    def fit(self) -> LeaderboardFit | None:
+        """The fitted model's fit (its map, LOO error and probes), or None when it was refused."""
+        return None if self.model is None else self.model.fit
+
     def to_dict(self) -> dict:
         """The CLI contract: `loo` ({probe, leaderboard_score, predicted, low, high} per fitted probe),
         `loo_mae`, `loo_max_error`, `loo_spearman`, `model` (the fitted map), `set_aside` (probe, rule,
         reason), plus the correlations, every probe's scores, the book's exclusions and the seconds."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("fit", "model", "probes")}
+        data = {k: v for k, v in asdict(self).items() if k not in ("model", "probes")}
         data["probes"] = [asdict(p) for p in self.probes]
         fit = self.fit
         data.update(loo=fit.loo_table() if fit else [], loo_mae=fit.loo_mae if fit else None,
@@ -113,20 +118,13 @@ class CalibrationRow:
 
 @dataclass(frozen=True)
 class CalibrationSettings:
-    """Resampling of the correlation intervals, and how the leaderboard model is fitted."""
+    """A calibration's settings: the leaderboard model's (`fit`: map, leaderboard noise, its resamples,
+    confidence, seed, residual rule), the resamples of the correlation intervals, and which leaderboard
+    score is the target. Confidence, noise and seed are the model's, used for the correlations too."""
 
-    n_resamples: int = 2000
-    confidence: float = 0.95
-    leaderboard_noise: float = LEADERBOARD_NOISE_SD
-    seed: int = 0
-    map: str = "linear"
+    fit: FitSettings = FitSettings()
+    correlation_resamples: int = 2000
     target: str = "public"
-    model_resamples: int = 1000
-    residual_rule: bool = True
-
-    def fit_settings(self) -> FitSettings:
-        return FitSettings(map=self.map, noise_sd=self.leaderboard_noise, n_resamples=self.model_resamples,
-                           confidence=self.confidence, seed=self.seed, residual_rule=self.residual_rule)
 
 
 def correlation_bootstrap(scores: np.ndarray, leaderboard: Sequence[float], *, groups: Sequence | None = None,
@@ -188,8 +186,8 @@ def calibrate_suite(book: ProbeBook | Sequence[Probe], suite: Suite, embedder: E
     scored = score_probes(usable, suite, embedder, store=store, resolve=resolve)
     leaderboard = np.array([p.score(settings.target) for p in usable])
     spearman, pearson = correlation_bootstrap(
-        scored.scores, leaderboard, groups=suite.groups, n_resamples=settings.n_resamples,
-        confidence=settings.confidence, leaderboard_noise=settings.leaderboard_noise, seed=settings.seed)
+        scored.scores, leaderboard, groups=suite.groups, n_resamples=settings.correlation_resamples,
+        confidence=settings.fit.confidence, leaderboard_noise=settings.fit.leaderboard_noise, seed=settings.fit.seed)
     vocabulary = None if embedder.comparable_with_kaggle else embedder_vocabulary(embedder)
     declared: list[SetAside] = []
     shares: list[float | None] = []
@@ -202,12 +200,12 @@ def calibrate_suite(book: ProbeBook | Sequence[Probe], suite: Suite, embedder: E
     fit, refused = None, None
     try:
         fit = fit_leaderboard([p.name for p in usable], scored.scores, leaderboard, pre_set_aside=declared,
-                              groups=suite.groups, settings=settings.fit_settings())
+                              groups=suite.groups, settings=settings.fit)
     except ConfigError as error:
         refused = str(error)
-    draws = resample_means(scored.scores, groups=suite.groups, n_resamples=min(settings.n_resamples, 2000),
-                           seed=settings.seed).reshape(-1, len(usable))
-    lows, highs = percentile_interval(draws, settings.confidence)
+    draws = resample_means(scored.scores, groups=suite.groups, n_resamples=min(settings.correlation_resamples, 2000),
+                           seed=settings.fit.seed).reshape(-1, len(usable))
+    lows, highs = percentile_interval(draws, settings.fit.confidence)
     means = scored.means
     n_groups = len(set(suite.groups)) if suite.groups else None
     model = None
@@ -223,10 +221,10 @@ def calibrate_suite(book: ProbeBook | Sequence[Probe], suite: Suite, embedder: E
         suite=suite.name, suite_fingerprint=suite.fingerprint, n_rows=len(suite), n_groups=n_groups,
         embedder=embedder.name, embedder_fingerprint=embedder.fingerprint,
         comparable_with_kaggle=embedder.comparable_with_kaggle,
-        probes=tuple(ProbeScore(p.name, float(y), float(m), float(lo), float(hi), e, share)
+        probes=tuple(ProbeMean(p.name, float(y), float(m), float(lo), float(hi), e, share)
                      for p, y, m, lo, hi, e, share in zip(usable, leaderboard, means, lows, highs, scored.n_empty, shares)),
         spearman=spearman, pearson=pearson, mean_offset=float(np.mean(means - leaderboard)),
-        mean_abs_offset=float(np.mean(np.abs(means - leaderboard))), fit=fit, refused=refused,
+        mean_abs_offset=float(np.mean(np.abs(means - leaderboard))), refused=refused,
         excluded=tuple(excluded), seconds=time.perf_counter() - started, embedding_calls=scored.embedding_calls,
         model=model)
 

@@ -145,7 +145,7 @@ def _weighted_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndar
 ISOTONIC_RESAMPLES = 250
 
 
-def predict_draws(kind: str, x_draws: np.ndarray, y: np.ndarray, c_draws: np.ndarray, *, noise_sd: float,
+def predict_draws(kind: str, x_draws: np.ndarray, y: np.ndarray, c_draws: np.ndarray, *, leaderboard_noise: float,
                   rng: np.random.Generator) -> np.ndarray:
     """Predicted leaderboard scores, one per resample and candidate column: (B, m).
 
@@ -158,7 +158,7 @@ def predict_draws(kind: str, x_draws: np.ndarray, y: np.ndarray, c_draws: np.nda
         x_draws, c_draws = x_draws[:ISOTONIC_RESAMPLES], c_draws[:ISOTONIC_RESAMPLES]
     n_draws, k = x_draws.shape
     drawn = rng.integers(0, k, size=(n_draws, k))
-    noisy = y[None, :] + (rng.normal(0.0, noise_sd, size=(n_draws, k)) if noise_sd else 0.0)
+    noisy = y[None, :] + (rng.normal(0.0, leaderboard_noise, size=(n_draws, k)) if leaderboard_noise else 0.0)
     xs, ys = np.take_along_axis(x_draws, drawn, axis=1), np.take_along_axis(noisy, drawn, axis=1)
     if kind == "linear":
         intercept, slope = _weighted_line(xs, ys, np.ones_like(xs))
@@ -170,17 +170,20 @@ def predict_draws(kind: str, x_draws: np.ndarray, y: np.ndarray, c_draws: np.nda
         predicted = np.empty_like(c_draws)
         for b in range(n_draws):
             predicted[b] = fit_map(kind, xs[b], ys[b]).predict(c_draws[b])
-    if noise_sd:
-        predicted = predicted + rng.normal(0.0, noise_sd, size=predicted.shape)
+    if leaderboard_noise:
+        predicted = predicted + rng.normal(0.0, leaderboard_noise, size=predicted.shape)
     return predicted
 
 
 @dataclass(frozen=True)
 class FitSettings:
-    """How a leaderboard model is fitted and how wide its intervals are."""
+    """How a leaderboard model is fitted and how wide its intervals are (stored in the model file, and the
+    model part of a calibration's settings)."""
 
     map: str = "linear"
-    noise_sd: float = LEADERBOARD_NOISE_SD
+    #: sd of the normal noise on a leaderboard score (each resample adds it to the probes' scores and to the
+    #: prediction; the residual rule never calls a probe an outlier within 3 of it)
+    leaderboard_noise: float = LEADERBOARD_NOISE_SD
     n_resamples: int = 1000
     confidence: float = 0.95
     seed: int = 0
@@ -192,7 +195,13 @@ class FitSettings:
 
 @dataclass(frozen=True)
 class ProbeFit:
-    """One probe in a fitted model: its numbers, whether it was fitted, and its leave-one-out prediction."""
+    """One probe in a fitted model: its numbers, whether it was fitted, and its leave-one-out prediction.
+
+    A model file stores it as it is. `kind` and `submission` say what to score again when predicting
+    (`model_file.model_from_fit` ties them to the book), and `row_scores` keeps the per-row scores by row
+    id of a fitted probe whose answers differ by row (templates, candidates): scoring them again would
+    embed every row's answer (or need a file that may be gone); constants are re-scored with one
+    embedding call instead."""
 
     probe: str
     leaderboard_score: float
@@ -201,23 +210,22 @@ class ProbeFit:
     predicted: float
     low: float
     high: float
-    extrapolating: bool
+    extrapolating: bool = False
     rule: str = ""
     reason: str = ""
+    kind: str = "constant"
+    submission: str = ""
+    row_scores: dict[str, float] | None = None
 
     @property
     def error(self) -> float:
         return self.predicted - self.leaderboard_score
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["error"] = self.error
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in data.items()}
-
 
 @dataclass(frozen=True)
 class LeaderboardFit:
-    """A fitted leaderboard model (before it is tied to a suite and embedder; see model_file)."""
+    """A fitted leaderboard model: the map, every probe's leave-one-out prediction, the probes set aside,
+    and the honest (LOO) error. `model_file.LeaderboardModel` ties it to a suite, an embedder and a book."""
 
     map: ScoreMap
     probes: tuple[ProbeFit, ...]
@@ -237,6 +245,13 @@ class LeaderboardFit:
     def fitted(self) -> list[ProbeFit]:
         return [p for p in self.probes if p.fitted]
 
+    def describe(self) -> str:
+        """'linear map on 9 probes, LOO MAE 0.031 (max 0.070, Spearman +0.62; the probes' mean alone: 0.05)'"""
+        spearman = "n/a" if self.loo_spearman is None else f"{self.loo_spearman:+.2f}"
+        return (f"{self.map.kind} map on {len(self.fitted)} probes, LOO MAE {self.loo_mae:.3f} "
+                f"(max {self.loo_max_error:.3f}, Spearman {spearman}; the probes' mean alone: "
+                f"{self.loo_mae_constant:.3f})")
+
     def loo_table(self) -> list[dict]:
         """The CLI contract's `loo`: {probe, leaderboard_score, predicted, low, high} per fitted probe."""
         return [{"probe": p.probe, "leaderboard_score": p.leaderboard_score, "predicted": round(p.predicted, 6),
@@ -245,7 +260,7 @@ class LeaderboardFit:
 
 
 def _select(names: Sequence[str], x: np.ndarray, y: np.ndarray, settings: FitSettings) -> list[SetAside]:
-    return residual_rule(names, x, y, noise_sd=settings.noise_sd) if settings.residual_rule else []
+    return residual_rule(names, x, y, leaderboard_noise=settings.leaderboard_noise) if settings.residual_rule else []
 
 
 def fit_leaderboard(names: Sequence[str], scores: np.ndarray, leaderboard: Sequence[float], *,
@@ -293,7 +308,7 @@ def fit_leaderboard(names: Sequence[str], scores: np.ndarray, leaderboard: Seque
             others = kept
         point = float(fit_map(settings.map, x[others], y[others]).predict(x[j]))
         predicted = predict_draws(settings.map, draws[:, others], y[others], draws[:, [j]],
-                                  noise_sd=settings.noise_sd, rng=rng)
+                                  leaderboard_noise=settings.leaderboard_noise, rng=rng)
         low, high = percentile_interval(predicted[:, 0], settings.confidence)
         rule = aside.get(name)
         fits.append(ProbeFit(name, float(y[j]), float(x[j]), j in kept, point, float(low), float(high),
@@ -337,7 +352,7 @@ def predict(map_: ScoreMap, probe_scores: np.ndarray, leaderboard: Sequence[floa
     draws = draws.reshape(settings.n_resamples, -1)
     k = probe_scores.shape[1]
     predicted = predict_draws(map_.kind, draws[:, :k], np.asarray(leaderboard, dtype=float), draws[:, k:],
-                              noise_sd=settings.noise_sd, rng=rng)
+                              leaderboard_noise=settings.leaderboard_noise, rng=rng)
     low, high = percentile_interval(predicted[:, 0], settings.confidence)
     local = float(candidate_scores.mean())
     estimate = float(map_.predict(local))

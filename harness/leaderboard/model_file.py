@@ -8,23 +8,31 @@ row), so predicting needs neither the book, nor a refit, nor embedding every row
 
 A model is used only for the suite and the embedder build it was fitted on (`mismatch` says why not);
 writing one over another says old → new (`ModelUpdate.describe`), never silently.
+
+The file names its format (`"format": "prh-leaderboard-model/2"`). Every older format stays readable:
+`/1` (the shipped baselines until issue 17) called the leaderboard noise `noise_sd`; `_READERS` turns each
+into the current one, so a fresh clone keeps predicting from a file written before the change.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness.baselines import _safe_name
 from harness.errors import DataError
 from harness.files import write_json_atomic
-from harness.leaderboard.model import FitSettings, LeaderboardFit, ScoreMap
+from harness.leaderboard.model import FitSettings, LeaderboardFit, ProbeFit, ScoreMap
+from harness.leaderboard.usable_probes import SetAside
 
-FORMAT = "prh-leaderboard-model/1"
+FORMAT = "prh-leaderboard-model/2"
 SUFFIX = ".leaderboard.json"
+#: the stored order of a probe's fields (the order of the /1 files, so a diff shows only what changed)
+_PROBE_FIELDS = ("probe", "kind", "submission", "leaderboard_score", "local_mean", "fitted", "predicted", "low",
+                 "high", "extrapolating", "rule", "reason", "row_scores")
 
 
 def model_path(directory: str | Path, embedder: str, suite: str) -> Path:
@@ -33,34 +41,11 @@ def model_path(directory: str | Path, embedder: str, suite: str) -> Path:
 
 
 @dataclass(frozen=True)
-class StoredProbe:
-    """A probe as a model file keeps it: enough to score it again and to review the fit."""
-
-    probe: str
-    kind: str
-    submission: str
-    leaderboard_score: float
-    local_mean: float
-    fitted: bool
-    predicted: float
-    low: float
-    high: float
-    extrapolating: bool = False
-    rule: str = ""
-    reason: str = ""
-    #: per-row scores by row id, kept for fitted probes whose answers differ by row (templates, candidates):
-    #: scoring them again would embed every row's answer (or need a file that may be gone); constants are
-    #: re-scored with one embedding call instead
-    row_scores: dict[str, float] | None = None
-
-
-@dataclass(frozen=True)
 class LeaderboardModel:
-    """A fitted leaderboard model tied to one suite and one embedder build."""
+    """A fitted leaderboard model (`fit`) tied to one suite, one embedder build and one probe book."""
 
     suite: str
     suite_fingerprint: str
-    n_rows: int
     embedder: str
     embedder_fingerprint: str
     comparable_with_kaggle: bool
@@ -68,29 +53,12 @@ class LeaderboardModel:
     probe_book: str
     probe_book_hash: str
     label: str
-    map: ScoreMap
-    x_range: tuple[float, float]
-    settings: FitSettings
-    loo_mae: float
-    loo_max_error: float
-    loo_spearman: float | None
-    loo_mae_all: float
-    loo_mae_constant: float
-    probes: tuple[StoredProbe, ...]
-    set_aside: tuple[dict, ...]
+    fit: LeaderboardFit
     excluded: tuple[dict, ...] = ()
     created: str = ""
 
-    @property
-    def fitted(self) -> list[StoredProbe]:
-        return [p for p in self.probes if p.fitted]
-
     def describe(self) -> str:
-        """'linear map on 9 probes, LOO MAE 0.031 (max 0.070, Spearman +0.62)'"""
-        spearman = "n/a" if self.loo_spearman is None else f"{self.loo_spearman:+.2f}"
-        return (f"{self.map.kind} map on {len(self.fitted)} probes, LOO MAE {self.loo_mae:.3f} "
-                f"(max {self.loo_max_error:.3f}, Spearman {spearman}; the probes' mean alone: "
-                f"{self.loo_mae_constant:.3f})")
+        return self.fit.describe()
 
     def mismatch(self, suite_fingerprint: str, embedder_fingerprint: str) -> str | None:
         """Why this model must not predict for a result of that suite and embedder build, or None."""
@@ -107,36 +75,55 @@ class LeaderboardModel:
     def to_dict(self) -> dict[str, Any]:
         def number(value):
             return None if value is None else round(float(value), 6)
+        fit = self.fit
         return {
-            "format": FORMAT, "suite": self.suite, "suite_fingerprint": self.suite_fingerprint, "n_rows": self.n_rows,
+            "format": FORMAT, "suite": self.suite, "suite_fingerprint": self.suite_fingerprint, "n_rows": fit.n_rows,
             "embedder": self.embedder, "embedder_fingerprint": self.embedder_fingerprint,
             "comparable_with_kaggle": self.comparable_with_kaggle, "target": self.target,
             "probe_book": self.probe_book, "probe_book_hash": self.probe_book_hash, "created": self.created,
-            "label": self.label, "map": self.map.to_dict(), "x_range": [number(v) for v in self.x_range],
-            "settings": self.settings.to_dict(), "loo_mae": number(self.loo_mae),
-            "loo_max_error": number(self.loo_max_error), "loo_spearman": number(self.loo_spearman),
-            "loo_mae_all": number(self.loo_mae_all), "loo_mae_constant": number(self.loo_mae_constant),
-            "probes": [{k: number(v) if isinstance(v, float) else v for k, v in p.__dict__.items()} for p in self.probes],
-            "set_aside": list(self.set_aside), "excluded": list(self.excluded),
+            "label": self.label, "map": fit.map.to_dict(), "x_range": [number(v) for v in fit.x_range],
+            "settings": fit.settings.to_dict(), "loo_mae": number(fit.loo_mae),
+            "loo_max_error": number(fit.loo_max_error), "loo_spearman": number(fit.loo_spearman),
+            "loo_mae_all": number(fit.loo_mae_all), "loo_mae_constant": number(fit.loo_mae_constant),
+            "probes": [{k: number(v) if isinstance(v, float) else v for k, v in
+                        ((k, getattr(p, k)) for k in _PROBE_FIELDS)} for p in fit.probes],
+            "set_aside": [s.to_dict() for s in fit.set_aside], "excluded": list(self.excluded),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LeaderboardModel:
-        if data.get("format") != FORMAT:
-            raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
+        """Read a model file's data in the current format or any older one (`_READERS`)."""
+        if data.get("format") not in _READERS:
+            raise ValueError(f"format is {data.get('format')!r}, expected one of {', '.join(_READERS)}")
+        data = _READERS[data["format"]](data)
         settings = FitSettings(**{k: v for k, v in data["settings"].items() if k in FitSettings.__dataclass_fields__})
-        probes = tuple(StoredProbe(**{k: v for k, v in p.items() if k in StoredProbe.__dataclass_fields__})
+        probes = tuple(ProbeFit(**{k: v for k, v in p.items() if k in ProbeFit.__dataclass_fields__})
                        for p in data["probes"])
-        return cls(suite=data["suite"], suite_fingerprint=data["suite_fingerprint"], n_rows=int(data["n_rows"]),
-                   embedder=data["embedder"], embedder_fingerprint=data["embedder_fingerprint"],
+        fit = LeaderboardFit(
+            map=ScoreMap.from_dict(data["map"]), probes=probes,
+            set_aside=tuple(SetAside(s["probe"], s["rule"], s["reason"]) for s in data["set_aside"]),
+            x_range=(float(data["x_range"][0]), float(data["x_range"][1])), settings=settings,
+            loo_mae=float(data["loo_mae"]), loo_max_error=float(data["loo_max_error"]),
+            loo_spearman=None if data["loo_spearman"] is None else float(data["loo_spearman"]),
+            loo_mae_all=float(data["loo_mae_all"]), n_rows=int(data["n_rows"]),
+            loo_mae_constant=float(data["loo_mae_constant"]))
+        return cls(suite=data["suite"], suite_fingerprint=data["suite_fingerprint"], embedder=data["embedder"],
+                   embedder_fingerprint=data["embedder_fingerprint"],
                    comparable_with_kaggle=bool(data["comparable_with_kaggle"]), target=data["target"],
                    probe_book=data["probe_book"], probe_book_hash=data["probe_book_hash"], label=data.get("label", ""),
-                   map=ScoreMap.from_dict(data["map"]), x_range=(float(data["x_range"][0]), float(data["x_range"][1])),
-                   settings=settings, loo_mae=float(data["loo_mae"]), loo_max_error=float(data["loo_max_error"]),
-                   loo_spearman=None if data["loo_spearman"] is None else float(data["loo_spearman"]),
-                   loo_mae_all=float(data["loo_mae_all"]), loo_mae_constant=float(data["loo_mae_constant"]),
-                   probes=probes, set_aside=tuple(data["set_aside"]),
-                   excluded=tuple(data.get("excluded", ())), created=data.get("created", ""))
+                   fit=fit, excluded=tuple(data.get("excluded", ())), created=data.get("created", ""))
+
+
+def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """/1 → /2: the settings' `noise_sd` is now `leaderboard_noise` (one name with the calibration's)."""
+    settings = dict(data["settings"])
+    if "noise_sd" in settings:
+        settings["leaderboard_noise"] = settings.pop("noise_sd")
+    return {**data, "format": FORMAT, "settings": settings}
+
+
+#: each readable format → a function turning its data into the current format's
+_READERS = {FORMAT: lambda data: data, "prh-leaderboard-model/1": _from_v1}
 
 
 def model_from_fit(fit: LeaderboardFit, *, suite: str, suite_fingerprint: str, embedder: str,
@@ -145,20 +132,17 @@ def model_from_fit(fit: LeaderboardFit, *, suite: str, suite_fingerprint: str, e
                    excluded: list[dict] | tuple[dict, ...] = (),
                    row_scores: dict[str, dict[str, float]] | None = None) -> LeaderboardModel:
     """Tie a fit to its suite, embedder and book; `submissions` maps each probe to (kind, submission), and
-    `row_scores` the row-dependent probes to their per-row scores by row id (see StoredProbe.row_scores)."""
+    `row_scores` the row-dependent probes to their per-row scores by row id (see ProbeFit.row_scores)."""
     row_scores = row_scores or {}
-    probes = tuple(StoredProbe(p.probe, *submissions[p.probe], p.leaderboard_score, p.local_mean, p.fitted,
-                               p.predicted, p.low, p.high, p.extrapolating, p.rule, p.reason,
-                               ({i: round(float(v), 6) for i, v in row_scores[p.probe].items()}
-                                if p.fitted and p.probe in row_scores else None))
+    probes = tuple(replace(p, kind=submissions[p.probe][0], submission=submissions[p.probe][1],
+                           row_scores=({i: round(float(v), 6) for i, v in row_scores[p.probe].items()}
+                                       if p.fitted and p.probe in row_scores else None))
                    for p in fit.probes)
     return LeaderboardModel(
-        suite=suite, suite_fingerprint=suite_fingerprint, n_rows=fit.n_rows, embedder=embedder,
-        embedder_fingerprint=embedder_fingerprint, comparable_with_kaggle=comparable_with_kaggle, target=target,
-        probe_book=probe_book, probe_book_hash=probe_book_hash, label=label, map=fit.map, x_range=fit.x_range,
-        settings=fit.settings, loo_mae=fit.loo_mae, loo_max_error=fit.loo_max_error, loo_spearman=fit.loo_spearman,
-        loo_mae_all=fit.loo_mae_all, loo_mae_constant=fit.loo_mae_constant, probes=probes, set_aside=tuple(s.to_dict() for s in fit.set_aside),
-        excluded=tuple(excluded), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        suite=suite, suite_fingerprint=suite_fingerprint, embedder=embedder, embedder_fingerprint=embedder_fingerprint,
+        comparable_with_kaggle=comparable_with_kaggle, target=target, probe_book=probe_book,
+        probe_book_hash=probe_book_hash, label=label, fit=replace(fit, probes=probes), excluded=tuple(excluded),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
 def load_model(directory: str | Path, embedder: str, suite: str) -> LeaderboardModel | None:

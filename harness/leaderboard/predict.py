@@ -51,7 +51,8 @@ def predicted_lb(baselines_dir: str | Path, result: Result, suite: Suite, embedd
     model = load_model(baselines_dir, result.embedder, result.suite)
     if model is None or model.mismatch(result.suite_fingerprint, result.embedder_fingerprint):
         return None
-    fitted = model.fitted
+    fit = model.fit
+    fitted = fit.fitted
     rescored = [p for p in fitted if p.row_scores is None]
     scored = score_probes([Probe(p.probe, p.submission, p.leaderboard_score, kind=p.kind) for p in rescored], suite,
                           embedder, store=store, resolve=resolve)
@@ -65,8 +66,8 @@ def predicted_lb(baselines_dir: str | Path, result: Result, suite: Suite, embedd
     drift = max(abs(float(scores[:, j].mean()) - p.local_mean) for j, p in enumerate(fitted))
     if drift > MEAN_TOLERANCE:
         return None  # the probes no longer score what the model says: a stale model predicts nothing
-    prediction = predict(model.map, scores, [p.leaderboard_score for p in fitted], result.scores,
-                         x_range=model.x_range, groups=result.groups, settings=model.settings)
+    prediction = predict(fit.map, scores, [p.leaderboard_score for p in fitted], result.scores,
+                         x_range=fit.x_range, groups=result.groups, settings=fit.settings)
     notes = [model.label, *prediction.notes]
     if not result.comparable_with_kaggle:
         hits = scorer_specific_hits(result.predictions, declared)
@@ -77,7 +78,7 @@ def predicted_lb(baselines_dir: str | Path, result: Result, suite: Suite, embedd
     return PredictedScore(
         estimate=prediction.estimate, low=prediction.low, high=prediction.high,
         model=f"{model.describe()}; {model_path(baselines_dir, model.embedder, model.suite)}",
-        probe_book=f"{model.probe_book} ({model.probe_book_hash})", n_probes=len(fitted), loo_mae=model.loo_mae,
-        loo_max_error=model.loo_max_error, loo_spearman=model.loo_spearman, extrapolating=prediction.extrapolating,
-        set_aside=tuple(f"{s['probe']}: {s['reason']}" for s in model.set_aside), note="; ".join(n for n in notes if n),
-        loo_mae_mean_alone=model.loo_mae_constant)
+        probe_book=f"{model.probe_book} ({model.probe_book_hash})", n_probes=len(fitted), loo_mae=fit.loo_mae,
+        loo_max_error=fit.loo_max_error, loo_spearman=fit.loo_spearman, extrapolating=prediction.extrapolating,
+        set_aside=tuple(f"{s.probe}: {s.reason}" for s in fit.set_aside), note="; ".join(n for n in notes if n),
+        loo_mae_mean_alone=fit.loo_mae_constant)

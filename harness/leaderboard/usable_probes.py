@@ -152,7 +152,7 @@ def answer_rules(name: str, answers: Sequence[str], *, comparable_with_kaggle: b
     return None
 
 
-def residual_rule(names: Sequence[str], x: np.ndarray, y: np.ndarray, *, noise_sd: float,
+def residual_rule(names: Sequence[str], x: np.ndarray, y: np.ndarray, *, leaderboard_noise: float,
                   k: float = RESIDUAL_K) -> list[SetAside]:
     """Rule 3: the probes whose leave-one-out robust residual is an outlier (see the module docstring)."""
     if len(names) < MIN_FOR_RESIDUALS:
@@ -163,11 +163,11 @@ def residual_rule(names: Sequence[str], x: np.ndarray, y: np.ndarray, *, noise_s
         return []  # the embedder does not rank these probes as the leaderboard does: none is "the odd one"
     residuals = loo_residuals(x, y)
     scale = robust_sd(residuals)
-    threshold = max(k * scale, k * noise_sd)
+    threshold = max(k * scale, k * leaderboard_noise)
     return [SetAside(name, "residual",
                      f"its leaderboard score is {r:+.3f} from what the other probes' robust line predicts "
                      f"(threshold ±{threshold:.3f} = {k:g} × max(robust sd {scale:.3f}, leaderboard noise "
-                     f"{noise_sd:g})): this embedder ranks it unlike the others")
+                     f"{leaderboard_noise:g})): this embedder ranks it unlike the others")
             for name, r in zip(names, residuals) if abs(r) > threshold]
 
 
