@@ -37,10 +37,10 @@ from tabulate import tabulate  # noqa: E402
 
 from harness.generate.catalog import expand_catalog, load_catalog  # noqa: E402
 from harness.generate.jsonl import AppendOnlyJsonl, read_jsonl  # noqa: E402
-from harness.generate.pricing import Price, PriceTable  # noqa: E402
 from harness.generate.runner import RunSettings, run_items  # noqa: E402
 from harness.generate.synth import SynthAcceptor, example_answer, synth_items  # noqa: E402
 from harness.llm import ChatClient  # noqa: E402
+from harness.pricing import Price, PriceTable  # noqa: E402
 
 
 def answer(request) -> str:
@@ -93,7 +93,7 @@ def main() -> int:
         ["CPU ms per request", f"{cpu / n * 1000:.2f}", "this process: client + stub server"],
         ["rows written / distinct ids", f"{len(rows)} / {len({r['id'] for r in rows})}", f"expected {n}"],
         ["server peak in flight", str(peak), f"expected <= {k}"],
-        ["running cost (USD, $1/$2 per M)", f"{summary.cost:.6f}", f"{summary.prompt_tokens} + {summary.completion_tokens} tokens"],
+        ["running cost (USD, $1/$2 per M)", f"{summary.usage.cost_usd:.6f}", f"{summary.usage.prompt_tokens} + {summary.usage.completion_tokens} tokens"],
         ["rerun: requests sent", str(rerun_requests), f"expected 0 ({rerun.skipped} skipped in {rerun_wall:.2f} s)"],
     ], headers=["measure", "value", "note"], tablefmt="github"))
     if wall >= args.max_seconds:

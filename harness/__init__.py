@@ -13,37 +13,29 @@ scipy; each name imports its module on first use.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from harness._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "Workspace": "harness.workspace",
-    "Scored": "harness.workspace",
-    "Suite": "harness.data",
-    "Sample": "harness.data",
-    "Candidate": "harness.candidates",
-    "ConstantCandidate": "harness.candidates",
-    "Embedder": "harness.embedders",
-    "choose_embedder": "harness.embedders",
-    "evaluate": "harness.evaluate",
-    "Result": "harness.evaluate",
-    "BootstrapSettings": "harness.evaluate",
-    "Comparison": "harness.verdict",
-    "scs": "harness.metric",
-    "scs_rows": "harness.metric",
-    "bootstrap_mean": "harness.stats",
-    "paired_bootstrap_delta": "harness.stats",
-    "HarnessError": "harness.errors",
-}
-
+_names, __getattr__, __dir__ = lazy_exports(__name__, {
+    "harness.workspace": ("Workspace", "Scored"),
+    "harness.data": ("Suite", "Sample"),
+    "harness.candidates": ("Candidate", "ConstantCandidate"),
+    "harness.embedders": ("Embedder", "choose_embedder"),
+    "harness.evaluate": ("evaluate", "Result", "BootstrapSettings"),
+    "harness.verdict": ("Comparison",),
+    "harness.metric": ("scs", "scs_rows"),
+    "harness.stats": ("bootstrap_mean", "paired_bootstrap_delta"),
+    "harness.errors": ("HarnessError",),
+})
 __all__ = [
     "BootstrapSettings", "Candidate", "Comparison", "ConstantCandidate", "Embedder", "HarnessError", "Result",
     "Sample", "Scored", "Suite", "Workspace", "bootstrap_mean", "choose_embedder", "evaluate",
     "paired_bootstrap_delta", "scs", "scs_rows",
 ]
-assert sorted(__all__) == sorted(_EXPORTS)
+assert sorted(__all__) == _names
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from harness.candidates import Candidate, ConstantCandidate
@@ -55,13 +47,3 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from harness.stats import bootstrap_mean, paired_bootstrap_delta
     from harness.verdict import Comparison
     from harness.workspace import Scored, Workspace
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'harness' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])

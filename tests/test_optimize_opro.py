@@ -22,7 +22,6 @@ from harness.optimize import (
     MeanPromptTarget,
     MeteredChatClient,
     OproSettings,
-    Price,
     Proposer,
     ScoredInstruction,
     TrajectoryLog,
@@ -34,6 +33,7 @@ from harness.optimize import (
     run_opro,
 )
 from harness.optimize.meta_prompt import history_table
+from harness.pricing import Price
 from harness.splits import split_suite
 
 FAST_CI = BootstrapSettings(n_resamples=500, method="percentile")

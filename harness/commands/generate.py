@@ -149,7 +149,7 @@ def _settings(args, json_schema=None):
 
 
 def _prices(args):
-    from harness.generate.pricing import default_prices_path, load_prices
+    from harness.pricing import default_prices_path, load_prices
 
     return load_prices(args.prices if args.prices else default_prices_path())
 
@@ -165,8 +165,8 @@ def _chat_client(args):
 
 
 def _dry_run(items, out: Path, model: str, args) -> int:
+    from harness.generate.cost_estimate import estimate
     from harness.generate.jsonl import existing_keys
-    from harness.generate.pricing import estimate
 
     done = existing_keys(out)
     todo = [item for item in items if item.id not in done]

@@ -218,13 +218,13 @@ def _nearest_settings(args, settings):
 
 # -- prh optimize opro ------------------------------------------------------------------------------------
 def _prices(args) -> dict:
-    from harness.optimize.metering import parse_price
+    from harness.pricing import parse_price
 
     return dict(parse_price(text) for text in args.price)
 
 
 def _price_for(prices: dict, name: str, model: str, *, needed: bool):
-    from harness.optimize.metering import Price
+    from harness.pricing import Price
 
     for key in (name, model):
         if key in prices:

@@ -8,7 +8,7 @@ One module per job:
 - `validation`: parsing answers, rejecting bad ones, flagging doubtful rows;
 - `runner`: concurrent requests through `harness.llm.ChatClient`, rows appended as they arrive, resume;
 - `jsonl`: the append-only output; derived files are written atomically by `harness.files`;
-- `pricing`, `progress`: cost estimates, the running cost;
+- `cost_estimate`, `progress`: what a run would cost (prices: `harness.pricing`), the running cost;
 - `dedup`: exact and embedding near-duplicates; `mine`: hard rows for the current candidates;
   `review`: a markdown sample for a human reader.
 
@@ -18,30 +18,18 @@ that must not pay for numpy or tabulate.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from harness._lazy import lazy_exports
 
-_EXPORTS = {
-    "catalog": ("Catalog", "ExpandedPrompt", "PromptTemplate", "expand_catalog", "load_catalog"),
-    "dedup": ("Duplicate", "find_duplicates"),
-    "gemma_style": ("gemma_postprocess",),
-    "jsonl": ("AppendOnlyJsonl", "read_jsonl"),
-    "mine": ("Mining", "mine", "mined_rows", "mining_report"),
-    "pricing": ("Estimate", "PriceTable", "estimate", "load_prices"),
-    "review": ("review_markdown",),
-    "rewrite": ("RewriteAcceptor", "RewriteSettings", "rewrite_items"),
-    "runner": ("RunSettings", "RunSummary", "WorkItem", "run_items"),
-    "synth": ("SynthAcceptor", "SynthPrompts", "synth_items"),
-    "validation": ("InvalidGeneration", "check_pair", "flags", "parse_pair"),
-}
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harness.generate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"harness.generate.{module}"), name)
-    globals()[name] = value
-    return value
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".catalog": ("Catalog", "ExpandedPrompt", "PromptTemplate", "expand_catalog", "load_catalog"),
+    ".dedup": ("Duplicate", "find_duplicates"),
+    ".gemma_style": ("gemma_postprocess",),
+    ".jsonl": ("AppendOnlyJsonl", "read_jsonl"),
+    ".mine": ("Mining", "mine", "mined_rows", "mining_report"),
+    ".cost_estimate": ("Estimate", "estimate"),
+    ".review": ("review_markdown",),
+    ".rewrite": ("RewriteAcceptor", "RewriteSettings", "rewrite_items"),
+    ".runner": ("RunSettings", "RunSummary", "WorkItem", "run_items"),
+    ".synth": ("SynthAcceptor", "SynthPrompts", "synth_items"),
+    ".validation": ("InvalidGeneration", "check_pair", "flags", "parse_pair"),
+})

@@ -19,8 +19,8 @@ from typing import Any
 
 from harness.data import Sample
 from harness.errors import ConfigError
+from harness.generate.cost_estimate import text_tokens
 from harness.generate.gemma_style import MODES, gemma_postprocess
-from harness.generate.pricing import text_tokens
 from harness.generate.runner import WorkItem
 from harness.generate.validation import InvalidGeneration, check_pair, flags
 from harness.hashing import json_fingerprint

@@ -38,9 +38,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from harness.errors import ConfigError
 from harness.generate.jsonl import AppendOnlyJsonl
-from harness.generate.pricing import PriceTable
 from harness.generate.validation import InvalidGeneration
 from harness.llm import ChatRequestError, ChatResult
+from harness.pricing import PriceTable, Usage
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +132,14 @@ class RunSettings:
 
 @dataclass
 class RunSummary:
-    """What a run did. `cost` is None when the model has no price (or the server reports no usage)."""
+    """What a run did. `usage.cost_usd` is None when the model has no price (or a server reported no usage)."""
 
     planned: int = 0
     skipped: int = 0
     written: int = 0
     failed: int = 0
-    requests: int = 0
     invalid_answers: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = 0.0
+    usage: Usage = Usage()
     seconds: float = 0.0
     json_fallback: bool = False
     reasons: Counter = field(default_factory=Counter)
@@ -153,9 +150,9 @@ class RunSummary:
         reasons = ", ".join(f"{r} ×{c}" for r, c in self.reasons.most_common()) or "none"
         return [f"items: {self.planned} planned, {self.skipped} already done, {self.written} written, "
                 f"{self.failed} failed",
-                f"requests: {self.requests} ({self.invalid_answers} answers rejected; reasons: {reasons})",
-                f"tokens: {self.prompt_tokens:,} prompt, {self.completion_tokens:,} completion; "
-                f"cost {format_cost(self.cost)}; {self.seconds:.1f} s"]
+                f"requests: {self.usage.requests} ({self.invalid_answers} answers rejected; reasons: {reasons})",
+                f"tokens: {self.usage.prompt_tokens:,} prompt, {self.usage.completion_tokens:,} completion; "
+                f"cost {format_cost(self.usage.cost_usd)}; {self.seconds:.1f} s"]
 
 
 @dataclass
@@ -206,12 +203,12 @@ def run_items(items: Sequence[WorkItem], client: GenerationClient, acceptor: Acc
         raise ValueError("work items must have distinct ids")
     todo = [item for item in items if item.id not in rows]
     summary = RunSummary(planned=len(items), skipped=len(items) - len(todo))
-    summary.cost = 0.0 if prices.price_for(client.model) is not None else None
+    summary.usage = Usage(cost_usd=0.0 if prices.price_for(client.model) is not None else None)
     states = {item.id: _ItemState(list(item.messages)) for item in todo}
     json_on = settings.json_mode != "off"
     progress = on_progress or (lambda done, total, cost, failed: None)
     done = 0
-    progress(0, len(todo), summary.cost, 0)
+    progress(0, len(todo), summary.usage.cost_usd, 0)
 
     def fail(item: WorkItem, state: _ItemState, reason: str, detail: str, answer: str | None, final: bool) -> None:
         failures.append({
@@ -250,17 +247,13 @@ def run_items(items: Sequence[WorkItem], client: GenerationClient, acceptor: Acc
                     break
                 fail(item, state, "request_failed", str(outcome), None, final=True)
                 done += 1
-                progress(done, len(todo), summary.cost, summary.failed)
+                progress(done, len(todo), summary.usage.cost_usd, summary.failed)
                 continue
             if isinstance(outcome, Exception):
                 raise outcome  # not the endpoint's failure: a bug must surface
             cost = prices.cost(client.model, outcome.prompt_tokens, outcome.completion_tokens)
             state.add_usage(outcome, cost)
-            summary.requests += 1
-            summary.prompt_tokens += outcome.prompt_tokens or 0
-            summary.completion_tokens += outcome.completion_tokens or 0
-            if summary.cost is not None:
-                summary.cost = summary.cost + cost if cost is not None else None
+            summary.usage += Usage.of_request(outcome.prompt_tokens, outcome.completion_tokens, cost)
             answer = client.redact(outcome.text)
             try:
                 if outcome.finish_reasons[:1] == ["length"]:
@@ -275,7 +268,7 @@ def run_items(items: Sequence[WorkItem], client: GenerationClient, acceptor: Acc
                 fail(item, state, invalid.reason, invalid.detail, answer, final=final)
                 if final:
                     done += 1
-                    progress(done, len(todo), summary.cost, summary.failed)
+                    progress(done, len(todo), summary.usage.cost_usd, summary.failed)
                 else:
                     # a cut-off answer is asked for afresh, never shown back: a model continues what it is
                     # shown (Gemma-3-270m repeated a cut-off answer word for word in 4 of 4 such retries)
@@ -296,6 +289,6 @@ def run_items(items: Sequence[WorkItem], client: GenerationClient, acceptor: Acc
             rows.append(row)
             summary.written += 1
             done += 1
-            progress(done, len(todo), summary.cost, summary.failed)
+            progress(done, len(todo), summary.usage.cost_usd, summary.failed)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -14,31 +14,21 @@ Names are re-exported lazily (PEP 562) so that `prh` loading this package's CLI 
 
 from __future__ import annotations
 
-import importlib
+from harness._lazy import lazy_exports
 
-_EXPORTS = {
-    "MeanScsObjective": "objective", "DirectionObjective": "objective", "token_counter": "objective",
-    "scoring_device": "objective",
-    "TokenSpace": "tokens", "build_token_space": "tokens", "usable_tokens": "tokens", "embedder_tokenizer": "tokens",
-    "GradientGuide": "guide",
-    "OracleBound": "oracle", "oracle_bound": "oracle", "oracle_for_prompts": "oracle",
-    "Vocabulary": "vocabulary", "build_vocabulary": "vocabulary", "read_token_list": "vocabulary",
-    "SearchSettings": "search", "SearchResult": "search", "SearchStep": "search", "search_mean_prompt": "search",
-    "HeldoutComparison": "heldout", "compare_on_heldout": "heldout",
-    "MeanPromptReport": "mean_prompt", "optimize_mean_prompt": "mean_prompt", "PUBLIC_MEAN_PROMPT": "mean_prompt",
-    "NearestString": "mean_prompt", "OracleReport": "mean_prompt",
-    "MeteredChatClient": "metering", "Price": "metering", "Usage": "metering", "parse_price": "metering",
-    "ChatInstructionTarget": "targets", "MeanPromptTarget": "targets", "InstructionTarget": "targets",
-    "build_meta_prompt": "meta_prompt", "parse_proposal": "meta_prompt", "ScoredInstruction": "meta_prompt",
-    "OproSettings": "opro", "OproResult": "opro", "Proposer": "opro", "run_opro": "opro",
-    "TrajectoryLog": "trajectory", "read_trajectory": "trajectory", "training_rows": "trajectory",
-    "export_training_set": "trajectory", "plot_trajectory": "trajectory",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"harness.optimize.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'harness.optimize' has no attribute {name!r}")
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".objective": ("MeanScsObjective", "DirectionObjective", "token_counter", "scoring_device"),
+    ".tokens": ("TokenSpace", "build_token_space", "usable_tokens", "embedder_tokenizer"),
+    ".guide": ("GradientGuide",),
+    ".oracle": ("OracleBound", "oracle_bound", "oracle_for_prompts"),
+    ".vocabulary": ("Vocabulary", "build_vocabulary", "read_token_list"),
+    ".search": ("SearchSettings", "SearchResult", "SearchStep", "search_mean_prompt"),
+    ".heldout": ("HeldoutComparison", "compare_on_heldout"),
+    ".mean_prompt": ("MeanPromptReport", "optimize_mean_prompt", "PUBLIC_MEAN_PROMPT", "NearestString",
+                     "OracleReport"),
+    ".metering": ("MeteredChatClient",),
+    ".targets": ("ChatInstructionTarget", "MeanPromptTarget", "InstructionTarget"),
+    ".meta_prompt": ("build_meta_prompt", "parse_proposal", "ScoredInstruction"),
+    ".opro": ("OproSettings", "OproResult", "Proposer", "run_opro"),
+    ".trajectory": ("TrajectoryLog", "read_trajectory", "training_rows", "export_training_set", "plot_trajectory"),
+})

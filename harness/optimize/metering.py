@@ -11,37 +11,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import ConfigError
 from harness.llm import ChatClient, ChatResult, Message
-from harness.pricing import FREE, Price  # noqa: F401  (Price is re-exported: part of this module's API)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What a client spent: requests made, tokens reported, requests whose server reported no usage."""
-
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    unreported: int = 0
-    cost_usd: float = 0.0
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(self.requests + other.requests, self.prompt_tokens + other.prompt_tokens,
-                     self.completion_tokens + other.completion_tokens, self.unreported + other.unreported,
-                     self.cost_usd + other.cost_usd)
-
-    def to_dict(self) -> dict:
-        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "tokens": self.tokens,
-                "unreported_usage_requests": self.unreported, "cost_usd": self.cost_usd}
+from harness.pricing import FREE, Price, Usage
 
 
 class MeteredChatClient(ChatClient):
@@ -67,22 +40,10 @@ class MeteredChatClient(ChatClient):
 
     def complete(self, messages: Sequence[Message], **kwargs: Any) -> ChatResult:
         result = super().complete(messages, **kwargs)
-        prompt, completion = result.prompt_tokens or 0, result.completion_tokens or 0
-        spent = Usage(1, prompt, completion, int(result.prompt_tokens is None and result.completion_tokens is None),
-                      self.price.cost(prompt, completion))
+        # the loop's budget needs a number: a request whose server reported no usage costs 0 here, and is
+        # counted in `unreported`
+        spent = Usage.of_request(result.prompt_tokens, result.completion_tokens,
+                                 self.price.cost(result.prompt_tokens or 0, result.completion_tokens or 0))
         with self._meter_lock:
             self._usage = self._usage + spent
         return result
-
-
-def parse_price(text: str) -> tuple[str, Price]:
-    """'MODEL=IN,OUT' (USD per million input and output tokens) → (MODEL, Price)."""
-    model, sep, numbers = text.rpartition("=")
-    parts = numbers.split(",")
-    try:
-        if not sep or not model.strip() or len(parts) != 2:
-            raise ValueError
-        return model.strip(), Price(float(parts[0]), float(parts[1]))
-    except ValueError:
-        raise ConfigError(f"--price must be MODEL=IN,OUT in USD per million tokens (e.g. gpt-4o=2.5,10), "
-                          f"got {text!r}") from None

@@ -30,9 +30,10 @@ from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings, Result, evalu
 from harness.llm import ChatRequestError, ChatResult
 from harness.optimize.heldout import HeldoutComparison, compare_on_heldout
 from harness.optimize.meta_prompt import ScoredInstruction, build_meta_prompt, parse_proposal
-from harness.optimize.metering import MeteredChatClient, Usage
+from harness.optimize.metering import MeteredChatClient
 from harness.optimize.targets import InstructionTarget
 from harness.optimize.trajectory import TrajectoryLog
+from harness.pricing import Usage
 from harness.splits import SuiteSplit
 from harness.store import Store
 

@@ -13,23 +13,14 @@ package loads no model and no torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from harness._lazy import lazy_exports
 from harness.train.config import TrainConfig
 
-#: public name → module; imported on first use, so `prh --help` does not pay for numpy/scipy/matplotlib
-_LAZY = {
-    "BatchPlan": "data", "Example": "data", "check_disjoint": "data", "encode_examples": "data",
-    "EvalRecord": "history", "History": "history", "StepRecord": "history",
-    "TrainingResult": "loop", "train_lora": "loop", "summed_token_loss": "loss",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"harness.train.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'harness.train' has no attribute {name!r}")
-
-
-__all__ = ["TrainConfig", *_LAZY]
+#: imported on first use, so `prh --help` does not pay for numpy/scipy/matplotlib
+_lazy_names, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".data": ("BatchPlan", "Example", "check_disjoint", "encode_examples"),
+    ".history": ("EvalRecord", "History", "StepRecord"),
+    ".loop": ("TrainingResult", "train_lora"),
+    ".loss": ("summed_token_loss",),
+})
+__all__ = ["TrainConfig", *_lazy_names]
