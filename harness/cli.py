@@ -139,7 +139,7 @@ def cmd_score(args) -> int:
         predicted = scored.record.predicted_lb
         data["predicted_lb"] = predicted.to_dict() if predicted else None
         if predicted is None and not args.signed:
-            from harness.leaderboard.predict import model_note
+            from harness.leaderboard.prediction import model_note
 
             data["predicted_lb_note"] = model_note(workspace.baselines_dir, result)
         print(json.dumps(data, ensure_ascii=False))

@@ -260,7 +260,7 @@ class Workspace:
                           bootstrap=bootstrap, signed=signed, on_progress=on_progress)
         comparison = predicted = None
         if not signed:
-            from harness.leaderboard.predict import predicted_lb
+            from harness.leaderboard.prediction import predicted_lb
             from harness.leaderboard.usable_probes import declared_strings, not_judged
 
             declared = declared_strings(self.registry.entries, candidate) if isinstance(candidate, str) else []

@@ -12,21 +12,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.errors import ConfigError, DataError
-from harness.leaderboard.model import MIN_PROBES, FitSettings, ScoreMap, fit_leaderboard, fit_map, predict
-from harness.leaderboard.model_file import (
-    FORMAT,
+from harness.leaderboard import (
+    MIN_PROBES,
+    FitSettings,
+    ScoreMap,
+    answer_rules,
+    fit_leaderboard,
+    fit_map,
     load_model,
     model_from_fit,
     model_path,
+    predict,
     read_model,
+    residual_rule,
     write_model,
 )
-from harness.leaderboard.usable_probes import (
-    answer_rules,
-    residual_rule,
-    scorer_specific_hits,
-    vocabulary_share,
-)
+from harness.leaderboard.model_file import FORMAT
+from harness.leaderboard.usable_probes import scorer_specific_hits, vocabulary_share
 
 FAST = FitSettings(n_resamples=300)
 

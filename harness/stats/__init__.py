@@ -10,39 +10,18 @@ The private modules hold one job each and may move without breaking an import:
 - `_robust`: Siegel's repeated-medians lines, their leave-one-out residuals and the MAD scale.
 
 Everything is a pure function of plain arrays with explicit randomness (`seed`), in the spirit of
-scipy.stats.bootstrap. Importing this package loads numpy, never scipy.
+scipy.stats.bootstrap. Names are imported on first use (`harness._lazy`): importing this package loads
+nothing, and using it loads numpy, never scipy.
 """
 
-from harness.stats._bootstrap import (
-    MIN_GROUPS,
-    MIN_ROWS,
-    TIE_EPSILON,
-    ConfidenceInterval,
-    PairedDelta,
-    Seed,
-    WinTieLoss,
-    bootstrap_mean,
-    design_effect,
-    factorize_groups,
-    holm_adjust,
-    minimum_detectable_effect,
-    paired_bootstrap_delta,
-    paired_bootstrap_test,
-    resample_means,
-    small_sample_warning,
-    standard_error_of_mean,
-    win_tie_loss,
-)
-from harness.stats._percentile import percentile_interval
-from harness.stats._ranks import row_pearson, row_ranks, row_spearman, spearman
-from harness.stats._robust import MAD_TO_SD, loo_residuals, repeated_median_lines, robust_sd, siegel_line
+from harness._lazy import lazy_exports
 
-__all__ = [
-    "MIN_GROUPS", "MIN_ROWS", "TIE_EPSILON", "ConfidenceInterval", "PairedDelta", "Seed", "WinTieLoss",
-    "bootstrap_mean", "design_effect", "factorize_groups", "holm_adjust", "minimum_detectable_effect",
-    "paired_bootstrap_delta", "paired_bootstrap_test", "resample_means", "small_sample_warning",
-    "standard_error_of_mean", "win_tie_loss",
-    "percentile_interval",
-    "row_pearson", "row_ranks", "row_spearman", "spearman",
-    "MAD_TO_SD", "loo_residuals", "repeated_median_lines", "robust_sd", "siegel_line",
-]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "._bootstrap": ("MIN_GROUPS", "MIN_ROWS", "TIE_EPSILON", "ConfidenceInterval", "PairedDelta", "Seed",
+                    "WinTieLoss", "bootstrap_mean", "design_effect", "factorize_groups", "holm_adjust",
+                    "minimum_detectable_effect", "paired_bootstrap_delta", "paired_bootstrap_test",
+                    "resample_means", "small_sample_warning", "standard_error_of_mean", "win_tie_loss"),
+    "._percentile": ("percentile_interval",),
+    "._ranks": ("row_pearson", "row_ranks", "row_spearman", "spearman"),
+    "._robust": ("MAD_TO_SD", "loo_residuals", "repeated_median_lines", "robust_sd", "siegel_line"),
+})
