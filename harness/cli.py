@@ -138,6 +138,7 @@ def cmd_score(args) -> int:
         data["suite_kind"] = scored.suite_kind
         predicted = scored.record.predicted_lb
         data["predicted_lb"] = predicted.to_dict() if predicted else None
+        data["st5_estimate"] = scored.record.st5_estimate.to_dict() if scored.record.st5_estimate else None
         if predicted is None and not args.signed:
             from harness.leaderboard.prediction import model_note
 

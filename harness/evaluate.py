@@ -24,7 +24,7 @@ from harness.errors import LearnedFromSuiteError
 from harness.metric import scs_rows
 from harness.stats import ConfidenceInterval, bootstrap_mean
 from harness.store import RunRecord, Store
-from harness.verdict import Comparison, PredictedScore, ScorerParity
+from harness.verdict import Comparison, PredictedScore, ScorerParity, St5Estimate
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ class Result:
 
     def to_run_record(self, *, session: str = "", baseline: Comparison | None = None,
                       bootstrap: BootstrapSettings | None = None, signed: bool = False, kind: str = "named",
-                      predicted_lb: PredictedScore | None = None) -> RunRecord:
+                      predicted_lb: PredictedScore | None = None,
+                      st5_estimate: St5Estimate | None = None) -> RunRecord:
         """The store's row for this result (the one place a RunRecord is built from a Result)."""
         bootstrap = bootstrap or DEFAULT_BOOTSTRAP
         return RunRecord(
@@ -92,7 +93,8 @@ class Result:
             n_empty=len(self.empty_prediction_ids), candidate_spec=self.candidate_spec,
             seconds=sum(self.timings.values()), baseline=baseline, session=session, signed=signed,
             n_resamples=bootstrap.n_resamples, seed=bootstrap.seed, suite_kind=kind,
-            scorer_parity=self.scorer_parity, predicted_lb=predicted_lb)
+            scorer_parity=self.scorer_parity, predicted_lb=predicted_lb,
+            st5_estimate=st5_estimate)
 
     def to_dict(self, *, rows: bool = False) -> dict:
         """JSON-ready summary (what `prh score --json` prints); `rows=True` adds per-row scores."""

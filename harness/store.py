@@ -25,7 +25,7 @@ from typing import TypeVar
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.verdict import Comparison, PredictedScore, ScorerParity
+from harness.verdict import Comparison, PredictedScore, ScorerParity, St5Estimate
 
 T = TypeVar("T")
 
@@ -111,6 +111,8 @@ class RunRecord:
     scorer_parity: ScorerParity | None = None
     #: the predicted public-leaderboard score, where a leaderboard model exists for the suite and embedder
     predicted_lb: PredictedScore | None = None
+    #: the mean estimated on Kaggle's scale, where the embedder has an st5 scale map
+    st5_estimate: St5Estimate | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +120,8 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: Mapping) -> RunRecord:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key, kind in (("baseline", Comparison), ("scorer_parity", ScorerParity), ("predicted_lb", PredictedScore)):
+        for key, kind in (("baseline", Comparison), ("scorer_parity", ScorerParity), ("predicted_lb", PredictedScore),
+                          ("st5_estimate", St5Estimate)):
             if isinstance(known.get(key), Mapping):
                 known[key] = kind.from_dict(known[key])
         return cls(**known)

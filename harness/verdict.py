@@ -1,6 +1,6 @@
 """What one scoring run concludes, as typed data: the gate's verdict against the baseline (`Comparison`),
-what Kaggle's scorer would read differently (`ScorerParity`), and the predicted leaderboard score
-(`PredictedScore`).
+what Kaggle's scorer would read differently (`ScorerParity`), the predicted leaderboard score
+(`PredictedScore`) and the mean estimated on Kaggle's scale (`St5Estimate`).
 
 Each travels unchanged from where it is computed (`harness.baselines`, the embedder, the leaderboard
 model) through the run history (`harness.store.RunRecord`) to the reports and the pytest checks, which
@@ -145,4 +145,28 @@ class PredictedScore:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PredictedScore:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class St5Estimate:
+    """The result's mean estimated on Kaggle's scale (sentence-t5-base) from an offline embedder's per-row
+    scores, through the embedder's fitted scale map (`harness.leaderboard.scale`). The interval covers the
+    shift between generators measured by the map's cross-file validation and the suite's row sampling.
+    Out of the map's domain (constant or near-constant answers, scorer tricks) there is no estimate:
+    `in_domain` is false and `note` says why. Information beside the local score, never a gate."""
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+    in_domain: bool
+    note: str
+    #: where the map came from: its description and file
+    map: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> St5Estimate:
         return _from_dict(cls, data)

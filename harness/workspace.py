@@ -258,21 +258,23 @@ class Workspace:
         kind = "named" if self.is_named_suite(loaded.name) else "file"
         result = evaluate(self.candidate(candidate), loaded, self.embedder(embedder).embedder, store=self.store(),
                           bootstrap=bootstrap, signed=signed, on_progress=on_progress)
-        comparison = predicted = None
+        comparison = predicted = st5 = None
         if not signed:
-            from harness.leaderboard.prediction import predicted_lb
+            from harness.leaderboard.prediction import predicted_lb, st5_estimate
             from harness.leaderboard.usable_probes import declared_strings, not_judged
 
             declared = declared_strings(self.registry.entries, candidate) if isinstance(candidate, str) else []
             predicted = predicted_lb(self.baselines_dir, result, loaded, self.embedder(embedder).embedder,
                                      store=self.store(), resolve=self.candidate, declared=declared)
+            st5 = st5_estimate(self.baselines_dir, result, self.embedder(embedder).embedder, store=self.store(),
+                               declared=declared)
         if kind == "named" and not signed:
             baseline = load_baseline(self.baselines_dir, result.embedder, loaded.name)
             comparison = compare_with_baseline(result, baseline, tolerance=tolerance, bootstrap=bootstrap)
             # An embedder that cannot see what the answers rely on gives no verdict (numbers kept).
             comparison = not_judged(comparison, result, declared)
         record = result.to_run_record(baseline=comparison, bootstrap=bootstrap, signed=signed, kind=kind,
-                                      predicted_lb=predicted)
+                                      predicted_lb=predicted, st5_estimate=st5)
         return Scored(result, comparison, record, kind)
 
     @staticmethod

@@ -47,7 +47,7 @@ def add_commands(subparsers) -> None:
     _add_paths(calibrate)
     calibrate.set_defaults(handler=cmd_calibrate)
 
-    sub = calibrate.add_subparsers(dest="calibrate_command", metavar="{fit-suite}")
+    sub = calibrate.add_subparsers(dest="calibrate_command", metavar="{fit-suite,scale}")
     fit = sub.add_parser("fit-suite", help="choose rows of a large pool so that the probes score there what they "
                                            "scored on the leaderboard; writes a new suite file")
     fit.add_argument("--from", dest="source", required=True, help="the pool: a suite name, or a data file with Kaggle's column names (define other "
@@ -64,6 +64,22 @@ def add_commands(subparsers) -> None:
     fit.add_argument("--json", action="store_true")
     _add_paths(fit)
     fit.set_defaults(handler=cmd_fit_suite)
+
+    scale = sub.add_parser("scale", help="fit the map from an embedder's per-row scores to sentence-t5's (Kaggle's) "
+                                         "scale on files with real per-row sentence-t5 scores; checks it file by file")
+    scale.add_argument("--rows", action="append", default=[], metavar="FILE",
+                       help="a table of truth, prediction and per-row sentence-t5 score (repeatable)")
+    scale.add_argument("--rows-above", action="append", default=[], nargs=2, metavar=("THRESHOLD", "FILE"),
+                       help="a table that kept only rows whose score exceeds THRESHOLD (fitted by truncated "
+                            "likelihood; repeatable)")
+    scale.add_argument("--embedder", required=True, help="minilm or path:DIR (st5 is already Kaggle's scale)")
+    scale.add_argument("--truth-column", default="gt_rewrite_prompt", help="default: %(default)s")
+    scale.add_argument("--prediction-column", default="rewrite_prompt", help="default: %(default)s")
+    scale.add_argument("--score-column", default="score", help="the per-row sentence-t5 score (default: %(default)s)")
+    scale.add_argument("--write", action="store_true", help="write baselines/<embedder>/st5_scale.json (says old → new)")
+    scale.add_argument("--json", action="store_true")
+    _add_paths(scale)
+    scale.set_defaults(handler=cmd_calibrate_scale)
 
     probes = subparsers.add_parser("probes", help="the probe book: submissions with known leaderboard scores")
     actions = probes.add_subparsers(dest="probes_command", required=True)
@@ -224,6 +240,63 @@ def cmd_fit_suite(args) -> int:
         print(f"leave-one-probe-out over {len(match.probes)} probes: MAE {match.loo_mae:.4f} (Spearman {spearman}) "
               f"vs the pool's {match.source_loo_mae:.4f} (Spearman {source}); {seconds:.1f} s")
     return 0
+
+
+# -- prh calibrate scale ----------------------------------------------------------------------------------
+def cmd_calibrate_scale(args) -> int:
+    import shlex
+
+    from harness.leaderboard.scale import embed_scored_rows, fit_scale_map
+    from harness.leaderboard.scale_file import write_scale_map
+
+    sources = [(path, None) for path in args.rows] + [(path, _threshold(value)) for value, path in args.rows_above]
+    if len(sources) < 2:
+        raise HarnessError("give at least two files (--rows / --rows-above): the map's interval comes from "
+                           "checking it on a file it was not fitted on")
+    say = _progress(not args.json)
+    workspace = Workspace.from_args(args)
+    embedder = workspace.embedder(args.embedder).embedder
+    if embedder.comparable_with_kaggle:
+        raise HarnessError(f"embedder '{embedder.name}' is Kaggle's scorer: its scores need no map")
+    files = []
+    with workspace:
+        for path, kept_above in sources:
+            say(f"embedding {path} with {embedder.name}")
+            files.append(embed_scored_rows(path, embedder, store=workspace.store(), truth_column=args.truth_column,
+                                           prediction_column=args.prediction_column, score_column=args.score_column,
+                                           kept_above=kept_above))
+    parts = [f"--rows {shlex.quote(p)}" for p in args.rows]
+    parts += [f"--rows-above {value} {shlex.quote(p)}" for value, p in args.rows_above]
+    parts += [f"--{name.replace('_', '-')} {shlex.quote(getattr(args, name))}" for name, default in (
+        ("truth_column", "gt_rewrite_prompt"), ("prediction_column", "rewrite_prompt"), ("score_column", "score"))
+        if getattr(args, name) != default]
+    command = f"prh calibrate scale {' '.join(parts)} --embedder {shlex.quote(args.embedder)} --write"
+    scale = fit_scale_map(files, embedder=embedder.name, embedder_fingerprint=embedder.fingerprint, command=command)
+    update = write_scale_map(workspace.baselines_dir, scale, write=args.write)
+    if args.json:
+        print(json.dumps({**scale.to_dict(), "update": update.describe(), "written": update.written},
+                         ensure_ascii=False))
+        return 0
+    from tabulate import tabulate
+
+    rows = [[c.held_out, c.rows, "" if c.kept_above is None else f"> {c.kept_above:g}", f"{c.observed_mean:.4f}",
+             f"{c.predicted_mean:.4f}", f"{c.mean_error:+.4f}", f"{c.pearson:.3f}", f"{c.mae:.4f}"]
+            for c in scale.validation]
+    print("cross-file validation (fitted on the other files, checked on this one):")
+    print(tabulate(rows, headers=["held out", "rows", "kept", "st5 mean", "predicted", "error of the mean",
+                                  "Pearson", "MAE"], tablefmt="github", disable_numparse=True))
+    print(update.describe())
+    return 0
+
+
+def _threshold(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise HarnessError(f"--rows-above: the threshold must be a number, got {value!r}") from None
+    if not 0.0 <= number < 1.0:
+        raise HarnessError(f"--rows-above: the threshold must be in [0, 1), got {value}")
+    return number
 
 
 # -- prh probes -------------------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ leaderboard score is fitted on the rest with its leave-one-probe-out error (`mod
 suite's baseline (`model_file`); every result then carries its predicted leaderboard score (`prediction`), and
 answers the embedder cannot see are not judged (`usable_probes.not_judged`). `fit_suite` builds
 probe-matched validation suites; `calibrate` and `calibration_report` are `prh calibrate`'s report;
-`harness/commands/calibrate.py` registers the commands. The statistics (rank correlation, robust lines,
-percentile intervals, the resampler) are `harness.stats`'; the metric's batched form is `harness.metric`'s.
+`scale` and `scale_file` are the map from an offline embedder's per-row scores to sentence-t5's scale
+(`prh calibrate scale`, `st5_estimate`); `harness/commands/calibrate.py` registers the commands. The
+statistics (rank correlation, robust lines, percentile intervals, the resampler) are `harness.stats`'; the
+metric's batched form is `harness.metric`'s.
 docs/leaderboard.md explains the numbers. Import the names below from `harness.leaderboard`; they are
 imported on first use (`harness._lazy`), so importing this package imports nothing heavy.
 """
@@ -22,7 +24,9 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
                "fit_leaderboard", "fit_map", "predict"),
     ".model_file": ("LeaderboardModel", "ModelUpdate", "load_model", "read_model", "write_model", "model_from_fit",
                     "model_path"),
-    ".prediction": ("predicted_lb", "model_note"),
+    ".prediction": ("predicted_lb", "model_note", "st5_estimate"),
+    ".scale": ("ScaleMap", "ScoredRows", "fit_scale_map", "estimate_mean", "domain_problem"),
+    ".scale_file": ("load_scale_map", "read_scale_map", "write_scale_map", "scale_path"),
     ".calibrate": ("CalibrationSettings", "CalibrationRow", "ProbeMean", "Correlation", "calibrate_suite",
                    "correlation_bootstrap"),
     ".fit_suite": ("SuiteMatch", "match_suite", "write_matched_suite"),

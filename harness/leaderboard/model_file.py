@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.baselines import _safe_name
 from harness.errors import DataError
@@ -28,6 +29,7 @@ from harness.files import write_json_atomic
 from harness.leaderboard.model import FitSettings, LeaderboardFit, ProbeFit, ScoreMap
 from harness.leaderboard.usable_probes import SetAside
 
+T = TypeVar("T")
 FORMAT = "prh-leaderboard-model/2"
 SUFFIX = ".leaderboard.json"
 #: the stored order of a probe's fields (the order of the /1 files, so a diff shows only what changed)
@@ -154,12 +156,18 @@ def load_model(directory: str | Path, embedder: str, suite: str) -> LeaderboardM
 
 
 def read_model(path: str | Path) -> LeaderboardModel:
+    return read_fitted_file(path, LeaderboardModel.from_dict, what="leaderboard model file",
+                            refit="prh calibrate --write-model")
+
+
+def read_fitted_file(path: str | Path, parse: Callable[[dict[str, Any]], T], *, what: str, refit: str) -> T:
+    """A fitted file (leaderboard model, st5 scale map) parsed by `parse`; anything malformed is a DataError
+    naming the file and the command that rewrites it."""
     path = Path(path)
     try:
-        return LeaderboardModel.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return parse(json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError, IndexError) as exc:
-        raise DataError(path, f"not a valid leaderboard model file ({type(exc).__name__}: {exc}); refit it with "
-                              "prh calibrate --write-model") from None
+        raise DataError(path, f"not a valid {what} ({type(exc).__name__}: {exc}); refit it with {refit}") from None
 
 
 @dataclass(frozen=True)

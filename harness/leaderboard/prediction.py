@@ -8,6 +8,8 @@
   information beside the local score, labelled with the model's leave-one-probe-out error; the gate
   stays the paired test on local rows.
 - `model_note`: why a result has none.
+- `st5_estimate`: where `baselines/<embedder>/st5_scale.json` exists for this embedder build, the mean on
+  Kaggle's scale with its interval, or the reason it is out of the map's domain (`scale`).
 The "not judged" verdict for answers the embedder cannot see is `usable_probes.not_judged`.
 """
 
@@ -28,7 +30,7 @@ from harness.leaderboard.model_file import load_model, model_path
 from harness.leaderboard.scores import score_probes
 from harness.leaderboard.usable_probes import describe_hits, scorer_specific_hits
 from harness.store import Store
-from harness.verdict import PredictedScore
+from harness.verdict import PredictedScore, St5Estimate
 
 #: probe means recomputed at prediction time must equal the stored ones (float32 embeddings: ~1e-7)
 MEAN_TOLERANCE = 1e-4
@@ -82,3 +84,31 @@ def predicted_lb(baselines_dir: str | Path, result: Result, suite: Suite, embedd
         loo_max_error=fit.loo_max_error, loo_spearman=fit.loo_spearman, extrapolating=prediction.extrapolating,
         set_aside=tuple(f"{s.probe}: {s.reason}" for s in fit.set_aside), note="; ".join(n for n in notes if n),
         loo_mae_mean_alone=fit.loo_mae_constant)
+
+
+def st5_estimate(baselines_dir: str | Path, result: Result, embedder: Embedder, *, store: Store | None = None,
+                 declared: Sequence[str] = ()) -> St5Estimate | None:
+    """The result's mean estimated on Kaggle's scale through the embedder's st5 scale map
+    (`baselines/<embedder>/st5_scale.json`), or None when the embedder has no usable map. Out of the map's
+    domain the estimate is None and `in_domain` false, with the reason (`scale.domain_problem`)."""
+    from harness.embedding_cache import embed_texts
+    from harness.leaderboard.scale import domain_problem, estimate_mean
+    from harness.leaderboard.scale_file import load_scale_map, scale_path
+
+    if result.comparable_with_kaggle:
+        return None  # already on Kaggle's scale
+    scale = load_scale_map(baselines_dir, result.embedder)
+    if scale is None or scale.mismatch(result.embedder_fingerprint):
+        return None
+    source = f"{scale.describe()}; {scale_path(baselines_dir, result.embedder)}"
+    answered = [p for p in result.predictions if p.strip()]
+    vectors = embed_texts(answered + result.truths, embedder, store)  # both in the store since evaluate()
+    problem = domain_problem(scale, result.scores, result.predictions, vectors[:len(answered)],
+                             vectors[len(answered):], truths=result.truths, declared=declared)
+    if problem is not None:
+        return St5Estimate(None, None, None, False, f"no estimate on Kaggle's scale: {problem}", source)
+    interval = estimate_mean(scale, result.scores, groups=result.groups)
+    note = (f"estimate of the sentence-t5-base (Kaggle) mean from {result.embedder}'s per-row scores, not a "
+            f"measurement: ±{interval.shift_sd:.3f} shift between generators (cross-file validation) and "
+            f"±{interval.sampling_se:.3f} row sampling (1 sd each)")
+    return St5Estimate(interval.estimate, interval.low, interval.high, True, note, source)

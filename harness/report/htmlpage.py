@@ -162,6 +162,8 @@ def _score_td(run: RunRecord | None, scale: float, *, show_n: bool = False) -> s
         text += f" (n={run.n})"
     if run.n_empty:
         text += f' <span class="incomplete">{e(t.empty_flag(run))}</span>'
+    if run.st5_estimate is not None:
+        text += f'<br><span class="dim" title="{e(run.st5_estimate.note)}">{e(t.st5_estimate(run.st5_estimate))}</span>'
     return f'<td class="num" data-sort="{_num(run.mean)}">{_ci_bar(run, scale)}<br>{text}</td>'
 
 
@@ -195,6 +197,8 @@ def _leaderboard(section: Section, view: ReportView, anchors: Mapping[str, str],
     if with_prediction:
         notes.append("Predicted LB: the leaderboard model's estimate of the public score, its interval and its "
                      "leave-one-probe-out mean absolute error; information, never a verdict.")
+    if any(run.st5_estimate is not None for run in section.records):
+        notes.append(t.ST5_NOTE)
     parts += [f'<p class="note">{e(note)}</p>' for note in notes]
     return parts
 

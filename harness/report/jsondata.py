@@ -36,6 +36,7 @@ def _score(run: RunRecord) -> dict:
         "run_id": run.run_id,
         "predicted_lb": clean(run.predicted_lb.to_dict()) if run.predicted_lb else None,
         "scorer_parity": clean(run.scorer_parity.to_dict()) if run.scorer_parity else None,
+        "st5_estimate": clean(run.st5_estimate.to_dict()) if run.st5_estimate else None,
     }
 
 

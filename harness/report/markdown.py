@@ -126,6 +126,8 @@ def _leaderboard(section: Section, view: ReportView) -> list[str]:
         notes.append("Predicted LB: the leaderboard model's estimate of the public score with its interval and "
                      "its leave-one-probe-out mean absolute error (how far it has been off); information, "
                      "never a verdict.")
+    if any(run.st5_estimate is not None for run in section.records):
+        notes.append(t.ST5_NOTE)
     for note in notes:
         lines += [note, ""]
     return lines
@@ -139,6 +141,8 @@ def _score_cell(record, *, show_n: bool) -> str:
         cell += f" (n={record.n})"
     if record.n_empty > 0:
         cell += f" {t.empty_flag(record)}"
+    if record.st5_estimate is not None:
+        cell += f" · {md(t.st5_estimate(record.st5_estimate))}"
     return cell
 
 
@@ -152,6 +156,8 @@ def _side_table(section: Section) -> list[str]:
         cell = t.fmt_interval(run.mean, run.ci_low, run.ci_high)
         if run.n_empty:
             cell += f" {t.empty_flag(run)}"
+        if run.st5_estimate is not None:
+            cell += f" · {md(t.st5_estimate(run.st5_estimate))}"
         body.append([md(run.suite), md(name), f"`{md(short(run.candidate_fingerprint))}`", cell, str(run.n),
                      t.run_date(run)])
     lines += [table(body, ["suite", "candidate", "fingerprint", "SCS [CI]", "n", "scored"]), ""]

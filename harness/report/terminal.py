@@ -64,6 +64,8 @@ def rich_table(records: Sequence[RunRecord], *, title: str = "Prompt-recovery re
                 score.append(f"\nLB ≈ {t.fmt(lb.estimate)} ±{t.fmt(lb.loo_mae)}", style="dim")
                 if t.predicted_flags(lb):
                     score.append(" ⚠", style="yellow")
+            if run.st5_estimate is not None:
+                score.append(f"\n{t.st5_estimate(run.st5_estimate)}", style="dim")
             cells = [Text(label), Text(run.suite)] + ([embedder.copy()] if several else [])
             cells += [score, Text(str(run.n)),
                       Text(t.fmt_interval(c.delta, c.delta_low, c.delta_high, signed=True) if c else MISSING),
@@ -117,6 +119,8 @@ def summary_notes(records: Sequence[RunRecord]) -> list[str]:
             note += ("; ⚠: the model predicted its probes no better than their mean, or the score is outside "
                      "the probes' range: do not act on that number")
         notes.append(note + ".")
+    if any(r.st5_estimate is not None for r in records):
+        notes.append(t.ST5_NOTE)
     changed = [r for r in compared if r.baseline.raw_status and r.baseline.raw_status != r.baseline.status]
     if changed:
         corrections = ", ".join(sorted({r.baseline.correction or "correction" for r in changed}))

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from harness.report.model import MISSING, is_number
 from harness.store import RunRecord
-from harness.verdict import Comparison, PredictedScore
+from harness.verdict import Comparison, PredictedScore, St5Estimate
 
 VERDICTS: dict[str | None, str] = {
     "regression": "❌ regression",
@@ -114,6 +114,27 @@ def predicted_flags(score: PredictedScore) -> list[str]:
     if score.extrapolating:
         flags.append(" ⚠ extrapolated")
     return flags
+
+
+#: how an st5 estimate is labelled wherever it is shown: an estimate, on Kaggle's scale, never a measurement
+ST5_LABEL = "Kaggle-scale est."
+
+
+def st5_estimate(score: St5Estimate | None) -> str:
+    """"Kaggle-scale est. 0.612 [0.530, 0.694]", or "Kaggle-scale est.: none (constant)" out of the map's
+    domain; "" without a map."""
+    if score is None:
+        return ""
+    if not score.in_domain or score.estimate is None:
+        reason = score.note.removeprefix("no estimate on Kaggle's scale: ").split(":")[0]
+        return f"{ST5_LABEL}: none ({reason})"
+    return f"{ST5_LABEL} {fmt_interval(score.estimate, score.low, score.high)}"
+
+
+ST5_NOTE = ("Kaggle-scale est.: the mean estimated on sentence-t5-base's (Kaggle's) scale from this embedder's "
+            "per-row scores through its st5 scale map, with a 95% interval covering the shift between generators "
+            "(cross-file validation) and the suite's row sampling; information, never a verdict. No estimate "
+            "for constant or near-constant answers and scorer tricks (the map underestimates those).")
 
 
 def timestamp(moment: datetime) -> str:
