@@ -24,6 +24,7 @@ import numpy as np
 from harness.errors import DataError
 from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings, Result
 from harness.files import write_json_atomic
+from harness.hashing import json_fingerprint
 from harness.stats import (
     design_effect,
     minimum_detectable_effect,
@@ -57,6 +58,14 @@ class Baseline:
     ci_high: float
     created: str
     scores: dict[str, float]
+
+    @property
+    def fingerprint(self) -> str:
+        """Which baseline this is, by content: its reference candidate, builds and per-row scores. A verdict
+        records it (`Comparison.baseline_fingerprint`), so its rows are known to be this baseline's."""
+        return json_fingerprint({"candidate_fingerprint": self.candidate_fingerprint, "scores": self.scores,
+                                 "embedder_fingerprint": self.embedder_fingerprint,
+                                 "suite_fingerprint": self.suite_fingerprint})
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,9 @@ def compare_with_baseline(
     if baseline is None:
         return Comparison(NO_BASELINE, f"no baseline for suite '{result.suite}' under embedder "
                                          f"'{result.embedder}'; create one with --update-baselines")
-    common = dict(baseline_candidate=baseline.candidate, baseline_mean=baseline.mean)
+    common = dict(baseline_candidate=baseline.candidate, baseline_mean=baseline.mean,
+                  baseline_candidate_fingerprint=baseline.candidate_fingerprint,
+                  baseline_fingerprint=baseline.fingerprint, baseline_n=baseline.n)
     if baseline.embedder_fingerprint != result.embedder_fingerprint:
         return Comparison(STALE, f"the baseline of suite '{result.suite}' was scored by another build of "
                                    f"embedder '{result.embedder}' (fingerprint {baseline.embedder_fingerprint}, "

@@ -133,17 +133,14 @@ def cmd_score(args) -> int:
         scored = workspace.record(_score(args, workspace, quiet=args.json), session="cli")
     result = scored.result
     if args.json:
-        data = result.to_dict(rows=args.rows)
-        data["baseline"] = scored.comparison.to_dict() if scored.comparison else None
-        data["suite_kind"] = scored.suite_kind
-        predicted = scored.record.predicted_lb
-        data["predicted_lb"] = predicted.to_dict() if predicted else None
-        data["st5_estimate"] = scored.record.st5_estimate.to_dict() if scored.record.st5_estimate else None
-        if predicted is None and not args.signed:
+        from harness.run import run_json
+
+        note = None
+        if scored.record.predicted_lb is None and not args.signed:
             from harness.leaderboard.prediction import model_note
 
-            data["predicted_lb_note"] = model_note(workspace.baselines_dir, result)
-        print(json.dumps(data, ensure_ascii=False))
+            note = model_note(workspace.baselines_dir, result)
+        print(json.dumps(run_json(scored.record, result, rows=args.rows, predicted_lb_note=note), ensure_ascii=False))
     else:
         from rich.console import Console
 

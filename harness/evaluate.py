@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,36 +22,17 @@ from harness.embedders import Embedder, scorer_parity_of
 from harness.embedding_cache import embed_texts
 from harness.errors import LearnedFromSuiteError
 from harness.metric import scs_rows
+from harness.run import DEFAULT_BOOTSTRAP, NAMED, BootstrapSettings, RunRecord, RunSpec, SpecView
 from harness.stats import ConfidenceInterval, bootstrap_mean
-from harness.store import RunRecord, Store
+from harness.store import Store
 from harness.verdict import Comparison, PredictedScore, ScorerParity, St5Estimate
 
 
-@dataclass(frozen=True)
-class BootstrapSettings:
-    """How intervals are computed: seeded, so the same rows always give the same interval."""
-
-    n_resamples: int = 10_000
-    method: str = "bca"
-    confidence: float = 0.95
-    seed: int = 0
-
-
-DEFAULT_BOOTSTRAP = BootstrapSettings()
-
-
 @dataclass
-class Result:
-    """One candidate scored on one suite with one embedder."""
+class Result(SpecView):
+    """One candidate scored on one suite with one embedder: the run's identity (`spec`) and its rows."""
 
-    suite: str
-    suite_fingerprint: str
-    candidate: str
-    candidate_fingerprint: str
-    candidate_spec: str
-    embedder: str
-    embedder_fingerprint: str
-    comparable_with_kaggle: bool
+    spec: RunSpec
     ids: list[str]
     predictions: list[str]
     truths: list[str]
@@ -79,40 +60,14 @@ class Result:
         return {i: float(s) for i, s in zip(self.ids, self.scores)}
 
     def to_run_record(self, *, session: str = "", baseline: Comparison | None = None,
-                      bootstrap: BootstrapSettings | None = None, signed: bool = False, kind: str = "named",
                       predicted_lb: PredictedScore | None = None,
                       st5_estimate: St5Estimate | None = None) -> RunRecord:
-        """The store's row for this result (the one place a RunRecord is built from a Result)."""
-        bootstrap = bootstrap or DEFAULT_BOOTSTRAP
-        return RunRecord(
-            candidate=self.candidate, candidate_fingerprint=self.candidate_fingerprint, suite=self.suite,
-            suite_fingerprint=self.suite_fingerprint, embedder=self.embedder,
-            embedder_fingerprint=self.embedder_fingerprint, comparable_with_kaggle=self.comparable_with_kaggle,
-            n=self.n, mean=self.mean, ci_low=self.interval.low, ci_high=self.interval.high,
-            ci_method=self.interval.method, confidence=self.interval.confidence,
-            n_empty=len(self.empty_prediction_ids), candidate_spec=self.candidate_spec,
-            seconds=sum(self.timings.values()), baseline=baseline, session=session, signed=signed,
-            n_resamples=bootstrap.n_resamples, seed=bootstrap.seed, suite_kind=kind,
-            scorer_parity=self.scorer_parity, predicted_lb=predicted_lb,
-            st5_estimate=st5_estimate)
-
-    def to_dict(self, *, rows: bool = False) -> dict:
-        """JSON-ready summary (what `prh score --json` prints); `rows=True` adds per-row scores."""
-        data = {
-            "suite": self.suite, "suite_fingerprint": self.suite_fingerprint,
-            "candidate": self.candidate, "candidate_fingerprint": self.candidate_fingerprint,
-            "embedder": self.embedder, "embedder_fingerprint": self.embedder_fingerprint,
-            "comparable_with_kaggle": self.comparable_with_kaggle,
-            "n": self.n, "mean": self.mean, "ci_low": self.interval.low, "ci_high": self.interval.high,
-            "confidence": self.interval.confidence, "ci_method": self.interval.method,
-            "n_groups": self.interval.n_groups, "complete": self.complete,
-            "empty_prediction_ids": self.empty_prediction_ids, "timings": self.timings,
-            "scorer_parity": self.scorer_parity.to_dict() if self.scorer_parity is not None else None,
-        }
-        if rows:
-            data["rows"] = [{"id": i, "score": float(s), "prediction": p}
-                            for i, s, p in zip(self.ids, self.scores, self.predictions)]
-        return data
+        """The store's row for this result (the one place a RunRecord is built from a Result): the same
+        identity, the summary of the rows, and the verdicts."""
+        return RunRecord(spec=self.spec, n=self.n, mean=self.mean, ci_low=self.interval.low,
+                         ci_high=self.interval.high, n_empty=len(self.empty_prediction_ids),
+                         seconds=sum(self.timings.values()), baseline=baseline, session=session,
+                         scorer_parity=self.scorer_parity, predicted_lb=predicted_lb, st5_estimate=st5_estimate)
 
 
 def evaluate(
@@ -123,9 +78,12 @@ def evaluate(
     store: Store | None = None,
     bootstrap: BootstrapSettings = DEFAULT_BOOTSTRAP,
     signed: bool = False,
+    suite_kind: str = NAMED,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> Result:
-    """Score `candidate` on `suite`. `on_progress(stage, done, total)` reports long work."""
+    """Score `candidate` on `suite`. `on_progress(stage, done, total)` reports long work. `suite_kind` says
+    whether the suite is one of the suites file's (NAMED) or an ad-hoc data file (FILE): part of the run's
+    identity, since ad-hoc runs are never ranked with named ones."""
     timings: dict[str, float] = {}
     learned_from = set(getattr(candidate, "train_suites", ()) or ())
     if suite.name in learned_from:
@@ -162,10 +120,11 @@ def evaluate(
     interval = bootstrap_mean(scores, groups=suite.groups, confidence=bootstrap.confidence,
                               n_resamples=bootstrap.n_resamples, method=bootstrap.method, seed=bootstrap.seed)
     timings["score"] = time.perf_counter() - started
-    return Result(
-        suite=suite.name, suite_fingerprint=suite.fingerprint, candidate=candidate.name,
-        candidate_fingerprint=candidate.fingerprint, candidate_spec=getattr(candidate, "spec", candidate.name),
-        embedder=embedder.name, embedder_fingerprint=embedder.fingerprint,
-        comparable_with_kaggle=embedder.comparable_with_kaggle, ids=suite.ids, predictions=predictions,
-        truths=truths, groups=suite.groups, scores=scores, interval=interval, empty_prediction_ids=empty,
-        timings=timings, scorer_parity=parity)
+    spec = RunSpec(candidate=candidate.name, candidate_fingerprint=candidate.fingerprint, suite=suite.name,
+                   suite_fingerprint=suite.fingerprint, embedder=embedder.name,
+                   embedder_fingerprint=embedder.fingerprint, comparable_with_kaggle=embedder.comparable_with_kaggle,
+                   candidate_spec=getattr(candidate, "spec", candidate.name), suite_kind=suite_kind, signed=signed,
+                   bootstrap=replace(bootstrap, method=interval.method, confidence=interval.confidence))
+    return Result(spec=spec, ids=suite.ids, predictions=predictions, truths=truths, groups=suite.groups,
+                  scores=scores, interval=interval, empty_prediction_ids=empty, timings=timings,
+                  scorer_parity=parity)

@@ -17,15 +17,15 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.verdict import Comparison, PredictedScore, ScorerParity, St5Estimate
+from harness.run import RunRecord  # the record type lives in harness.run; imported from here too
 
 T = TypeVar("T")
 
@@ -74,57 +74,6 @@ class RunRow:
 
 class StoreNotFoundError(HarnessError):
     """A reading command was pointed at a store that does not exist."""
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What the history keeps of one scoring: enough to render a leaderboard row without rescoring."""
-
-    candidate: str
-    candidate_fingerprint: str
-    suite: str
-    suite_fingerprint: str
-    embedder: str
-    embedder_fingerprint: str
-    comparable_with_kaggle: bool
-    n: int
-    mean: float
-    ci_low: float
-    ci_high: float
-    ci_method: str = "bca"
-    confidence: float = 0.95
-    n_empty: int = 0
-    candidate_spec: str = ""
-    seconds: float = 0.0
-    #: the paired comparison with the stored baseline, if any
-    baseline: Comparison | None = None
-    session: str = ""
-    created: float = field(default_factory=time.time)
-    run_id: int | None = None
-    #: settings that change the numbers: a run with non-default ones is never mixed with default runs
-    signed: bool = False
-    n_resamples: int = 10_000
-    seed: int = 0
-    #: "named" (a suite of the suites file) or "file" (an ad-hoc data file given on the command line)
-    suite_kind: str = "named"
-    #: rows Kaggle's scorer would read differently (special-token strings, over 128 tokens), when checked
-    scorer_parity: ScorerParity | None = None
-    #: the predicted public-leaderboard score, where a leaderboard model exists for the suite and embedder
-    predicted_lb: PredictedScore | None = None
-    #: the mean estimated on Kaggle's scale, where the embedder has an st5 scale map
-    st5_estimate: St5Estimate | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> RunRecord:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key, kind in (("baseline", Comparison), ("scorer_parity", ScorerParity), ("predicted_lb", PredictedScore),
-                          ("st5_estimate", St5Estimate)):
-            if isinstance(known.get(key), Mapping):
-                known[key] = kind.from_dict(known[key])
-        return cls(**known)
 
 
 def default_store_path() -> Path:

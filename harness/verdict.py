@@ -56,6 +56,11 @@ class Comparison:
     losses: int | None = None
     design_effect: float | None = None
     small_sample: str | None = None
+    #: which baseline the verdict compared with: its candidate's fingerprint, its content fingerprint
+    #: (`harness.baselines.Baseline.fingerprint`) and its rows (None in verdicts stored before they existed)
+    baseline_candidate_fingerprint: str | None = None
+    baseline_fingerprint: str | None = None
+    baseline_n: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

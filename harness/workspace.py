@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from harness.errors import ConfigError
 
 if TYPE_CHECKING:
-    from harness.baselines import BaselineUpdate
+    from harness.baselines import Baseline, BaselineUpdate
     from harness.candidates import Candidate, CandidateRegistry
     from harness.data import Suite, SuiteSpec
     from harness.embedders import EmbedderChoice
@@ -54,13 +54,22 @@ ProgressCallback = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class Scored:
-    """One candidate scored on one suite: the result, its baseline verdict (None for ad-hoc suites and
-    signed scores, which have no baseline to compare with) and the history record written for it."""
+    """One candidate scored on one suite: the result (identity and rows) and the history record written for
+    it, which holds the run's one verdict (`comparison`: None for ad-hoc suites and signed scores, which have
+    no baseline to compare with). `baseline` is the baseline the verdict compared with, kept so the recorded
+    rows carry the scores that verdict measured."""
 
     result: Result
-    comparison: Comparison | None
     record: RunRecord
-    suite_kind: str = "named"
+    baseline: Baseline | None = None
+
+    @property
+    def comparison(self) -> Comparison | None:
+        return self.record.baseline
+
+    @property
+    def suite_kind(self) -> str:
+        return self.result.suite_kind
 
 
 @dataclass
@@ -257,8 +266,8 @@ class Workspace:
         loaded = self.suite(suite) if isinstance(suite, (str, Path)) else suite
         kind = "named" if self.is_named_suite(loaded.name) else "file"
         result = evaluate(self.candidate(candidate), loaded, self.embedder(embedder).embedder, store=self.store(),
-                          bootstrap=bootstrap, signed=signed, on_progress=on_progress)
-        comparison = predicted = st5 = None
+                          bootstrap=bootstrap, signed=signed, suite_kind=kind, on_progress=on_progress)
+        comparison = predicted = baseline = st5 = None
         if not signed:
             from harness.leaderboard.prediction import predicted_lb, st5_estimate
             from harness.leaderboard.usable_probes import declared_strings, not_judged
@@ -273,9 +282,8 @@ class Workspace:
             comparison = compare_with_baseline(result, baseline, tolerance=tolerance, bootstrap=bootstrap)
             # An embedder that cannot see what the answers rely on gives no verdict (numbers kept).
             comparison = not_judged(comparison, result, declared)
-        record = result.to_run_record(baseline=comparison, bootstrap=bootstrap, signed=signed, kind=kind,
-                                      predicted_lb=predicted, st5_estimate=st5)
-        return Scored(result, comparison, record, kind)
+        record = result.to_run_record(baseline=comparison, predicted_lb=predicted, st5_estimate=st5)
+        return Scored(result, record, baseline)
 
     @staticmethod
     def gate(family: Sequence[Scored], correction: str = "holm") -> list[Scored]:
@@ -285,7 +293,7 @@ class Workspace:
         if correction not in CORRECTIONS:
             raise ConfigError(f"unknown gate correction {correction!r}; expected one of {', '.join(CORRECTIONS)}")
         corrected = apply_correction([s.comparison for s in family], correction)
-        return [replace(s, comparison=c, record=replace(s.record, baseline=c)) for s, c in zip(family, corrected)]
+        return [replace(s, record=replace(s.record, baseline=c)) for s, c in zip(family, corrected)]
 
     def record(self, scored: Scored, *, session: str = "", once_per_session: bool = False) -> Scored:
         """Append the run and its rows to the store's history (with `once_per_session`, at most once per
@@ -294,23 +302,16 @@ class Workspace:
         run_id = self.store().record_run(run, once_per_session=once_per_session, rows=self._run_rows(scored))
         return replace(scored, record=replace(run, run_id=run_id))
 
-    def _run_rows(self, scored: Scored) -> list[RunRow]:
-        """Per-row data of a scored run, with the baseline's score of each row when the baselines file is
-        still the one the verdict compared with (same rows, embedder build, candidate and mean): a baseline
-        replaced since (`--update-baselines`) is not what the verdict measured, so its rows are left out."""
-        from harness.baselines import load_baseline
+    @staticmethod
+    def _run_rows(scored: Scored) -> list[RunRow]:
+        """Per-row data of a scored run, with the baseline's score of each row when the verdict compared the
+        run with a baseline (the very baseline it compared with, whatever the baselines file holds now)."""
         from harness.store import RunRow
 
-        result, comparison = scored.result, scored.comparison
-        reference: dict[str, float] = {}
-        if comparison is not None and comparison.delta is not None and scored.suite_kind == "named":
-            baseline = load_baseline(self.baselines_dir, result.embedder, result.suite)
-            if (baseline is not None and baseline.embedder_fingerprint == result.embedder_fingerprint
-                    and baseline.suite_fingerprint == result.suite_fingerprint
-                    and baseline.candidate == comparison.baseline_candidate
-                    and comparison.baseline_mean is not None and abs(baseline.mean - comparison.baseline_mean) < 1e-9
-                    and set(baseline.scores) == set(result.ids)):
-                reference = baseline.scores
+        result, comparison, baseline = scored.result, scored.comparison, scored.baseline
+        compared = (comparison is not None and comparison.delta is not None and baseline is not None
+                    and comparison.baseline_fingerprint == baseline.fingerprint)
+        reference = baseline.scores if compared else {}
         groups = result.groups or [None] * result.n
         return [RunRow(position, str(sample_id), None if group is None else str(group), float(score), prediction,
                        truth, reference.get(sample_id))

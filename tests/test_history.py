@@ -15,6 +15,7 @@ from report_records import compared, record, rows
 from harness.baselines import compare_with_baseline, load_baseline, write_baseline
 from harness.cli import main
 from harness.evaluate import Result
+from harness.run import RunSpec
 from harness.stats import ConfidenceInterval
 from harness.store import Store
 from harness.workspace import Scored, Workspace
@@ -129,9 +130,9 @@ def test_show_prints_the_rows_and_names_what_it_knows(tmp_path: Path, capsys) ->
 def result(candidate: str, scores: list[float], *, suite: str = "leaked") -> Result:
     values = np.array(scores)
     interval = ConfidenceInterval(float(values.mean()), 0.0, 1.0, 0.95, "bca", 100, len(scores), None, 0.1)
-    return Result(suite=suite, suite_fingerprint="sfp", candidate=candidate, candidate_fingerprint=f"fp-{candidate}",
-                  candidate_spec=candidate, embedder="minilm", embedder_fingerprint="efp", comparable_with_kaggle=False,
-                  ids=[f"r{i}" for i in range(len(scores))], predictions=[f"p{i}" for i in range(len(scores))],
+    spec = RunSpec(candidate=candidate, candidate_fingerprint=f"fp-{candidate}", suite=suite, suite_fingerprint="sfp",
+                   embedder="minilm", embedder_fingerprint="efp", comparable_with_kaggle=False, candidate_spec=candidate)
+    return Result(spec=spec, ids=[f"r{i}" for i in range(len(scores))], predictions=[f"p{i}" for i in range(len(scores))],
                   truths=[f"t{i}" for i in range(len(scores))], groups=[f"g{i % 2}" for i in range(len(scores))],
                   scores=values, interval=interval)
 
@@ -142,16 +143,24 @@ def test_workspace_records_rows_with_the_baseline_the_verdict_used(tmp_path: Pat
     reference = result("base", [0.5, 0.5, 0.5, 0.5])
     write_baseline(workspace.baselines_dir, reference)
     scored = result("cand", [0.9, 0.1, 0.5, 0.6])
-    comparison = compare_with_baseline(scored, load_baseline(workspace.baselines_dir, "minilm", "leaked"))
+    baseline = load_baseline(workspace.baselines_dir, "minilm", "leaked")
+    comparison = compare_with_baseline(scored, baseline)
+    assert (comparison.baseline_fingerprint, comparison.baseline_n) == (baseline.fingerprint, 4)
     with workspace:
-        run = workspace.record(Scored(scored, comparison, scored.to_run_record(baseline=comparison)))
+        run = workspace.record(Scored(scored, scored.to_run_record(baseline=comparison), baseline))
         stored = workspace.store().run_rows([run.record.run_id])[run.record.run_id]
         assert [(r.id, r.group, r.score, r.baseline_score, r.prediction, r.truth) for r in stored] == [
             (f"r{i}", f"g{i % 2}", s, 0.5, f"p{i}", f"t{i}") for i, s in enumerate([0.9, 0.1, 0.5, 0.6])]
-        # the baseline replaced since (--update-baselines before recording): its scores are not the verdict's
+        # the baselines file replaced since (--update-baselines before recording): the rows still carry the
+        # scores of the baseline the verdict compared with, not the file's new ones
         write_baseline(workspace.baselines_dir, result("someone-else", [0.2, 0.2, 0.2, 0.2]))
         again = workspace.record(run)
-        assert {r.baseline_score for r in workspace.store().run_rows([again.record.run_id])[again.record.run_id]} == {None}
+        assert {r.baseline_score for r in workspace.store().run_rows([again.record.run_id])[again.record.run_id]} == {0.5}
+        # a verdict that names another baseline than the one held gets no per-row baseline scores
+        other = load_baseline(workspace.baselines_dir, "minilm", "leaked")
+        mismatched = workspace.record(Scored(scored, scored.to_run_record(baseline=comparison), other))
+        assert {r.baseline_score for r in workspace.store().run_rows([mismatched.record.run_id])[
+            mismatched.record.run_id]} == {None}
 
 
 def test_learned_from_reads_the_train_suites_of_candidates_that_can_still_be_built(tmp_path: Path) -> None:
@@ -161,8 +170,7 @@ def test_learned_from_reads_the_train_suites_of_candidates_that_can_still_be_bui
     with Workspace.from_dir(tmp_path) as workspace:
         fingerprint = workspace.candidate("retrieval-knn").fingerprint
         records = [record("retrieval-knn", suite, 0.1, run_id=i) for i, suite in enumerate(("public", "leaked"))]
-        records = [r.__class__(**{**r.to_dict(), "candidate_fingerprint": fingerprint,
-                                  "candidate_spec": "retrieval-knn"}) for r in records]
+        records = [r.with_spec(candidate_fingerprint=fingerprint, candidate_spec="retrieval-knn") for r in records]
         stale = record("retrieval-knn", "public", 0.1, run_id=9)  # another version: its train suites are unknown
         unknown = record("file:/nowhere.csv", "public", 0.1, run_id=10, candidate_spec="file:/nowhere.csv")
         learned = workspace._learned_from([*records, stale, unknown])

@@ -14,26 +14,20 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from report_records import MINILM, record
 from rich.console import Console
 
 from harness.report import latest_runs, render_json, render_markdown, render_plot, rich_table, write_reports
-from harness.store import RunRecord
+from harness.run import RunRecord, run_json
 from harness.verdict import Comparison, PredictedScore
 
 WHEN = datetime(2024, 4, 1, 12, 0, tzinfo=timezone.utc)
 ST5 = ("sentence-t5-base", "st5-fingerprint")
-MINILM = ("minilm", "minilm-fingerprint")
 
 
-def run(candidate: str, suite: str, mean: float, *, embedder: tuple[str, str] = ST5, fingerprint: str | None = None,
-        n: int = 100, n_empty: int = 0, baseline: Comparison | None = None, run_id: int | None = None,
-        created: float = 1_700_000_000.0, half_width: float = 0.01, **settings) -> RunRecord:
-    name, embedder_fingerprint = embedder
-    return RunRecord(
-        candidate=candidate, candidate_fingerprint=fingerprint or f"fp-{candidate}", suite=suite,
-        suite_fingerprint=f"sfp-{suite}", embedder=name, embedder_fingerprint=embedder_fingerprint,
-        comparable_with_kaggle=name == "sentence-t5-base", n=n, mean=mean, ci_low=mean - half_width,
-        ci_high=mean + half_width, n_empty=n_empty, baseline=baseline, run_id=run_id, created=created, **settings)
+def run(candidate: str, suite: str, mean: float, **extra) -> RunRecord:
+    """A run under sentence-t5 on 100 rows unless said otherwise (the one builder: report_records.record)."""
+    return record(candidate, suite, mean, **{"embedder": ST5, "n": 100, **extra})
 
 
 def comparison(status: str, delta: float = -0.04, baseline_candidate: str = "mean-prompt-v1") -> Comparison:
@@ -378,8 +372,13 @@ def test_json_round_trips_and_matches_the_records(two_embedders: list[RunRecord]
     markdown_order = [row[1].replace("⚠", "").replace("(INCOMPLETE)", "").strip()
                       for row in leaderboard_rows(st5_markdown)]
     assert markdown_order == ["alpha", "beta", "gamma"]
-    # round trip: serialising the parsed data again gives the same document
-    assert json.loads(json.dumps(data)) == data == json.loads(render_json(records, generated_at=WHEN))
+    # each score is its latest record written in the one schema of a run (the one `prh score --json` prints)
+    latest = {(r.candidate, r.suite): r for r in latest_runs(records) if r.embedder == "sentence-t5-base"}
+    shown = {(c["candidate"], suite): score for c in st5["candidates"] for suite, score in c["scores"].items()}
+    assert shown.keys() == latest.keys()
+    assert all(score == run_json(latest[key]) for key, score in shown.items())
+    assert scores["baseline"]["status"] == "regression" and scores["candidate_fingerprint"] == "fp-beta"
+    assert scores["embedder"] == "sentence-t5-base" and scores["complete"] is False
 
 
 def test_json_never_contains_nan() -> None:
@@ -474,9 +473,10 @@ def test_latest_runs_is_one_newest_record_per_key(specs) -> None:
     kept = latest_runs(records)
     keys = [(r.embedder, r.embedder_fingerprint, r.suite, r.candidate_fingerprint) for r in kept]
     assert len(keys) == len(set(keys)) == len({(e[0], e[1], s, f"fp-{c}") for c, s, e, _ in specs})
-    for record in kept:
+    for kept_record in kept:
         rivals = [r.run_id for r in records if (r.embedder, r.embedder_fingerprint, r.suite, r.candidate_fingerprint)
-                  == (record.embedder, record.embedder_fingerprint, record.suite, record.candidate_fingerprint)]
-        assert record.run_id == max(rivals)
+                  == (kept_record.embedder, kept_record.embedder_fingerprint, kept_record.suite,
+                      kept_record.candidate_fingerprint)]
+        assert kept_record.run_id == max(rivals)
     # rendering the whole history equals rendering the latest records: the report applies latest_runs itself
     assert render_json(records, generated_at=WHEN) == render_json(kept, generated_at=WHEN)

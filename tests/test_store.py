@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import multiprocessing
+from dataclasses import replace
 
 import numpy as np
+from report_records import record
 
-from harness.store import RunRecord, Store
+from harness.run import RunRecord
+from harness.store import Store
 from harness.verdict import Comparison
 
 
 def make_record(i: int, session: str = "s") -> RunRecord:
-    return RunRecord(candidate=f"c{i}", candidate_fingerprint=f"f{i}", suite="public", suite_fingerprint="sf",
-                     embedder="minilm", embedder_fingerprint="ef", comparable_with_kaggle=False, n=10,
-                     mean=0.1 * (i % 10), ci_low=0.0, ci_high=1.0, session=session,
-                     baseline=Comparison("no-baseline", "none"))
+    return record(f"c{i}", "public", 0.1 * (i % 10), fingerprint=f"f{i}", session=session,
+                  baseline=Comparison("no-baseline", "none"))
 
 
 def test_embeddings_round_trip_and_are_keyed_by_embedder(tmp_path):
@@ -83,3 +84,34 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     with Store(path) as store:
         assert len(store.runs()) == 300
         assert store.count_embeddings("e1") == 150 and store.count_embeddings("e2") == 150
+
+
+def test_runs_written_before_the_run_spec_still_load(tmp_path):
+    """A history written by the flat RunRecord (no `format`, identity and settings beside the numbers) loads
+    into today's record, identity and verdicts included; today's records round-trip through the store."""
+    import json
+    import sqlite3
+
+    flat = {"candidate": "old", "candidate_fingerprint": "fp-old", "suite": "leaked", "suite_fingerprint": "sfp",
+            "embedder": "minilm", "embedder_fingerprint": "efp", "comparable_with_kaggle": False, "n": 64,
+            "mean": 0.12, "ci_low": 0.1, "ci_high": 0.14, "ci_method": "percentile", "confidence": 0.9, "n_empty": 1,
+            "candidate_spec": "mean:x", "seconds": 1.5, "session": "cli", "created": 1_700_000_000.0,
+            "signed": True, "n_resamples": 2000, "seed": 3, "suite_kind": "file", "scorer_parity": None,
+            "predicted_lb": None, "baseline": {"status": "regression", "message": "worse", "delta": -0.02,
+                                               "some_future_key": 1}}
+    path = tmp_path / "s.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("INSERT INTO runs (created, session, candidate, candidate_fingerprint, suite, suite_fingerprint,"
+                           " embedder, embedder_fingerprint, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (flat["created"], "cli", "old", "fp-old", "leaked", "sfp", "minilm", "efp", json.dumps(flat)))
+    with Store(path) as store:
+        store.record_run(make_record(1))
+        old, new = store.runs()
+    assert (old.candidate, old.candidate_spec, old.suite, old.suite_kind, old.embedder_fingerprint) == (
+        "old", "mean:x", "leaked", "file", "efp")
+    assert (old.signed, old.n_resamples, old.seed, old.ci_method, old.confidence) == (True, 2000, 3, "percentile", 0.9)
+    assert (old.n, old.mean, old.n_empty, old.complete, old.baseline.status, old.baseline.delta) == (
+        64, 0.12, 1, False, "regression", -0.02)
+    assert new == replace(make_record(1), run_id=new.run_id)
+    assert RunRecord.from_dict(new.to_dict()) == new and new.to_dict()["format"] == 2

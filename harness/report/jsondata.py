@@ -4,10 +4,9 @@ with the full fingerprints, the run settings and every gate statistic."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 
-from harness.report.model import ReportView, Section, is_number, settings_label
-from harness.store import RunRecord
+from harness.report.model import ReportView, Section, settings_label
+from harness.run import RunRecord, json_number, json_safe, run_json
 
 
 def render(view: ReportView) -> str:
@@ -20,24 +19,8 @@ def render(view: ReportView) -> str:
 
 
 def _score(run: RunRecord) -> dict:
-    return {
-        "mean": number(run.mean),
-        "ci_low": number(run.ci_low),
-        "ci_high": number(run.ci_high),
-        "n": run.n,
-        "n_empty": run.n_empty,
-        "confidence": run.confidence,
-        "ci_method": run.ci_method,
-        "n_resamples": run.n_resamples,
-        "seed": run.seed,
-        "signed": run.signed,
-        "suite_kind": run.suite_kind,
-        "suite_fingerprint": run.suite_fingerprint,
-        "run_id": run.run_id,
-        "predicted_lb": clean(run.predicted_lb.to_dict()) if run.predicted_lb else None,
-        "scorer_parity": clean(run.scorer_parity.to_dict()) if run.scorer_parity else None,
-        "st5_estimate": clean(run.st5_estimate.to_dict()) if run.st5_estimate else None,
-    }
+    """One run, in the one JSON schema of a run (`harness.run.run_json`, also `prh score --json`'s)."""
+    return run_json(run)
 
 
 def _section(section: Section) -> dict:
@@ -66,16 +49,5 @@ def _section(section: Section) -> dict:
     }
 
 
-def number(value: object) -> float | None:
-    """NaN and infinities are not JSON: they become null rather than an unparsable file."""
-    return float(value) if is_number(value) else None
-
-
-def clean(value: object) -> object:
-    if isinstance(value, float):
-        return number(value)
-    if isinstance(value, Mapping):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    return value
+#: NaN and infinities become null (the one JSON-safe writer is harness.run's)
+number, clean = json_number, json_safe
