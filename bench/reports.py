@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from harness.report import write_reports  # noqa: E402
-from harness.store import RunRecord, RunRow, Store  # noqa: E402
+from harness.run import RunRecord, RunSpec  # noqa: E402
+from harness.store import RunRow, Store  # noqa: E402
 from harness.verdict import Comparison  # noqa: E402
 
 SUITES = ("public", "leaked", "synthetic-hard")
@@ -46,9 +47,10 @@ def run(candidate: str, suite: str, baseline: np.ndarray, n_rows: int, rng: np.r
                             baseline_mean=float(baseline.mean()), delta=delta, delta_low=delta - 0.01,
                             delta_high=delta + 0.01, minimum_detectable_effect=0.02, wins=n_rows // 2, ties=0,
                             losses=n_rows - n_rows // 2)
-    record = RunRecord(candidate=candidate, candidate_fingerprint=f"fp-{candidate}", suite=suite,
-                       suite_fingerprint=f"sfp-{suite}", embedder="minilm", embedder_fingerprint="bench",
-                       comparable_with_kaggle=False, n=n_rows, mean=float(scores.mean()),
+    spec = RunSpec(candidate=candidate, candidate_fingerprint=f"fp-{candidate}", suite=suite,
+                   suite_fingerprint=f"sfp-{suite}", embedder="minilm", embedder_fingerprint="bench",
+                   comparable_with_kaggle=False)
+    record = RunRecord(spec=spec, n=n_rows, mean=float(scores.mean()),
                        ci_low=float(scores.mean()) - 0.01, ci_high=float(scores.mean()) + 0.01, baseline=comparison)
     rows = [RunRow(i, f"{suite}-{i}", None, float(s), f"Make it a poem, take {i}.", f"Rewrite {i} as a sonnet.",
                    float(b)) for i, (s, b) in enumerate(zip(scores, baseline))]

@@ -190,6 +190,16 @@ def copy_shipped_project(destination: Path, store: Path | None = None) -> Path:
 
 
 @pytest.fixture
+def shipped_project(pytester, shipped_store, minilm):
+    """pytester in a copy of the shipped project (suites, candidates, baselines, fixtures), its store already
+    holding the shipped suites' MiniLM embeddings (`shipped_store`: paid once per session), with the heavy
+    modules imported before pytester's in-process runs (see import_heavy_modules_outside_pytester)."""
+    import_heavy_modules_outside_pytester()
+    copy_shipped_project(pytester.path, shipped_store)
+    return pytester
+
+
+@pytest.fixture
 def prh_store(shipped_store, tmp_path, monkeypatch) -> Path:
     """$PRH_STORE set to a copy of `shipped_store` in tmp_path, for `prh` commands run in the repository."""
     path = copy_store(shipped_store, tmp_path / "store.sqlite")

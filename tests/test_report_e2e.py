@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from conftest import copy_shipped_project, copy_store, import_heavy_modules_outside_pytester
+from conftest import copy_store
 
 from harness.cli import main
 
@@ -17,20 +17,8 @@ pytestmark = pytest.mark.slow
 SUITES = ("public", "leaked", "synthetic-hard")
 
 
-@pytest.fixture(autouse=True)
-def heavy_modules_imported_once(minilm):
-    import_heavy_modules_outside_pytester()
-
-
-@pytest.fixture
-def project(pytester, shipped_store):
-    """The shipped project, its store already holding the shipped suites' embeddings (conftest)."""
-    copy_shipped_project(pytester.path, shipped_store)
-    return pytester
-
-
-def run(project, *args):
-    return project.runpytest_inprocess("suites/", "--embedder=minilm", "--bootstrap-resamples=2000",
+def run(shipped_project, *args):
+    return shipped_project.runpytest_inprocess("suites/", "--embedder=minilm", "--bootstrap-resamples=2000",
                                        "-p", "no:cacheprovider", *args)
 
 
@@ -45,20 +33,20 @@ def leaderboard_row(markdown: str, candidate: str) -> dict[str, str]:
     raise AssertionError(f"{candidate} not in the leaderboard")
 
 
-def test_an_adhoc_file_never_empties_the_main_ranking_and_the_main_job_writes_every_report(project, capsys):
-    result = run(project, "--candidate=mean-prompt")
+def test_an_adhoc_file_never_empties_the_main_ranking_and_the_main_job_writes_every_report(shipped_project, capsys):
+    result = run(shipped_project, "--candidate=mean-prompt")
     result.assert_outcomes(passed=2 * len(SUITES))
     output = result.stdout.str()
     assert output.count("NOT comparable with the Kaggle leaderboard") == 1  # the warning once
     assert "not Kaggle-comparable" not in output  # and not again in the table
-    reports = project.path / "reports"
+    reports = shipped_project.path / "reports"
     assert (reports / "index.html").is_file() and (reports / "candidates" / "mean-prompt.md").is_file()
     page = (reports / "candidates" / "mean-prompt.md").read_text(encoding="utf-8")
     assert "### Worst 15 rows" in page and (reports / "candidates" / "mean-prompt.png").is_file()
     assert len(re.findall(r"^\| public ", page, flags=re.MULTILINE)) >= 1
 
-    rows = list(csv.DictReader((project.path / "fixtures" / "public.csv").open(encoding="utf-8")))[:30]
-    adhoc = project.path / "mine.csv"
+    rows = list(csv.DictReader((shipped_project.path / "fixtures" / "public.csv").open(encoding="utf-8")))[:30]
+    adhoc = shipped_project.path / "mine.csv"
     with adhoc.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["rewrite_prompt", "rewritten_text"])
         writer.writeheader()
@@ -82,14 +70,14 @@ def test_an_adhoc_file_never_empties_the_main_ranking_and_the_main_job_writes_ev
 
 
 @pytest.mark.e2e  # retrieval over every suite's long rewritten texts
-def test_a_candidate_that_learned_from_a_suite_is_ranked_on_the_others(project, shipped_store_with_rewritten):
-    copy_store(shipped_store_with_rewritten, project.path / ".prh" / "store.sqlite")
+def test_a_candidate_that_learned_from_a_suite_is_ranked_on_the_others(shipped_project, shipped_store_with_rewritten):
+    copy_store(shipped_store_with_rewritten, shipped_project.path / ".prh" / "store.sqlite")
     # the columns are the suites of the suites file that some candidate was scored on
-    run(project, "--candidate=mean-prompt", "--suite=synthetic-hard").assert_outcomes(passed=2)
-    result = run(project, "--candidate=retrieval-knn", "--baselines-dir=nowhere")
+    run(shipped_project, "--candidate=mean-prompt", "--suite=synthetic-hard").assert_outcomes(passed=2)
+    result = run(shipped_project, "--candidate=retrieval-knn", "--baselines-dir=nowhere")
     result.assert_outcomes(passed=2, skipped=4)
     result.stdout.fnmatch_lines(["*not applicable, skipped: synthetic-hard: *learned from suite 'synthetic-hard'*"])
-    markdown = (project.path / "reports" / "leaderboard.md").read_text(encoding="utf-8")
+    markdown = (shipped_project.path / "reports" / "leaderboard.md").read_text(encoding="utf-8")
     row = leaderboard_row(markdown, "retrieval-knn")
     assert row["#"] == "1" and row["mean over suites"].endswith("(2/3 suites)")
     assert row["synthetic-hard (n=138)"] == "n/a: learned from it"
