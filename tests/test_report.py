@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from report_records import MINILM, record
 from rich.console import Console
 
-from harness.report import latest_runs, render_json, render_markdown, render_plot, rich_table, write_reports
+from harness.report import (
+    build_view,
+    latest_runs,
+    render_json,
+    render_markdown,
+    render_plot,
+    rich_table,
+    write_reports,
+)
 from harness.run import RunRecord, run_json
 from harness.verdict import Comparison, PredictedScore
 
@@ -184,7 +192,7 @@ def test_a_candidate_missing_a_suite_gets_a_dash_and_ranks_last() -> None:
     rows = leaderboard_rows(render_markdown(records, generated_at=WHEN))
     assert [row[1] for row in rows] == ["complete", "partial"]
     partial = rows[-1]
-    assert partial[-1] == "—"  # mean over suites
+    assert partial[0] == "—" and partial[-1] == "— (misses s2)"  # unranked, saying what it misses
     assert "—" in partial[3:-1]  # the missing suite's cell
 
 
@@ -285,22 +293,55 @@ def test_runs_with_other_settings_are_separate_labelled_rows_never_replacing_the
     assert len(latest_runs([*default, signed])) == 4
 
 
-def test_a_candidate_that_learned_from_a_suite_is_ranked_on_the_others_with_a_note() -> None:
-    records = [*shipped_runs("mean-prompt", (0.60, 0.70, 0.50)),
-               run("retrieval", "public", 0.70), run("retrieval", "leaked", 0.80),
+def test_the_ranking_never_orders_means_over_different_suites() -> None:
+    """Issue 16's repro: retrieval learned from synthetic-hard, so it has 2 of the 3 suites. Ranking its 2-suite
+    mean against mean-prompt's 3-suite mean put it first; over the suites both have, mean-prompt is ahead."""
+    records = [*shipped_runs("mean-prompt", (0.093, 0.091, 0.036)),
+               run("retrieval", "public", 0.111, baseline=comparison("no-difference", delta=0.01)),
+               run("retrieval", "leaked", 0.045, baseline=comparison("regression", delta=-0.045)),
                run("unfinished", "public", 0.99)]
     learned = {"fp-retrieval": {"synthetic-hard"}}
     markdown = render_markdown(records, main_suites=SHIPPED, learned_from=learned, generated_at=WHEN)
+    board = subsection(markdown, "Leaderboard")
+    assert re.search(r"\| mean over public, leaked +\|", board)
     rows = {row[1]: row for row in leaderboard_rows(markdown)}
-    assert rows["retrieval"][0] == "1" and rows["retrieval"][-1] == "0.750 (2/3 suites)"
+    assert [rows[name][0] for name in ("mean-prompt", "retrieval")] == ["1", "2"]
+    assert rows["mean-prompt"][-1] == "0.092" and rows["retrieval"][-1] == "0.078"  # both over public, leaked
+    assert rows["mean-prompt"][5].startswith("0.036")  # shown, not ranked on
     assert rows["retrieval"][5] == "n/a: learned from it"
-    assert rows["mean-prompt"][0] == "2"
-    assert rows["unfinished"][0] == "—" and rows["unfinished"][-1] == "—"  # simply not run: not ranked
-    assert "retrieval on 2 of 3" in markdown and "memorisation" in markdown
+    assert rows["retrieval"][4].endswith("· ❌ regression")  # the verdict where the rank is read
+    assert rows["unfinished"][0] == "—" and rows["unfinished"][-1] == "— (misses leaked)"
+    assert ("Ranked by the unweighted mean over public, leaked: the suites every ranked candidate was scored on"
+            in board and "left out: synthetic-hard, which retrieval learned from" in board)
     data = json.loads(render_json(records, main_suites=SHIPPED, learned_from=learned, generated_at=WHEN))
-    retrieval = next(c for c in data["sections"][0]["candidates"] if c["candidate"] == "retrieval")
+    section = data["sections"][0]
+    assert section["ranked_suites"] == ["public", "leaked"] and section["left_out"] == {"synthetic-hard": ["retrieval"]}
+    retrieval = next(c for c in section["candidates"] if c["candidate"] == "retrieval")
     assert retrieval["not_applicable"] == {"synthetic-hard": "learned from it"}
     assert retrieval["ranked_suites"] == ["public", "leaked"] and retrieval["missing_suites"] == []
+    assert [c["rank"] for c in section["candidates"]] == [1, 2, None]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.sampled_from(SHIPPED),
+                          st.floats(0.0, 1.0, allow_nan=False)), min_size=1, max_size=14),
+       st.sets(st.sampled_from(["a", "b", "c", "d"])), st.sets(st.sampled_from(SHIPPED)))
+@settings(max_examples=60, deadline=None)
+def test_every_ranked_mean_is_over_the_same_suites(scored, learners, learned) -> None:
+    records = [run(name, suite, mean, run_id=i) for i, (name, suite, mean) in enumerate(scored)]
+    view = build_view(records, main_suites=SHIPPED, learned_from={f"fp-{n}": learned for n in learners})
+    for section in view.sections:
+        ranked = [row for row in section.rows if row.rank is not None]
+        assert all(row.ranked_suites == section.ranked_suites for row in section.rows)
+        assert not set(section.ranked_suites) & set(section.left_out)
+        for row in ranked:
+            assert set(section.ranked_suites) <= set(row.runs)
+            assert row.mean_over_suites == pytest.approx(
+                sum(row.runs[s].mean for s in section.ranked_suites) / len(section.ranked_suites))
+        assert [row.rank for row in ranked] == list(range(1, len(ranked) + 1))
+        means = [row.mean_over_suites for row in ranked]
+        assert means == sorted(means, reverse=True)
+        # an unranked row misses a ranked suite (no row is ranked when every suite was learned from by someone)
+        assert all(row.missing or not section.ranked_suites for row in section.rows if row.rank is None)
 
 
 GATED = Comparison("no-difference", "not significant after holm", baseline_candidate="mean-prompt", baseline_mean=0.61,

@@ -42,7 +42,9 @@ table{border-collapse:collapse;margin:6px 0 12px;font-variant-numeric:tabular-nu
 th,td{border:1px solid #d6dbe3;padding:4px 7px;vertical-align:top;text-align:left}
 th{background:#f1f4f8;white-space:nowrap}table.sortable th{cursor:pointer}
 table.sortable th:after{content:" \\2195";color:#9aa3af}
-table.sortable th[data-dir=asc]:after{content:" \\25B2"}table.sortable th[data-dir=desc]:after{content:" \\25BC"}
+table.sortable th[aria-sort=ascending]:after{content:" \\25B2"}
+table.sortable th[aria-sort=descending]:after{content:" \\25BC"}
+div.wide{overflow-x:auto;max-width:100%}p,h1,h2,h3,h4,summary,li{overflow-wrap:anywhere}
 td.num{text-align:right;white-space:nowrap}td.text{max-width:420px;word-wrap:break-word}
 svg.ci{display:inline-block;vertical-align:middle}
 .regression{color:#b42318;font-weight:600}.improvement{color:#067647;font-weight:600}.stale{color:#b54708}
@@ -58,9 +60,9 @@ _SCRIPT = """
     var heads=table.tHead.rows[0].cells;
     Array.prototype.forEach.call(heads,function(th,col){
       th.addEventListener("click",function(){
-        var asc=th.getAttribute("data-dir")!=="asc";
-        Array.prototype.forEach.call(heads,function(h){h.removeAttribute("data-dir");});
-        th.setAttribute("data-dir",asc?"asc":"desc");
+        var asc=th.getAttribute("aria-sort")!=="ascending";
+        Array.prototype.forEach.call(heads,function(h){h.setAttribute("aria-sort","none");});
+        th.setAttribute("aria-sort",asc?"ascending":"descending");
         var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
         rows.sort(function(a,b){
           var x=key(a.cells[col]),y=key(b.cells[col]);var nx=parseFloat(x),ny=parseFloat(y);
@@ -154,7 +156,8 @@ def _num(value: object) -> str:
     return f"{float(value):.6f}" if is_number(value) else ""
 
 
-def _score_td(run: RunRecord | None, scale: float, *, show_n: bool = False) -> str:
+def _score_td(run: RunRecord | None, scale: float, *, show_n: bool = False, verdict: bool = False) -> str:
+    """A score cell: the CI bar, the mean [CI], and with `verdict` the suite's gate verdict under it."""
     if run is None:
         return f'<td class="num" data-sort="">{MISSING}</td>'
     text = e(t.fmt_interval(run.mean, run.ci_low, run.ci_high))
@@ -164,7 +167,21 @@ def _score_td(run: RunRecord | None, scale: float, *, show_n: bool = False) -> s
         text += f' <span class="incomplete">{e(t.empty_flag(run))}</span>'
     if run.st5_estimate is not None:
         text += f'<br><span class="dim" title="{e(run.st5_estimate.note)}">{e(t.st5_estimate(run.st5_estimate))}</span>'
+    if verdict and run.baseline is not None:
+        text += f'<br><span class="verdict {e(run.baseline.status)}">{e(t.plain_verdict(run.baseline))}</span>'
     return f'<td class="num" data-sort="{_num(run.mean)}">{_ci_bar(run, scale)}<br>{text}</td>'
+
+
+def _open_table(heads: Sequence[str], css_class: str = "sortable") -> str:
+    """A table's start, inside its own horizontally scrolling box (a wide table never widens the page). The
+    headers of a sortable table carry `aria-sort`, which the sorting script keeps current."""
+    sortable = "sortable" in css_class.split()
+    cells = "".join(f'<th aria-sort="none">{e(h)}</th>' if sortable else f"<th>{e(h)}</th>" for h in heads)
+    class_attribute = f' class="{e(css_class)}"' if css_class else ""
+    return f'<div class="wide"><table{class_attribute}><thead><tr>{cells}</tr></thead><tbody>'
+
+
+_CLOSE_TABLE = "</tbody></table></div>"
 
 
 def _candidate_link(name: str, label: str, anchors: Mapping[str, str]) -> str:
@@ -177,20 +194,20 @@ def _leaderboard(section: Section, view: ReportView, anchors: Mapping[str, str],
     where = "the suites of the suites file" if view.main_suites is not None else "the named suites"
     with_prediction = any(row.predicted for row in section.rows)
     heads = ["#", "candidate", "version"] + [f"{s} (n={sizes[s]})" if sizes[s] is not None else f"{s} (n varies)"
-                                            for s in section.suites] + ["mean over suites"]
+                                            for s in section.suites] + [t.mean_header(section)]
     if with_prediction:
         heads.append("predicted LB [CI] ±LOO error")
-    parts = [f"<h3>Leaderboard over {e(where)}</h3>", '<table class="sortable board"><thead><tr>'
-             + "".join(f"<th>{e(h)}</th>" for h in heads) + "</tr></thead><tbody>"]
+    parts = [f"<h3>Leaderboard over {e(where)}</h3>", f'<p class="note rule">{e(section.ranking_rule)}</p>',
+             _open_table(heads, "sortable board")]
     for row in section.rows:
         parts.append("<tr>" + "".join(_board_cells(row, section, sizes, anchors, scale, with_prediction)) + "</tr>")
-    parts.append("</tbody></table>")
-    notes = [f"Ranked by the unweighted mean over this section's suites; candidates missing a suite show {MISSING} "
-             "and come last; a row labelled with settings is a run with non-default settings."]
+    parts.append(_CLOSE_TABLE)
+    notes = ["Each score ends with the suite's gate verdict against its baseline. A row labelled with settings is "
+             "a run with non-default settings."]
     for row in section.rows:
         if row.not_applicable:
-            notes.append(f"{row.label} is ranked on {len(row.ranked_suites)} of {len(section.suites)} suites: it "
-                         f"learned from {', '.join(row.not_applicable)} (a score there would measure memorisation).")
+            notes.append(f"{row.label} is not scored on {', '.join(row.not_applicable)}: it learned from "
+                         f"{'it' if len(row.not_applicable) == 1 else 'them'} (a score there would measure memorisation).")
     if any(row.incomplete for row in section.rows):
         notes.append("⚠ INCOMPLETE candidates have empty predictions: Kaggle's scorer rejects such a submission, so "
                      "they are not ranked.")
@@ -213,11 +230,8 @@ def _board_cells(row: CandidateRow, section: Section, sizes, anchors, scale, wit
         if suite in row.not_applicable:
             cells.append(f'<td class="dim" data-sort="">n/a: {e(row.not_applicable[suite])}</td>')
         else:
-            cells.append(_score_td(row.runs.get(suite), scale, show_n=sizes[suite] is None))
-    overall = e(t.fmt(row.mean_over_suites))
-    if row.mean_over_suites is not None and len(row.ranked_suites) < len(section.suites):
-        overall += f" ({len(row.ranked_suites)}/{len(section.suites)} suites)"
-    cells.append(f'<td class="num" data-sort="{_num(row.mean_over_suites)}"><b>{overall}</b></td>')
+            cells.append(_score_td(row.runs.get(suite), scale, show_n=sizes[suite] is None, verdict=True))
+    cells.append(f'<td class="num" data-sort="{_num(row.mean_over_suites)}"><b>{e(t.mean_cell(row))}</b></td>')
     if with_prediction:
         if row.predicted:
             suite, score = row.predicted
@@ -232,15 +246,14 @@ def _side(section: Section, anchors: Mapping[str, str], scale: float) -> list[st
     parts = ["<h3>Ad-hoc suites</h3>",
              '<p class="note">Data files scored on the command line (and suites no longer in the suites file): '
              "not part of the ranking above.</p>",
-             '<table class="sortable"><thead><tr><th>suite</th><th>candidate</th><th>SCS [CI]</th><th>n</th>'
-             "<th>scored</th></tr></thead><tbody>"]
+             _open_table(["suite", "candidate", "SCS [CI]", "n", "scored"])]
     for run in section.side_runs:
         label = run.candidate + (f" · {s}" if (s := settings_label(run)) else "")
         parts.append(f'<tr><td data-sort="{e(run.suite)}">{e(run.suite)}</td>'
                      f'<td data-sort="{e(label)}">{_candidate_link(run.candidate, label, anchors)}</td>'
                      f'{_score_td(run, scale)}<td class="num">{run.n}</td>'
                      f'<td data-sort="{run.created}">{e(t.run_date(run))}</td></tr>')
-    parts.append("</tbody></table>")
+    parts.append(_CLOSE_TABLE)
     return parts
 
 
@@ -264,8 +277,7 @@ def _gate(section: Section, anchors: Mapping[str, str]) -> list[str]:
              "together (the verdict the suite alone gave is shown when the correction changed it). p: one-sided "
              "p-value of a regression, then adjusted. MDE: the smallest drop the suite detects with 80% power. "
              "W/T/L: rows won, tied, lost. Design effect: variance inflation from the suite's groups.</p>",
-             '<table class="sortable"><thead><tr>' + "".join(f"<th>{e(h)}</th>" for h in heads)
-             + "</tr></thead><tbody>"]
+             _open_table(heads)]
     for row, run in section.compared_runs():
         c = run.baseline
         reference = MISSING if c is None or c.baseline_candidate is None else str(c.baseline_candidate)
@@ -281,7 +293,7 @@ def _gate(section: Section, anchors: Mapping[str, str]) -> list[str]:
             f'<td class="num" data-sort="{_num(c.minimum_detectable_effect if c else None)}">{e(t.mde(c))}</td>'
             f'<td class="num" data-sort="{c.wins if c and c.wins is not None else ""}">{e(t.win_tie_loss(c))}</td>'
             f'<td class="num" data-sort="{_num(c.design_effect if c else None)}">{e(t.design_effect(c))}</td></tr>')
-    parts.append("</tbody></table>")
+    parts.append(_CLOSE_TABLE)
     small = {run.suite: run.baseline.small_sample for _, run in section.compared_runs()
              if run.baseline and run.baseline.small_sample}
     parts += [f'<p class="note">⚠ {e(suite)}: {e(warning)}</p>' for suite, warning in small.items()]
@@ -304,8 +316,7 @@ def _page(page: CandidatePage, anchor: str, histogram: bytes | None) -> list[str
 def _part(part: PagePart, limit: int) -> list[str]:
     parts = [f"<h3>{e(part.embedder)} · <code>{e(short(part.fingerprint))}</code>"
              + ("" if part.comparable_with_kaggle else ' <span class="stale">(not Kaggle-comparable)</span>') + "</h3>",
-             "<table><thead><tr><th>suite</th><th>scored</th><th>settings</th><th>SCS [CI]</th><th>n</th>"
-             "<th>Δ vs baseline [CI]</th><th>verdict</th></tr></thead><tbody>"]
+             _open_table(["suite", "scored", "settings", "SCS [CI]", "n", "Δ vs baseline [CI]", "verdict"], "")]
     for run in part.runs:
         c = run.baseline
         parts.append(f"<tr><td>{e(run.suite)}</td><td>{e(t.run_date(run))}</td>"
@@ -314,7 +325,7 @@ def _part(part: PagePart, limit: int) -> list[str]:
                      f'<td class="num">{run.n}</td>'
                      f'<td class="num">{e(t.fmt_interval(c.delta, c.delta_low, c.delta_high, signed=True) if c else MISSING)}'
                      f"</td><td>{_verdict_html(run)}</td></tr>")
-    parts.append("</tbody></table>")
+    parts.append(_CLOSE_TABLE)
     if part.without_rows:
         parts.append(f'<p class="note">No stored rows for {e(", ".join(part.without_rows))} (scored before rows '
                      "were recorded).</p>")
@@ -323,8 +334,7 @@ def _part(part: PagePart, limit: int) -> list[str]:
         if not rows:
             parts.append(f'<p class="note">{e(none)}</p>')
             continue
-        parts.append('<table class="sortable rows"><thead><tr><th>suite</th><th>id</th><th>group</th><th>score</th>'
-                     "<th>Δ</th><th>true prompt</th><th>prediction</th></tr></thead><tbody>")
+        parts.append(_open_table(["suite", "id", "group", "score", "Δ", "true prompt", "prediction"], "sortable rows"))
         for item in rows:
             row = item.row
             parts.append(
@@ -334,5 +344,5 @@ def _part(part: PagePart, limit: int) -> list[str]:
                 f'<td class="text" title="{e(row.truth)}">{e(t.clip(row.truth, PROMPT_CHARS))}</td>'
                 f'<td class="text" title="{e(row.prediction)}">{e(t.clip(row.prediction, PROMPT_CHARS) or "(empty)")}'
                 "</td></tr>")
-        parts.append("</tbody></table>")
+        parts.append(_CLOSE_TABLE)
     return parts

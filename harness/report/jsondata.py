@@ -29,6 +29,9 @@ def _section(section: Section) -> dict:
         "embedder_fingerprint": section.fingerprint,
         "comparable_with_kaggle": section.comparable_with_kaggle,
         "suites": list(section.suites),
+        "ranked_suites": list(section.ranked_suites),
+        "left_out": {suite: list(names) for suite, names in section.left_out.items()},
+        "ranking_rule": section.ranking_rule,
         "candidates": [{
             "rank": row.rank,
             "candidate": row.candidate,

@@ -80,7 +80,7 @@ def _leaderboard(section: Section, view: ReportView) -> list[str]:
     headers = ["#", "candidate", "fingerprint"]
     headers += [f"{suite} (n={sizes[suite]})" if sizes[suite] is not None else f"{suite} (n varies)"
                 for suite in section.suites]
-    headers.append("mean over suites")
+    headers.append(t.mean_header(section))
     with_prediction = any(row.predicted for row in section.rows)
     if with_prediction:
         headers.append("predicted LB [CI] ±LOO error")
@@ -94,28 +94,19 @@ def _leaderboard(section: Section, view: ReportView) -> list[str]:
                 cells.append(f"n/a: {row.not_applicable[suite]}")
             else:
                 cells.append(_score_cell(row.runs.get(suite), show_n=sizes[suite] is None))
-        overall = t.fmt(row.mean_over_suites)
-        if row.mean_over_suites is not None and len(row.ranked_suites) < len(section.suites):
-            overall += f" ({len(row.ranked_suites)}/{len(section.suites)} suites)"
+        overall = t.mean_cell(row)
         if row.mean_over_suites is not None and row.incomplete:
             overall += " ⚠ incomplete"
-        cells.append(overall)
+        cells.append(md(overall))
         if with_prediction:
             cells.append(f"{t.predicted(row.predicted[1])} (from {md(row.predicted[0])})" if row.predicted else MISSING)
         body.append(cells)
     lines += [table(body, headers), ""]
     notes = [
-        f"Cells: mean SCS [{confidence_label(section.records)} CI]; n = rows scored. Ranked by the unweighted "
-        f"mean over this section's suites; candidates missing a suite show {MISSING} and come last. A row "
-        "labelled with settings (signed, resamples, CI method, seed) is a run with non-default settings, "
-        "kept apart from the default run.",
+        f"Cells: mean SCS [{confidence_label(section.records)} CI]; n = rows scored; then the suite's gate verdict "
+        f"against its baseline. {md(section.ranking_rule)} A row labelled with settings (signed, resamples, CI "
+        "method, seed) is a run with non-default settings, kept apart from the default run.",
     ]
-    partial = [row for row in section.rows if row.not_applicable]
-    if partial:
-        notes.append("Ranked on fewer suites: " + "; ".join(
-            f"{md(row.label)} on {len(row.ranked_suites)} of {len(section.suites)} "
-            f"(not applicable: {md(', '.join(row.not_applicable))}, which it learned from; a score there would "
-            "measure memorisation)" for row in partial) + ".")
     incomplete = [row.label for row in section.rows if row.incomplete]
     if incomplete:
         notes.append(
@@ -143,6 +134,8 @@ def _score_cell(record, *, show_n: bool) -> str:
         cell += f" {t.empty_flag(record)}"
     if record.st5_estimate is not None:
         cell += f" · {md(t.st5_estimate(record.st5_estimate))}"
+    if record.baseline is not None:
+        cell += f" · {t.SHORT_VERDICTS.get(record.baseline.status, record.baseline.status)}"
     return cell
 
 

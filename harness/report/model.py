@@ -9,7 +9,9 @@ The rules of the leaderboard:
   (embedder, fingerprint) is a `Section`;
 - the main ranking is over the *suite set of the suites file* (`main_suites`); runs on ad-hoc data files
   (and on suites no longer in the file) are listed apart and never empty the ranking;
-- a candidate that learned from a suite is ranked on the others, with a note;
+- a ranking never orders means taken over different rows: it is over the suites every ranked candidate
+  has (`Section.ranked_suites`), so a suite some candidate learned from is left out of every candidate's
+  mean (with a note naming it), and a candidate missing a ranked suite is listed unranked, with what it misses;
 - a run with non-default settings (signed, resamples, CI method, seed, confidence) is its own row,
   labelled with them, never replacing a default run;
 - a candidate with empty predictions is flagged and not ranked (Kaggle's scorer rejects it).
@@ -128,8 +130,9 @@ class CandidateRow:
     runs: Mapping[str, RunRecord]
     #: main suites it is not ranked on, with why (it learned from them)
     not_applicable: Mapping[str, str]
-    #: the suites its mean covers (the section's suites less the not-applicable ones)
+    #: the suites the ranking is over (the section's `ranked_suites`: the same for every row)
     ranked_suites: tuple[str, ...]
+    #: its mean over `ranked_suites`; None when it misses one of them (then it is not ranked)
     mean_over_suites: float | None
     display_name: str = ""
     rank: int | None = None
@@ -143,6 +146,11 @@ class CandidateRow:
     @property
     def incomplete(self) -> bool:
         return self.n_empty > 0
+
+    @property
+    def missing(self) -> list[str]:
+        """Ranked suites it has no run on: why it is not ranked."""
+        return [suite for suite in self.ranked_suites if suite not in self.runs]
 
     @property
     def label(self) -> str:
@@ -162,9 +170,23 @@ class Section:
     rows: tuple[CandidateRow, ...]
     #: latest runs on ad-hoc data files and on suites outside the suites file, by suite then best first
     side_runs: tuple[RunRecord, ...]
+    #: the suites the ranking is over: `suites` less those some candidate learned from
+    ranked_suites: tuple[str, ...] = ()
+    #: suites left out of the ranking → the candidates that learned from them
+    left_out: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def missing_suites(self, row: CandidateRow) -> list[str]:
-        return [suite for suite in row.ranked_suites if suite not in row.runs]
+        return row.missing
+
+    @property
+    def ranking_rule(self) -> str:
+        """The rule the ranking follows, in words, as every output states it."""
+        rule = (f"Ranked by the unweighted mean over {', '.join(self.ranked_suites) or 'no suite'}: the suites every "
+                "ranked candidate was scored on, so every mean is over the same rows")
+        if self.left_out:
+            rule += " (left out: " + "; ".join(
+                f"{suite}, which {', '.join(names)} learned from" for suite, names in self.left_out.items()) + ")"
+        return rule + ". Candidates missing one of them, or with empty predictions, are listed below, unranked."
 
     def suite_sizes(self) -> dict[str, int | None]:
         """n per main suite when every candidate was scored on the same number of rows, else None."""
@@ -236,7 +258,18 @@ def _section(embedder: str, fingerprint: str, records: list[RunRecord], main: tu
     by_row: dict[tuple[str, str], dict[str, RunRecord]] = {}
     for record in main_records:
         by_row.setdefault((record.candidate_fingerprint, settings_label(record)), {})[record.suite] = record
-    rows = [_candidate_row(runs, settings, suites, learned_from.get(fp, ()))
+    # The ranking is over the suites every ranked candidate has: a suite some candidate learned from is left
+    # out for all, so no mean is ever taken over other rows than another's.
+    left_out: dict[str, list[str]] = {}
+    for (candidate_fingerprint, _), runs in by_row.items():
+        for suite in suites:
+            if suite in learned_from.get(candidate_fingerprint, ()):
+                name = next(iter(runs.values())).candidate
+                left_out.setdefault(suite, [])
+                if name not in left_out[suite]:
+                    left_out[suite].append(name)
+    ranked_suites = tuple(s for s in suites if s not in left_out)
+    rows = [_candidate_row(runs, settings, suites, ranked_suites, learned_from.get(fp, ()))
             for (fp, settings), runs in by_row.items()]
     rows.sort(key=lambda row: (row.mean_over_suites is None or row.incomplete, -(row.mean_over_suites or 0.0),
                                row.candidate, row.fingerprint, row.settings))
@@ -254,14 +287,14 @@ def _section(embedder: str, fingerprint: str, records: list[RunRecord], main: tu
         embedder=embedder, fingerprint=fingerprint,
         # one record claiming non-comparability is enough to warn: better loud than misleading
         comparable_with_kaggle=all(r.comparable_with_kaggle for r in records),
-        suites=suites, rows=tuple(ranked), side_runs=tuple(side))
+        suites=suites, rows=tuple(ranked), side_runs=tuple(side), ranked_suites=ranked_suites,
+        left_out={suite: tuple(names) for suite, names in left_out.items()})
 
 
-def _candidate_row(runs: dict[str, RunRecord], settings: str, suites: Sequence[str],
+def _candidate_row(runs: dict[str, RunRecord], settings: str, suites: Sequence[str], ranked_suites: Sequence[str],
                    learned: Collection[str]) -> CandidateRow:
     newest = max(runs.values(), key=lambda r: (r.run_id if r.run_id is not None else -1, r.created))
     not_applicable = {suite: LEARNED_FROM for suite in suites if suite in learned}
-    ranked_suites = tuple(s for s in suites if s not in not_applicable)
     mean = None
     if ranked_suites and all(suite in runs for suite in ranked_suites):
         means = [runs[suite].mean for suite in ranked_suites]
@@ -269,10 +302,10 @@ def _candidate_row(runs: dict[str, RunRecord], settings: str, suites: Sequence[s
         mean = math.fsum(means) / len(means) if all(map(is_number, means)) else None
     ordered = {suite: runs[suite] for suite in suites if suite in runs}
     predictions = [(suite, run.predicted_lb) for suite, run in ordered.items()
-                   if run.predicted_lb is not None and suite in ranked_suites]
+                   if run.predicted_lb is not None and suite not in not_applicable]
     predicted = min(predictions, key=lambda p: p[1].loo_mae) if predictions else None
     return CandidateRow(newest.candidate, newest.candidate_fingerprint, settings, ordered, not_applicable,
-                        ranked_suites, mean, predicted=predicted)
+                        tuple(ranked_suites), mean, predicted=predicted)
 
 
 def _display_names(rows: Sequence[CandidateRow]) -> dict[str, str]:

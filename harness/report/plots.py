@@ -93,8 +93,8 @@ def _series(section: Section) -> list[_Series]:
             label += f" ({fmt(row.mean_over_suites)} on {len(row.ranked_suites)}/{len(section.suites)} suites)"
         elif row.mean_over_suites is not None:
             label += f" ({fmt(row.mean_over_suites)})"
-        elif section.missing_suites(row):
-            label += f" (missing {len(section.missing_suites(row))} suite(s))"
+        elif row.missing:
+            label += f" (missing {len(row.missing)} suite(s))"
         if row.incomplete:
             label += " ⚠ INCOMPLETE"
         series[(row.fingerprint, row.settings)] = _Series(label, (row.fingerprint, row.settings), row.incomplete,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from harness.report.model import MISSING, is_number
+from harness.report.model import MISSING, CandidateRow, Section, is_number
 from harness.store import RunRecord
 from harness.verdict import Comparison, PredictedScore, St5Estimate
 
@@ -135,6 +135,21 @@ ST5_NOTE = ("Kaggle-scale est.: the mean estimated on sentence-t5-base's (Kaggle
             "per-row scores through its st5 scale map, with a 95% interval covering the shift between generators "
             "(cross-file validation) and the suite's row sampling; information, never a verdict. No estimate "
             "for constant or near-constant answers and scorer tricks (the map underestimates those).")
+
+
+def mean_header(section: Section) -> str:
+    """The ranking column's header: which suites its mean is over, when not all of the section's."""
+    if section.ranked_suites == section.suites:
+        return "mean over suites"
+    return f"mean over {', '.join(section.ranked_suites) or 'no suite'}"
+
+
+def mean_cell(row: CandidateRow) -> str:
+    """A row's ranking mean, or why it has none (the ranked suites it misses)."""
+    if row.mean_over_suites is not None:
+        return fmt(row.mean_over_suites)
+    missing = row.missing
+    return f"{MISSING} (misses {', '.join(missing)})" if missing else MISSING
 
 
 def timestamp(moment: datetime) -> str:
