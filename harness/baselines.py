@@ -80,11 +80,14 @@ class BaselineUpdate:
     old_candidate: str | None = None
     old_mean: float | None = None
     comparison: Comparison | None = None
+    #: why this suite's new baseline was refused (it would hide a regression, or it is incomplete)
     refused: str | None = None
+    #: why an acceptable update was not written: another suite of the same update was refused
+    held_back: str | None = None
 
     @property
     def written(self) -> bool:
-        return self.refused is None
+        return self.refused is None and self.held_back is None
 
     def describe(self) -> str:
         """One line for the terminal: suite, old → new, and the paired Δ with its CI when there was one."""
@@ -95,6 +98,8 @@ class BaselineUpdate:
             line += f", Δ {c.delta:+.4f} [{c.delta_low:+.4f}, {c.delta_high:+.4f}] ({c.raw_status or c.status})"
         if self.refused:
             return f"REFUSED {line}: {self.refused}"
+        if self.held_back:
+            return f"NOT WRITTEN {line}: {self.held_back}"
         return f"{line} → {self.path}"
 
 
@@ -193,14 +198,36 @@ def compare_with_baseline(
     return Comparison(status, text, raw_status=status, **numbers)
 
 
+def update_baselines(directory: str | Path, family: Sequence[tuple[Result, Comparison | None]], *,
+                     force: bool = False) -> list[BaselineUpdate]:
+    """Accept each result as its suite's new baseline, all or nothing.
+
+    A candidate significantly worse than the current baseline on a suite (the per-suite verdict, before any
+    multiple-suite correction: a lost reference costs more than a refused update) is refused unless `force`;
+    an incomplete result is always refused. When any suite is refused, no file is written at all (the others
+    are held back, saying so): a set of baselines from two different references would make the next run's
+    verdicts disagree with each other. Every update says old → new either way.
+    """
+    updates = [_planned_update(directory, result, comparison, force=force) for result, comparison in family]
+    refused = [update.suite for update in updates if update.refused]
+    if refused:
+        reason = (f"held back, baselines are updated all or nothing and {', '.join(refused)} was refused; no "
+                  "baseline file changed")
+        return [update if update.refused else replace(update, held_back=reason) for update in updates]
+    for result, _ in family:  # decided first, written after: nothing is written unless everything is
+        write_baseline(directory, result)
+    return updates
+
+
 def update_baseline(directory: str | Path, result: Result, comparison: Comparison | None, *,
                     force: bool = False) -> BaselineUpdate:
-    """Accept `result` as the suite's new baseline, unless that would hide a regression.
+    """One suite's `update_baselines`."""
+    return update_baselines(directory, [(result, comparison)], force=force)[0]
 
-    A candidate significantly worse than the current baseline on this suite (the per-suite verdict, before
-    any multiple-suite correction: a lost reference costs more than a refused update) is refused unless
-    `force`; so is an incomplete result. The returned update says old → new either way.
-    """
+
+def _planned_update(directory: str | Path, result: Result, comparison: Comparison | None, *,
+                    force: bool) -> BaselineUpdate:
+    """What updating this suite's baseline would do (old → new), or why it is refused; writes nothing."""
     old = load_baseline(directory, result.embedder, result.suite)
     update = BaselineUpdate(result.suite, result.embedder, baseline_path(directory, result.embedder, result.suite),
                             result.candidate, result.mean, old.candidate if old else None,
@@ -210,7 +237,6 @@ def update_baseline(directory: str | Path, result: Result, comparison: Compariso
     if not force and comparison is not None and (comparison.raw_status or comparison.status) == REGRESSION:
         return replace(update, refused="significantly worse than the current baseline; "
                                        "use --update-baselines=force to replace it anyway")
-    write_baseline(directory, result)
     return update
 
 

@@ -144,9 +144,9 @@ def cmd_score(args) -> int:
     else:
         from rich.console import Console
 
-        from harness.report import rich_table
+        from harness.report import output_width, rich_table
 
-        Console(width=None if sys.stdout.isatty() else 100).print(
+        Console(width=output_width(sys.stdout.isatty())).print(
             rich_table([scored.record], title=f"{result.candidate} on {result.suite}"))
     return 0 if result.complete else _report_incomplete(result)
 
@@ -163,9 +163,17 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
+    from rich.console import Console
+
+    from harness.report import output_width, print_ranking
+
     with Workspace.from_args(args) as workspace:
-        for path in workspace.write_reports():
-            print(path)
+        paths = workspace.write_reports()
+        view = workspace.leaderboard()
+    print_ranking(Console(width=output_width(sys.stdout.isatty()), highlight=False), view)
+    print("reports written:")
+    for path in paths:
+        print(f"  {path}")
     return 0
 
 

@@ -159,11 +159,14 @@ class PrhSession:
                 outcome.not_applicable = str(exc)
             except HarnessError as exc:
                 outcome.error = str(exc)
-        for scored in workspace.gate(judged, option.gate_correction):
-            outcome = outcomes[scored.result.suite]
-            if option.update_baselines is not None:
-                outcome.baseline_update = workspace.update_baseline(scored, force=option.update_baselines == "force")
-            outcome.scored = workspace.record(scored, session=self.session_id, once_per_session=True)
+        gated = workspace.gate(judged, option.gate_correction)
+        if option.update_baselines is not None:  # all or nothing: one refused suite leaves every file as it was
+            updates = workspace.update_baselines(gated, force=option.update_baselines == "force")
+            for update in updates:
+                outcomes[update.suite].baseline_update = update
+        for scored in gated:
+            outcomes[scored.result.suite].scored = workspace.record(scored, session=self.session_id,
+                                                                    once_per_session=True)
         return outcomes
 
     @contextmanager
@@ -272,10 +275,11 @@ def check_no_regression(outcome: SuiteOutcome) -> None:
     replacing the baseline was refused; passes when the candidate was just accepted as the baseline."""
     _require_scored(outcome)
     update = outcome.baseline_update
-    if update is not None:
-        if not update.written:
-            pytest.fail(f"baseline not replaced: {update.describe()}", pytrace=False)
+    if update is not None and update.refused:
+        pytest.fail(f"baseline not replaced: {update.describe()}", pytrace=False)
+    if update is not None and update.written:
         return  # the candidate is now the baseline; the summary says old → new
+    # held back (another suite was refused): this suite is judged against its unchanged baseline
     comparison = outcome.comparison
     if comparison is None or comparison.status == "no-baseline":
         pytest.skip(comparison.message if comparison else f"suite '{outcome.suite}' has no baseline")
@@ -327,30 +331,42 @@ def _summary(terminalreporter, state: PrhSession) -> None:
         return
     from rich.console import Console
 
-    from harness.report import latest_runs, rich_table, summary_notes
+    from harness.report import latest_runs, output_width, rich_table, summary_notes, wrap_note
 
-    # Not a terminal (CI logs): render at 100 columns rather than squeezing into 80 or sprawling.
-    width = terminalreporter._tw.fullwidth if terminalreporter.isatty else 100
+    # Not a terminal (CI logs): 100 columns rather than squeezing into 80 or sprawling; $COLUMNS wins.
+    width = output_width(terminalreporter.isatty, terminalreporter._tw.fullwidth)
     console = Console(file=terminalreporter._tw._file, force_terminal=terminalreporter.isatty, width=width)
     terminalreporter.section("prompt-recovery scores")
     latest = latest_runs(records)
     # the embedder's warning is printed once below, so the table does not repeat it
     console.print(rich_table(latest, title="this run", note_not_comparable=False))
+
+    def say(line: str, **markup: bool) -> None:
+        terminalreporter.write_line(wrap_note(line, width), **markup)
+
     for note in summary_notes(latest):
-        terminalreporter.write_line(note)
-    not_applicable = [f"{o.suite}: {o.not_applicable}" for o in (state.outcomes or {}).values() if o.not_applicable]
-    for line in not_applicable:
-        terminalreporter.write_line(f"not applicable, skipped: {line}")
+        say(note)
+    outcomes = list((state.outcomes or {}).values())
+    for outcome in outcomes:
+        if outcome.not_applicable:
+            say(f"not applicable, skipped: {outcome.suite}: {outcome.not_applicable}")
+    for outcome in outcomes:  # the reason of a "not judged" skip, without -rs
+        if outcome.comparison is not None and outcome.comparison.status == "not-judged":
+            say(f"not judged, skipped: {outcome.suite}: {outcome.comparison.message}", yellow=True)
     warnings = list(state.embedder_warnings)
     if not warnings and any(not record.comparable_with_kaggle for record in records):
         from harness.embedders import NOT_COMPARABLE_WARNING
 
         warnings.append(NOT_COMPARABLE_WARNING)
     for warning in warnings:  # once, not on every row
-        terminalreporter.write_line(f"WARNING: {warning}", red=True, bold=True)
+        say(f"WARNING: {warning}", red=True, bold=True)
+    refused = [update.suite for update in updates if update.refused]
+    if refused:
+        say(f"baselines unchanged: {', '.join(refused)} refused, so no baseline file was written (all or nothing; "
+            "--update-baselines=force writes them all)", red=True, bold=True)
     for update in updates:
-        terminalreporter.write_line(("baseline " if update.written else "") + update.describe(),
-                                    red=not update.written, green=update.written)
+        say(("baseline " if update.written else "") + update.describe(), red=not update.written,
+            green=update.written)
     if state.report_paths:
         pages = [p for p in state.report_paths if p.parent.name == "candidates" and p.suffix == ".md"]
         main = [p for p in state.report_paths if p.parent.name != "candidates"]

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from harness.data import Suite, SuiteSpec
     from harness.embedders import EmbedderChoice
     from harness.evaluate import BootstrapSettings, Result
+    from harness.report import ReportView
     from harness.store import RunRecord, RunRow, Store
     from harness.verdict import Comparison
 
@@ -321,12 +322,18 @@ class Workspace:
     # -- baselines and reports ------------------------------------------------------------------------
     def update_baseline(self, scored: Scored, *, force: bool = False) -> BaselineUpdate:
         """Accept a scored result as its suite's baseline (refused when significantly worse, unless forced)."""
-        from harness.baselines import update_baseline
+        return self.update_baselines([scored], force=force)[0]
 
-        if scored.suite_kind != "named":
-            raise ConfigError(f"'{scored.result.suite}' is a data file, not a suite of {self.suites_file}: "
-                              "only named suites have baselines")
-        return update_baseline(self.baselines_dir, scored.result, scored.comparison, force=force)
+    def update_baselines(self, family: Sequence[Scored], *, force: bool = False) -> list[BaselineUpdate]:
+        """Accept every scored result of a run as its suite's baseline, all or nothing: when one suite is
+        refused, no baseline file changes (see harness.baselines.update_baselines)."""
+        from harness.baselines import update_baselines
+
+        for scored in family:
+            if scored.suite_kind != "named":
+                raise ConfigError(f"'{scored.result.suite}' is a data file, not a suite of {self.suites_file}: "
+                                  "only named suites have baselines")
+        return update_baselines(self.baselines_dir, [(s.result, s.comparison) for s in family], force=force)
 
     def write_reports(self) -> list[Path]:
         """Render the reports under `report_dir` from the store's whole history: ranked over the suites of
@@ -337,6 +344,14 @@ class Workspace:
         records = store.runs()
         return write_reports(records, self.report_dir, main_suites=list(self.suite_specs) or None,
                              learned_from=self._learned_from(records), rows=store.run_rows)
+
+    def leaderboard(self) -> ReportView:
+        """The leaderboard the reports show (same history, suites and rule as `write_reports`)."""
+        from harness.report import build_view
+
+        records = self.store(create=False).runs()
+        return build_view(records, main_suites=list(self.suite_specs) or None,
+                          learned_from=self._learned_from(records))
 
     def _learned_from(self, records: Sequence[RunRecord]) -> dict[str, frozenset[str]]:
         """Candidate fingerprint → the suites it learned from (`train_suites`), for candidates of the history

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.baselines import apply_correction, compare_with_baseline, load_baseline, write_baseline
+from harness.baselines import (
+    apply_correction,
+    compare_with_baseline,
+    load_baseline,
+    update_baselines,
+    write_baseline,
+)
 from harness.candidates import ConstantCandidate, PredictionsFileCandidate
 from harness.data import Sample, Suite
 from harness.errors import DataError
@@ -125,6 +132,30 @@ def test_incomplete_result_is_never_a_baseline(minilm, tmp_path):
     result = evaluate(PredictionsFileCandidate(path), make_suite(), minilm, bootstrap=FAST)
     with pytest.raises(ValueError, match="incomplete"):
         write_baseline(tmp_path, result)
+
+
+def test_baselines_are_updated_all_or_nothing(scored, minilm, tmp_path):
+    """Issue 16: one suite refused (significantly worse) used to leave the other suites' files rewritten, so the
+    baselines came from two references. Now nothing is written unless everything is; force writes them all."""
+    reference = scored("Rewrite the text in a different style.")
+    other_suite = evaluate(ConstantCandidate("ref", "Rewrite the text in a different style."),
+                           make_suite(name="other"), minilm, bootstrap=FAST)
+    for result in (reference, other_suite):
+        write_baseline(tmp_path, result)
+    files = [tmp_path / "minilm" / "toy.json", tmp_path / "minilm" / "other.json"]
+    before = [path.read_bytes() for path in files]
+    worse = scored("banana")  # refused on toy
+    fine = evaluate(EchoTruth(), make_suite(name="other"), minilm, bootstrap=FAST)  # acceptable on other
+    family = [(worse, compare_with_baseline(worse, load_baseline(tmp_path, "minilm", "toy"), bootstrap=FAST)),
+              (fine, compare_with_baseline(fine, load_baseline(tmp_path, "minilm", "other"), bootstrap=FAST))]
+    refused, held = update_baselines(tmp_path, family)
+    assert refused.refused and "significantly worse" in refused.describe() and not refused.written
+    assert held.refused is None and not held.written and "all or nothing" in held.describe()
+    assert re.match(r"NOT WRITTEN other \(minilm\): ref 0\.\d{4} → echo 1\.0000, Δ \+", held.describe())
+    assert [path.read_bytes() for path in files] == before  # no baseline file changed
+    forced = update_baselines(tmp_path, family, force=True)
+    assert all(update.written for update in forced)
+    assert [json.loads(path.read_text())["candidate"] for path in files] == ["banana", "echo"]
 
 
 def test_malformed_baseline_file_is_named(tmp_path):

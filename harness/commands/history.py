@@ -145,6 +145,8 @@ def cmd_show(args) -> int:
                                f"{', '.join(sorted({r.suite for r in mine}))}")
         page = build_page(mine, args.candidate, store.run_rows, suite=args.suite, limit=args.worst,
                           suite_order=list(workspace.suite_specs))
-    console = Console(width=None if sys.stdout.isatty() else 80)
+    from harness.report.terminal import output_width
+
+    console = Console(width=output_width(sys.stdout.isatty(), piped=80))
     print_page(console, page, limit=args.worst)
     return 0

@@ -33,7 +33,14 @@ from harness.report.model import (
     safe_file_stem,
     settings_label,
 )
-from harness.report.terminal import print_page, rich_table, summary_notes
+from harness.report.terminal import (
+    output_width,
+    print_page,
+    print_ranking,
+    rich_table,
+    summary_notes,
+    wrap_note,
+)
 from harness.report.writer import (
     HTML_NAME,
     JSON_NAME,
@@ -47,7 +54,8 @@ from harness.store import RunRecord
 
 __all__ = [
     "DEFAULT_TITLE", "HTML_NAME", "JSON_NAME", "LEADERBOARD_NOISE", "MARKDOWN_NAME", "PAGES_DIR", "PLOT_NAME",
-    "CandidatePage", "ReportView", "build_page", "build_pages", "build_view", "latest_runs", "print_page",
+    "CandidatePage", "ReportView", "build_page", "build_pages", "build_view", "latest_runs", "output_width",
+    "print_page", "print_ranking", "wrap_note",
     "render_html", "render_json", "render_markdown", "render_plot", "rich_table", "safe_file_stem",
     "settings_label", "summary_notes", "write_reports",
 ]

@@ -8,11 +8,22 @@ inside the functions only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import textwrap
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from harness.report import text as t
-from harness.report.model import MISSING, CandidatePage, PageRow, build_view, settings_label, short
+from harness.report.model import (
+    MISSING,
+    CandidatePage,
+    PageRow,
+    ReportView,
+    Section,
+    build_view,
+    settings_label,
+    short,
+)
 from harness.store import RunRecord
 
 if TYPE_CHECKING:
@@ -21,6 +32,25 @@ if TYPE_CHECKING:
 
 #: characters of a prompt shown by `prh show` (wrapped within its column)
 SHOW_PROMPT_CHARS = 120
+#: ranked rows `prh leaderboard` prints (the files hold them all)
+TOP_ROWS = 10
+
+
+def output_width(is_terminal: bool, terminal_width: int | None = None, *, piped: int = 100,
+                 environ: Mapping[str, str] | None = None) -> int | None:
+    """The width to render tables and notes at: $COLUMNS when set (also when piped: the user asked for it),
+    else the terminal's own width (None: rich measures it), else `piped` columns (CI logs, files)."""
+    columns = (os.environ if environ is None else environ).get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return terminal_width if is_terminal else piped
+
+
+def wrap_note(note: str, width: int | None) -> str:
+    """A note broken between words at `width` (never inside a word: a long name or path overflows instead)."""
+    if not width:
+        return note
+    return textwrap.fill(note, width=width, break_long_words=False, break_on_hyphens=False)
 
 
 def rich_table(records: Sequence[RunRecord], *, title: str = "Prompt-recovery results",
@@ -41,7 +71,8 @@ def rich_table(records: Sequence[RunRecord], *, title: str = "Prompt-recovery re
     blind = list(dict.fromkeys(s.embedder for s in view.sections if not s.comparable_with_kaggle))
     if note_not_comparable and blind:
         heading += f" · {', '.join(blind)} not Kaggle-comparable" if several else " · not Kaggle-comparable"
-    table = Table(title=heading, show_lines=False, pad_edge=False, collapse_padding=True)
+    # a Text title: a candidate name such as "[bold]x" (in `prh score`'s title) prints as written, never as markup
+    table = Table(title=Text(heading), show_lines=False, pad_edge=False, collapse_padding=True)
     columns = [("candidate", "left"), ("suite", "left")] + ([("embedder", "left")] if several else [])
     columns += [(f"SCS [{view.confidence} CI]", "right"), ("n", "right"), ("Δ vs baseline [CI]", "right"),
                 ("gate", "left")]
@@ -103,9 +134,13 @@ def summary_notes(records: Sequence[RunRecord]) -> list[str]:
     their intervals, and verdicts the multiple-suite correction changed."""
     compared = [r for r in records if r.baseline is not None and r.baseline.delta is not None]
     notes = []
-    if compared:
-        notes.append("MDE: the smallest drop each suite detects with 80% power; W/T/L: rows won/tied/lost "
-                     "against the baseline.")
+    legend = []
+    if any(t.is_number(r.baseline.minimum_detectable_effect) for r in compared):  # explained only where shown
+        legend.append("MDE: the smallest drop each suite detects with 80% power")
+    if any(r.baseline.wins is not None for r in compared):
+        legend.append("W/T/L: rows won/tied/lost against the baseline")
+    if legend:
+        notes.append("; ".join(legend) + ".")
     small = list(dict.fromkeys(r.suite for r in compared if r.baseline.small_sample))
     if small:
         notes.append(f"⚠ small n: {', '.join(small)}: bootstrap intervals under-cover below 200 rows or 30 groups "
@@ -127,6 +162,66 @@ def summary_notes(records: Sequence[RunRecord]) -> list[str]:
         notes.append(f"{len(changed)} per-suite regression(s) not significant after the {corrections} correction "
                      f"across the run's suites: {', '.join(f'{r.candidate} on {r.suite}' for r in changed)}.")
     return notes
+
+
+# -- prh leaderboard -------------------------------------------------------------------------------------
+def print_ranking(console: Console, view: ReportView, *, top: int = TOP_ROWS) -> None:
+    """The leaderboard's top rows in the terminal, per section: rank, candidate, each suite's mean with its
+    gate verdict, and the ranking mean; then the rule the ranking follows and the candidates left unranked."""
+    from rich.text import Text
+
+    width = console.width
+    if not view.sections:
+        console.print(Text("no runs yet: score a candidate (prh score or pytest suites/) to fill the leaderboard"))
+    for section in view.sections:
+        if not section.rows:
+            continue
+        console.print(ranking_table(section, top=top))
+        ranked = [row for row in section.rows if row.rank is not None]
+        notes = [section.ranking_rule]
+        if len(ranked) > top:
+            notes.append(f"{len(ranked) - top} more ranked candidate(s) in the report files.")
+        unranked = [row for row in section.rows if row.rank is None]
+        if unranked:
+            notes.append("Not ranked: " + "; ".join(
+                f"{row.label} ({'⚠ INCOMPLETE' if row.incomplete else 'misses ' + ', '.join(row.missing)})"
+                for row in unranked) + ".")
+        for note in notes:
+            console.print(Text(wrap_note(note, width), style="dim"))
+
+
+def ranking_table(section: Section, *, top: int = TOP_ROWS):
+    """One section's ranked rows (at most `top`) as a rich table that fits 80 columns with 5 suites."""
+    from rich.table import Table
+    from rich.text import Text
+
+    title = f"Leaderboard · {section.embedder} ({short(section.fingerprint)})"
+    if not section.comparable_with_kaggle:
+        title += " · not Kaggle-comparable"
+    table = Table(title=Text(title), pad_edge=False, collapse_padding=True)
+    table.add_column("#", justify="right")
+    table.add_column("candidate", overflow="fold")
+    for suite in section.suites:
+        table.add_column(suite, justify="right", overflow="fold")
+    table.add_column(t.mean_header(section), justify="right", overflow="fold")
+    for row in [row for row in section.rows if row.rank is not None][:top]:
+        cells = [Text(str(row.rank)), Text(row.label)]
+        for suite in section.suites:
+            run = row.runs.get(suite)
+            if suite in row.not_applicable:
+                cells.append(Text("n/a", style="dim"))
+                continue
+            if run is None:
+                cells.append(Text(MISSING))
+                continue
+            cell = Text(t.fmt(run.mean), style="" if suite in section.ranked_suites else "dim")
+            status = run.baseline.status if run.baseline else None
+            if status is not None:
+                cell.append("\n" + t.SHORT_VERDICTS.get(status, status), style=t.VERDICT_STYLES.get(status, "dim"))
+            cells.append(cell)
+        cells.append(Text(t.mean_cell(row), style="bold"))
+        table.add_row(*cells)
+    return table
 
 
 # -- prh show ----------------------------------------------------------------------------------------------
