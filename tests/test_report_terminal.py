@@ -4,10 +4,12 @@ the gate's statistics compactly."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from report_records import SHIPPED, compared, record
 from rich.console import Console
 
-from harness.report import rich_table, summary_notes
+from harness.report import build_view, output_width, print_ranking, rich_table, summary_notes, wrap_note
 from harness.verdict import Comparison, PredictedScore
 
 ST5 = ("sentence-t5-base", "st5-fingerprint")
@@ -108,3 +110,84 @@ def test_a_predicted_score_shows_under_its_score_and_says_when_it_carries_no_inf
     assert useful.informative is True and useless.informative is False
     assert PredictedScore(0.6, 0.5, 0.7, "linear", "probes.csv", 5, loo_mae=0.02).informative is None
     assert PredictedScore.from_dict(useless.to_dict()) == useless
+
+
+# -- issue 16: messages, widths and the ranking in the terminal ---------------------------------------------
+def test_markup_in_a_candidate_name_prints_literally_in_the_title() -> None:
+    name = "[bold red]evil[/bold red] [link=http://x]y[/link]"
+    text = render(rich_table([record(name, "public", 0.5, run_id=1)], title=f"{name} on public"), 200)
+    assert f"{name} on public" in text  # as written: neither rendered nor swallowed
+
+
+def test_the_mde_legend_appears_only_where_an_mde_is_shown() -> None:
+    no_mde = Comparison("no-difference", "tied everywhere", baseline_candidate="b", baseline_mean=0.5, delta=0.0,
+                        delta_low=0.0, delta_high=0.0, wins=0, ties=10, losses=0)
+    notes = " ".join(summary_notes([record("same", "public", 0.5, run_id=1, baseline=no_mde)]))
+    assert "MDE" not in notes and "W/T/L" in notes
+    with_mde = compared(minimum_detectable_effect=0.02)
+    assert "MDE:" in " ".join(summary_notes([record("c", "public", 0.5, run_id=1, baseline=with_mde)]))
+    assert summary_notes([record("c", "public", 0.5, run_id=1)]) == []  # nothing compared: no legend at all
+
+
+def test_columns_sets_the_width_also_when_piped() -> None:
+    assert output_width(False, environ={"COLUMNS": "72"}) == 72
+    assert output_width(True, 132, environ={"COLUMNS": "72"}) == 72
+    assert output_width(False, environ={}) == 100 and output_width(False, environ={}, piped=80) == 80
+    assert output_width(True, 132, environ={"COLUMNS": "wide"}) == 132
+
+
+@given(st.lists(st.text(alphabet="abcdefghij-/.", min_size=1, max_size=30), min_size=1, max_size=40),
+       st.integers(20, 120))
+def test_notes_break_between_words_never_inside_one(words: list[str], width: int) -> None:
+    wrapped = wrap_note(" ".join(words), width)
+    assert [w for line in wrapped.splitlines() for w in line.split()] == words
+    assert all(len(line) <= width or " " not in line for line in wrapped.splitlines())
+
+
+def issue_16_view():
+    """Issue 16's repro: retrieval-knn+mean learned from synthetic-hard and regresses on leaked."""
+    regression = compared(delta=-0.045)
+    regression = Comparison(**{**regression.to_dict(), "status": "regression"})
+    records = [record("mean-prompt", suite, mean, run_id=i, baseline=compared(0.0))
+               for i, (suite, mean) in enumerate(zip(SHIPPED, (0.093, 0.091, 0.036)))]
+    records += [record("retrieval-knn+mean", "public", 0.111, run_id=5),
+                record("retrieval-knn+mean", "leaked", 0.045, run_id=6, baseline=regression),
+                record("half-done", "public", 0.5, run_id=7)]
+    return build_view(records, main_suites=SHIPPED, learned_from={"fp-retrieval-knn+mean": {"synthetic-hard"}})
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_ranking_prints_its_top_rows_verdicts_and_rule(width: int) -> None:
+    console = Console(width=width, record=True)
+    print_ranking(console, issue_16_view())
+    text = console.export_text(styles=False)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width
+    first = next(i for i, line in enumerate(lines) if "mean-prompt" in line)
+    second = next(i for i, line in enumerate(lines) if "retrieval-knn+" in line)  # the name may fold
+    assert first < second and lines[first].lstrip("│ ").startswith("1") and "0.092" in lines[first]
+    assert "0.078" in lines[second] and "❌ regression" in "\n".join(lines[second:second + 3])
+    flat = " ".join(text.split())
+    assert "Ranked by the unweighted mean over public, leaked" in flat
+    assert "left out: synthetic-hard, which retrieval-knn+mean learned from" in flat
+    assert "Not ranked: half-done (misses leaked)." in flat
+    assert "(not ranked)" in flat  # the left-out suite: its scores are shown, and said not to count
+
+
+def test_prh_leaderboard_prints_the_ranking_then_the_files(tmp_path, capsys, monkeypatch) -> None:
+    from harness.cli import main
+    from harness.store import Store
+
+    monkeypatch.setenv("COLUMNS", "80")
+    (tmp_path / "suites.toml").write_text("".join(f'[suites.{s}]\npath = "{s}.csv"\n' for s in SHIPPED))
+    with Store(tmp_path / "store.sqlite") as store:
+        for i, suite in enumerate(SHIPPED):
+            store.record_run(record("mean-prompt", suite, 0.1 + i / 100, run_id=None))
+            store.record_run(record("other", suite, 0.2, run_id=None, baseline=compared()))
+    assert main(["leaderboard", "--store", str(tmp_path / "store.sqlite"), "--suites-file",
+                 str(tmp_path / "suites.toml"), "--report-dir", str(tmp_path / "reports")]) == 0
+    out = capsys.readouterr().out
+    ranking, files = out.split("reports written:")
+    assert max(len(line) for line in ranking.splitlines()) <= 80
+    assert ranking.index("other") < ranking.index("mean-prompt") and "≈ no diff." in ranking
+    assert str(tmp_path / "reports" / "leaderboard.md") in files

@@ -193,8 +193,9 @@ def _leaderboard(section: Section, view: ReportView, anchors: Mapping[str, str],
     sizes = section.suite_sizes()
     where = "the suites of the suites file" if view.main_suites is not None else "the named suites"
     with_prediction = any(row.predicted for row in section.rows)
-    heads = ["#", "candidate", "version"] + [f"{s} (n={sizes[s]})" if sizes[s] is not None else f"{s} (n varies)"
-                                            for s in section.suites] + [t.mean_header(section)]
+    heads = ["#", "candidate", "version"] + [
+        t.suite_header(section, s, f"n={sizes[s]}" if sizes[s] is not None else "n varies") for s in section.suites]
+    heads.append(t.mean_header(section))
     if with_prediction:
         heads.append("predicted LB [CI] ±LOO error")
     parts = [f"<h3>Leaderboard over {e(where)}</h3>", f'<p class="note rule">{e(section.ranking_rule)}</p>',

@@ -78,7 +78,7 @@ def _leaderboard(section: Section, view: ReportView) -> list[str]:
     where = "the suites of the suites file" if view.main_suites is not None else "the named suites"
     lines = [f"### Leaderboard over {where}", ""]
     headers = ["#", "candidate", "fingerprint"]
-    headers += [f"{suite} (n={sizes[suite]})" if sizes[suite] is not None else f"{suite} (n varies)"
+    headers += [md(t.suite_header(section, suite, f"n={sizes[suite]}" if sizes[suite] is not None else "n varies"))
                 for suite in section.suites]
     headers.append(t.mean_header(section))
     with_prediction = any(row.predicted for row in section.rows)

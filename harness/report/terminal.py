@@ -202,7 +202,7 @@ def ranking_table(section: Section, *, top: int = TOP_ROWS):
     table.add_column("#", justify="right")
     table.add_column("candidate", overflow="fold")
     for suite in section.suites:
-        table.add_column(suite, justify="right", overflow="fold")
+        table.add_column(Text(t.suite_header(section, suite)), justify="right", overflow="fold")
     table.add_column(t.mean_header(section), justify="right", overflow="fold")
     for row in [row for row in section.rows if row.rank is not None][:top]:
         cells = [Text(str(row.rank)), Text(row.label)]

@@ -144,6 +144,12 @@ def mean_header(section: Section) -> str:
     return f"mean over {', '.join(section.ranked_suites) or 'no suite'}"
 
 
+def suite_header(section: Section, suite: str, size: str = "") -> str:
+    """A suite's column header: its name, its size when given, and "not ranked" when the ranking leaves it out."""
+    header = f"{suite} ({size})" if size else suite
+    return f"{header} (not ranked)" if suite in section.left_out else header
+
+
 def mean_cell(row: CandidateRow) -> str:
     """A row's ranking mean, or why it has none (the ranked suites it misses)."""
     if row.mean_over_suites is not None:
