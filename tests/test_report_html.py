@@ -5,11 +5,16 @@ leaderboard score, the drill-down, and every untrusted text escaped."""
 from __future__ import annotations
 
 import base64
+import html
+import json
 import re
+import shutil
+import subprocess
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from report_records import SHIPPED, compared, record, rows
 
 from harness.report import render_html, write_reports
@@ -180,3 +185,71 @@ def test_write_reports_embeds_the_written_histograms(tmp_path: Path) -> None:
     assert len(images) == 2  # the two candidates with stored rows
     for source in images:
         assert base64.b64decode(re.sub(r"^data:image/png;base64,", "", source)).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+# -- widths and accessibility (issue 16 item 8) ---------------------------------------------------------------
+FIVE_SUITES = (*SHIPPED, "gemma-4483-public-probe-matched", "synthetic-hard-v2-with-a-long-name")
+LONG_NAMES = ("mean:Rewrite the following text so that it sounds more formal and more professional, please",
+              "retrieval-knn+mean+lucrarea-ensemble-with-an-unbreakable-descriptive-name", "mean-prompt")
+
+
+def wide_history():
+    """Five suites, long candidate names, differing n (so cells carry n), verdicts and a predicted LB."""
+    predicted = PredictedScore(0.612, 0.598, 0.627, "isotonic", "probes.csv", 12, loo_mae=0.011,
+                               loo_mae_mean_alone=0.009, extrapolating=True)
+    records = [record(name, suite, 0.1 + i / 100 + j / 1000, run_id=10 * i + j, n=100 + i + j,
+                      baseline=compared(), predicted_lb=predicted if j == 1 else None)
+               for i, name in enumerate(LONG_NAMES) for j, suite in enumerate(FIVE_SUITES)]
+    return records, {}
+
+
+def test_every_table_scrolls_in_its_own_box_and_sortable_headers_carry_aria_sort() -> None:
+    records, stored = history()
+    text = render_html(records, rows=stored, main_suites=SHIPPED, generated_at=WHEN)
+    assert text.count("<table") == text.count('<div class="wide"><table') > 0
+    assert "div.wide{overflow-x:auto" in text
+    page = Page(text)
+    sortable_heads = [attrs for tag, attrs in page.tags if tag == "th"]
+    assert sortable_heads and all(attrs.get("aria-sort") in ("none", None) for attrs in sortable_heads)
+    board_heads = re.findall(r"<th[ >][^>]*>?", text[text.index('class="sortable board"'):].split("</thead>")[0])
+    assert board_heads and all('aria-sort="none"' in head for head in board_heads)
+    board = page.table("board")
+    challenger = next(row for row in board["rows"] if row[1] == "challenger")
+    assert challenger[3].endswith("no significant difference") and challenger[4].endswith("no significant difference")
+    assert "the suites every ranked candidate was scored on" in "".join(page.text)
+
+
+def chromium() -> str | None:
+    return next((found for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+                 if (found := shutil.which(name))), None)
+
+
+#: run in the page after it loads: the page's and each table box's widths, then a click on a sortable header
+_MEASURE = """<script>window.addEventListener("load",function(){
+var d=document.documentElement,out={page:d.scrollWidth,view:window.innerWidth,boxes:[]};
+document.querySelectorAll("div.wide").forEach(function(b){out.boxes.push([b.scrollWidth,b.clientWidth]);});
+var heads=Array.prototype.slice.call(document.querySelectorAll("table.board th"));heads[1].click();
+out.clicked=heads[1].getAttribute("aria-sort");heads[1].click();out.again=heads[1].getAttribute("aria-sort");
+out.others=heads.slice(2).map(function(h){return h.getAttribute("aria-sort");});
+document.body.setAttribute("data-layout",JSON.stringify(out));});</script>"""
+
+
+@pytest.mark.e2e  # a real browser: a few seconds per width
+@pytest.mark.parametrize("width", [800, 1280])
+def test_the_page_never_scrolls_sideways_in_a_real_browser(tmp_path: Path, width: int) -> None:
+    browser = chromium()
+    if browser is None:
+        pytest.skip("no Chromium installed (apt-get install chromium): the page's layout is not checked in a browser")
+    records, stored = wide_history()
+    page = render_html(records, rows=stored, main_suites=FIVE_SUITES, generated_at=WHEN)
+    path = tmp_path / "index.html"
+    path.write_text(page.replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    dumped = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--window-size={width},900",
+                             "--virtual-time-budget=3000", "--dump-dom", path.as_uri()],
+                            capture_output=True, text=True, timeout=120, check=True).stdout
+    layout = json.loads(html.unescape(re.search(r'data-layout="([^"]*)"', dumped).group(1)))
+    assert layout["view"] == width
+    assert layout["page"] <= layout["view"], f"the page scrolls sideways: {layout['page']} px in {width} px"
+    assert any(scroll > client for scroll, client in layout["boxes"]) == (width == 800)  # the board's own box scrolls
+    assert (layout["clicked"], layout["again"]) == ("ascending", "descending")
+    assert set(layout["others"]) == {"none"}

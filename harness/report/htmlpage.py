@@ -45,6 +45,8 @@ table.sortable th:after{content:" \\2195";color:#9aa3af}
 table.sortable th[aria-sort=ascending]:after{content:" \\25B2"}
 table.sortable th[aria-sort=descending]:after{content:" \\25BC"}
 div.wide{overflow-x:auto;max-width:100%}p,h1,h2,h3,h4,summary,li{overflow-wrap:anywhere}
+table.board th{white-space:normal}table.board td.num{white-space:normal}.nowrap{white-space:nowrap}
+table.board td.name{max-width:220px;overflow-wrap:anywhere}table.board td.lb{max-width:180px}
 td.num{text-align:right;white-space:nowrap}td.text{max-width:420px;word-wrap:break-word}
 svg.ci{display:inline-block;vertical-align:middle}
 .regression{color:#b42318;font-weight:600}.improvement{color:#067647;font-weight:600}.stale{color:#b54708}
@@ -160,9 +162,12 @@ def _score_td(run: RunRecord | None, scale: float, *, show_n: bool = False, verd
     """A score cell: the CI bar, the mean [CI], and with `verdict` the suite's gate verdict under it."""
     if run is None:
         return f'<td class="num" data-sort="">{MISSING}</td>'
-    text = e(t.fmt_interval(run.mean, run.ci_low, run.ci_high))
+    # the mean, its interval and n each stay whole; the cell may break between them (narrow screens)
+    interval = t.fmt_interval(run.mean, run.ci_low, run.ci_high)
+    mean, _, bounds = interval.partition(" ")
+    text = e(mean) + (f' <span class="nowrap">{e(bounds)}</span>' if bounds else "")
     if show_n:
-        text += f" (n={run.n})"
+        text += f' <span class="nowrap">(n={run.n})</span>'
     if run.n_empty:
         text += f' <span class="incomplete">{e(t.empty_flag(run))}</span>'
     if run.st5_estimate is not None:
@@ -225,7 +230,7 @@ def _board_cells(row: CandidateRow, section: Section, sizes, anchors, scale, wit
     label = row.label + (" ⚠ INCOMPLETE" if row.incomplete else "")
     cells = [f'<td class="num" data-sort="{row.rank if row.rank is not None else ""}">'
              f'{row.rank if row.rank is not None else ("⚠" if row.incomplete else MISSING)}</td>',
-             f'<td data-sort="{e(row.label)}">{_candidate_link(row.candidate, label, anchors)}</td>',
+             f'<td class="name" data-sort="{e(row.label)}">{_candidate_link(row.candidate, label, anchors)}</td>',
              f"<td><code>{e(short(row.fingerprint))}</code></td>"]
     for suite in section.suites:
         if suite in row.not_applicable:
@@ -236,7 +241,7 @@ def _board_cells(row: CandidateRow, section: Section, sizes, anchors, scale, wit
     if with_prediction:
         if row.predicted:
             suite, score = row.predicted
-            cells.append(f'<td data-sort="{_num(score.estimate)}" title="{e(score.note or score.model)}">'
+            cells.append(f'<td class="lb" data-sort="{_num(score.estimate)}" title="{e(score.note or score.model)}">'
                          f"{e(t.predicted(score))} <br><span class=\"dim\">(from {e(suite)})</span></td>")
         else:
             cells.append(f'<td class="num" data-sort="">{MISSING}</td>')
