@@ -186,7 +186,10 @@ class Section:
         if self.left_out:
             rule += " (left out: " + "; ".join(
                 f"{suite}, which {', '.join(names)} learned from" for suite, names in self.left_out.items()) + ")"
-        return rule + ". Candidates missing one of them, or with empty predictions, are listed below, unranked."
+        rule += "."
+        if any(row.rank is None for row in self.rows):
+            rule += " Candidates missing one of them, or with empty predictions, are listed below, unranked."
+        return rule
 
     def suite_sizes(self) -> dict[str, int | None]:
         """n per main suite when every candidate was scored on the same number of rows, else None."""
