@@ -373,6 +373,6 @@ def _summary(terminalreporter, state: PrhSession) -> None:
         line = "reports written: " + ", ".join(str(p) for p in main)
         if pages:
             line += f"; {len(pages)} candidate page(s) in {pages[0].parent}"
-        terminalreporter.write_line(line)
+        say(line)
     if state.report_error:
         terminalreporter.write_line(f"could not write the leaderboard: {state.report_error}", red=True)
