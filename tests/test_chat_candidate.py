@@ -29,6 +29,7 @@ from harness.data import Sample, load_suite, load_suite_specs
 from harness.errors import ConfigError, ModelUnavailableError
 from harness.evaluate import BootstrapSettings, evaluate
 from harness.report import write_reports
+from harness.run import run_json
 from harness.store import Store
 
 ROW = re.compile(r"ROW-(\d+)")
@@ -330,9 +331,10 @@ def test_the_key_never_appears_in_any_artefact(tmp_path, server, monkeypatch, ca
                         str(vars(candidate.client)), candidate.fingerprint]
     with Store(tmp_path / "store.sqlite") as store:
         result = evaluate(candidate, suite, HashEmbedder(), store=store, bootstrap=BootstrapSettings(n_resamples=200))
-        store.record_run(result.to_run_record(session="secret-test"))
+        record = result.to_run_record(session="secret-test")
+        store.record_run(record)
         write_reports(store.runs(), tmp_path / "reports")
-        shown += [json.dumps(result.to_dict(rows=True)), str(candidate.failures)]
+        shown += [json.dumps(run_json(record, result, rows=True)), str(candidate.failures)]
         for name, error_type in (("wrong-key", ConfigError), ("wrong-model", ModelUnavailableError)):
             with pytest.raises(error_type) as error:
                 evaluate(resolve_candidate(name, registry, context), suite, HashEmbedder(), store=store)

@@ -30,6 +30,7 @@ from harness.embedders import (
     scorer_parity_of,
 )
 from harness.evaluate import BootstrapSettings, evaluate
+from harness.run import json_safe, run_json
 from harness.verdict import ScorerParity
 from harness.workspace import Workspace
 
@@ -220,7 +221,7 @@ def test_scorer_parity_lists_the_rows_end_to_end_through_the_workspace(st5, tmp_
     assert set(parity.over_limit_rows) == {"long", "long-pad"}
     assert parity.max_tokens == ST5_MAX_TOKENS and "st5" in parity.tokenizer
     assert scored.record.scorer_parity == parity  # the history record carries it
-    assert scored.result.to_dict()["scorer_parity"] == parity.to_dict()
+    assert run_json(scored.record, scored.result)["scorer_parity"] == json_safe(parity.to_dict())
 
 
 def test_evaluate_attaches_scorer_parity_and_a_clean_result_says_clean(st5):
