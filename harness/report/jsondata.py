@@ -41,7 +41,7 @@ def _section(section: Section) -> dict:
             "mean_over_suites": number(row.mean_over_suites),
             "ranked_suites": list(row.ranked_suites),
             "not_applicable": dict(row.not_applicable),
-            "missing_suites": section.missing_suites(row),
+            "missing_suites": row.missing,
             "incomplete": row.incomplete,
             "predicted_lb": ({"suite": row.predicted[0], **clean(row.predicted[1].to_dict())}
                              if row.predicted else None),

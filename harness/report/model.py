@@ -175,9 +175,6 @@ class Section:
     #: suites left out of the ranking → the candidates that learned from them
     left_out: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def missing_suites(self, row: CandidateRow) -> list[str]:
-        return row.missing
-
     @property
     def ranking_rule(self) -> str:
         """The rule the ranking follows, in words, as every output states it."""
