@@ -205,6 +205,7 @@ COMMAND_MODULES = ("harness.commands.generate", "harness.commands.train", "harne
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a command that relaunches itself repeats
     try:
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args)

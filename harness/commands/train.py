@@ -81,6 +81,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                           help="auto = bfloat16 on a GPU that has it, else float32 (default: %(default)s)")
     hardware.add_argument("--load-in-4bit", action="store_true", help="QLoRA: 4-bit NF4 base (CUDA + bitsandbytes)")
     hardware.add_argument("--gradient-checkpointing", action="store_true", help="less activation memory, more compute")
+    hardware.add_argument("--processes", type=int, default=1,
+                          help="train in N processes on this machine (torchrun; one per GPU, or N CPU processes with "
+                               "gloo); the batch and the schedule mean the same as with one (default: %(default)s)")
     output = parser.add_argument_group("output")
     output.add_argument("--merge", action="store_true", help="also save the base with the adapter merged in")
     output.add_argument("--name", default="", help="candidate name in the entry (default: the --out folder's name)")
@@ -124,7 +127,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def base_model(base: str, workspace) -> str:
+def base_model(base: str, workspace, *, announce: bool = True) -> str:
     """`--base` as a model: the name of an hf candidate in the candidates file stands for its model (so
     `--base gemma-270m` trains on what that candidate runs); anything else is a model as given."""
     from harness.errors import ConfigError
@@ -136,40 +139,74 @@ def base_model(base: str, workspace) -> str:
         raise ConfigError(f"--base {base}: candidate '{base}' is of kind {entry.get('kind')!r}; give an hf "
                           "candidate, a model directory, a hub id or a GGUF (gguf:PATH, gguf-package:NAME)")
     model = workspace.candidate(base).model
-    print(f"--base {base}: the model of candidate '{base}': {model}", file=sys.stderr)
+    if announce:
+        print(f"--base {base}: the model of candidate '{base}': {model}", file=sys.stderr)
     return str(model)
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """`prh train --processes N`: run this very command in N processes under torchrun and return its exit
+    status (each process sees WORLD_SIZE and trains; the main one prints and registers)."""
+    import subprocess
+
+    from harness.train.distributed import torchrun_command
+
+    command = torchrun_command(args.processes, getattr(args, "argv", None) or sys.argv[1:])
+    print(f"launching {args.processes} processes: {' '.join(command[2:])}", file=sys.stderr)
+    try:
+        return subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:  # torchrun got the Ctrl-C as well and stops its processes (which save first)
+        print(f"interrupted; rerun the same command to resume from the last checkpoint in {args.out}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.errors import print_warnings
+    from harness.errors import ConfigError, print_warnings
     from harness.progress import stage_progress
     from harness.train.data import check_disjoint
+    from harness.train.distributed import is_main_process, launched_processes
     from harness.train.entry import append_entry
     from harness.train.loop import train_lora
+    from harness.train.model import preflight
     from harness.workspace import Workspace
 
+    main = is_main_process()  # under torchrun, only RANK 0 prints and registers
+    launched = launched_processes()
+    if args.processes < 1:
+        raise ConfigError(f"--processes must be a positive integer, got {args.processes}")
+    if launched > 1 and args.processes not in (1, launched):
+        raise ConfigError(f"--processes {args.processes}, but the launcher started {launched} processes")
     workspace = Workspace.from_args(args)
-    args.base = base_model(args.base, workspace)
+    args.base = base_model(args.base, workspace, announce=main)
     config = config_from_args(args)
     train_suite = workspace.suite(args.train)
     eval_suite = workspace.suite(args.eval)
     check_disjoint(train_suite, eval_suite)  # before any model is loaded
     choice = workspace.embedder(args.embedder)
-    print_warnings(choice.warnings)
+    if args.processes > 1 and launched == 1:
+        preflight(config)  # a machine that cannot run it fails here, once, not in N processes
+        return _launch(args)
+    if main:
+        print_warnings(choice.warnings)
     embedder = choice.embedder
     console = Console(stderr=True, highlight=False)  # sys.stderr looked up per write: rich progress redirects it
-    print(f"training {args.base} on '{train_suite.name}' ({len(train_suite)} rows), scoring on "
-          f"'{eval_suite.name}' ({len(eval_suite)} rows) with {embedder.name} → {args.out}", file=sys.stderr)
+    if main:
+        print(f"training {args.base} on '{train_suite.name}' ({len(train_suite)} rows), scoring on "
+              f"'{eval_suite.name}' ({len(eval_suite)} rows) with {embedder.name} → {args.out}", file=sys.stderr)
     try:
-        with _sigterm_as_interrupt(), stage_progress() as progress:
+        with _sigterm_as_interrupt(), (stage_progress() if main else contextlib.nullcontext(None)) as progress:
             result = train_lora(config, train_suite, eval_suite, embedder, args.out,
                                 log=lambda message: console.print(message, markup=False), progress=progress)
     except KeyboardInterrupt:
-        print(f"interrupted; rerun the same command to resume from the last checkpoint in {args.out}",
-              file=sys.stderr)
+        if main:
+            print(f"interrupted; rerun the same command to resume from the last checkpoint in {args.out}",
+                  file=sys.stderr)
         return EXIT_INTERRUPTED
+    if not main:
+        return 0
     best = result.best
     print(f"selected step {best.step} of {result.total_steps}: SCS {best.scs:.4f} [{best.ci_low:.4f}, "
           f"{best.ci_high:.4f}] on '{eval_suite.name}' ({embedder.name}); train {result.train_tokens_per_second:.0f} "

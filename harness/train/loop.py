@@ -6,6 +6,11 @@ when a checkpoint is scored and by what (`score_checkpoint`: SCS through the hf 
 is kept (`History.best_by_scs`). Every `eval_steps` optimizer steps (and at the last step) the run writes a
 checkpoint, scores it on the held-out suite, updates the training card and prunes old checkpoints.
 
+One or many processes: the same loop runs as one process and under torchrun or `accelerate launch`
+(harness.train.distributed: accelerate places the model, wraps it in DDP, applies mixed precision and
+accumulates gradients; the batch plan, the loss normalisation and the schedule are those of one process).
+Only the main process writes files, scores checkpoints and reports progress.
+
 Interruption: Ctrl-C (KeyboardInterrupt) writes a checkpoint of the last completed step before
 re-raising; a killed process loses at most the steps since the last checkpoint. Calling `train_lora`
 again with the same output folder and settings resumes from the newest checkpoint: adapter weights,
@@ -16,6 +21,7 @@ refused (`run.json` records them), and so is an evaluation interrupted half way:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import time
@@ -45,10 +51,11 @@ from harness.train.data import (
     examples_fingerprint,
     require_examples,
 )
+from harness.train.distributed import Processes, start_processes
 from harness.train.entry import checked_entry_file, entry_values, path_for
 from harness.train.history import EvalRecord, History, StepRecord
 from harness.train.loss import batch_token_loss
-from harness.train.model import autocast, load_for_training, load_tokenizer, merge_adapter, preflight
+from harness.train.model import load_for_training, load_tokenizer, merge_adapter, preflight
 from harness.train.scoring import candidate_options, paired_delta, score_checkpoint, write_eval_rows
 
 RUN_FILE = "run.json"
@@ -114,11 +121,24 @@ def train_lora(
     drives a progress bar (`harness.progress.stage_progress`); `on_step(record)` is called after every
     optimizer step (raising KeyboardInterrupt there interrupts the run as Ctrl-C would).
     """
-    say = log or (lambda message: None)
     check_disjoint(train_suite, eval_suite)
     device, dtype = preflight(config)
-    model_dir = locate_model(config.base, where="training: --base", download=not hub_offline())
-    out = Path(out_dir)
+    processes = start_processes(config.device, device, dtype, config.gradient_accumulation)
+    try:
+        return _train_lora(config, train_suite, eval_suite, embedder, Path(out_dir), processes,
+                           log=log if processes.is_main else None, progress=progress if processes.is_main else None,
+                           on_step=on_step)
+    finally:
+        processes.close()
+
+
+def _train_lora(config: TrainConfig, train_suite: Suite, eval_suite: Suite, embedder: Embedder, out: Path,
+                processes: Processes, *, log: Log | None, progress: Progress | None,
+                on_step: Callable[[StepRecord], None] | None) -> TrainingResult:
+    """`train_lora` once the processes are started (`log` and `progress` are None except on the main one)."""
+    say = log or (lambda message: None)
+    device, dtype = processes.device, _dtype_of(config, processes.device)
+    model_dir = locate_model(config.base, where="training: --base", download=not hub_offline() and processes.is_main)
     tokenizer = load_tokenizer(model_dir)
     examples, too_long = encode_examples(tokenizer, train_suite.samples, prompt_options=config.prompt_options,
                                          full_sequence_loss=config.full_sequence_loss, max_length=config.max_length)
@@ -138,8 +158,10 @@ def train_lora(
                 "training_data": examples_fingerprint(examples), "eval_suite": eval_suite.fingerprint,
                 "embedder": embedder.fingerprint}
     run_id = json_fingerprint(identity)
-    out.mkdir(parents=True, exist_ok=True)
-    _claim_out_dir(out, config, identity, run_id)
+    if processes.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _claim_out_dir(out, config, identity, run_id)
+    processes.wait()  # the others read run.json's run only once the main process has checked or written it
 
     facts = CardFacts(
         name=config.name or out.resolve().name, config=config, base_dir=model_dir, base_fingerprint=base_fingerprint,
@@ -154,10 +176,19 @@ def train_lora(
     run = _Run(config=config, out=out, run_id=run_id, model_dir=model_dir, device=device, dtype=dtype,
                tokenizer=tokenizer, examples=examples, eval_examples=eval_examples, plan=plan, total=total,
                train_names=[train_suite.name], eval_suite=eval_suite, embedder=embedder, facts=facts, say=say,
-               progress=progress, on_step=on_step)
+               progress=progress, on_step=on_step, processes=processes)
     history, resumed_from = run.train()  # the model is freed when this returns (merging loads the base again)
-    return _finish(config, facts, history, out, model_dir, eval_suite, [train_suite.name], total, resumed_from,
-                   device, dtype, say)
+    result = None
+    if processes.is_main:
+        result = _finish(config, facts, history, out, model_dir, eval_suite, [train_suite.name], total,
+                         resumed_from, device, dtype, say)
+    return processes.from_main(result)
+
+
+def _dtype_of(config: TrainConfig, device: str) -> str:
+    from harness.train.model import resolve_dtype
+
+    return resolve_dtype(config.dtype, device)
 
 
 @dataclass
@@ -182,6 +213,7 @@ class _Run:
     say: Log
     progress: Progress | None
     on_step: Callable[[StepRecord], None] | None
+    processes: Processes
 
     def is_eval_step(self, step: int) -> bool:
         return step % self.config.eval_steps == 0 or step == self.total
@@ -191,7 +223,8 @@ class _Run:
         import torch
         from transformers import get_scheduler
 
-        config, out, total = self.config, self.out, self.total
+        config, out, total, processes = self.config, self.out, self.total, self.processes
+        main = processes.is_main
         model = load_for_training(config, self.model_dir, self.device, self.dtype)
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -208,12 +241,18 @@ class _Run:
             ckpt.restore_training_state(last, model, optimizer, scheduler)
             start = resumed_from = last.step
             self.say(f"resuming from {last.path} (step {start} of {total})")
+        # DDP around the model and accelerate's optimizer (steps only at the end of an accumulation); the
+        # scheduler stays unprepared: accelerate would step it once per process, this loop steps it once per step
+        wrapped, optimizer = processes.accelerator.prepare(model, optimizer)
+        if processes.count > 1:
+            self.say(f"{processes.count} processes ({processes.distributed_type}); the batch plan and the "
+                     "schedule are those of one process")
         model.train()
         tokenizer = self.tokenizer
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         options = candidate_options(config, self.dtype, self.train_names)
 
-        with Store(out / EVAL_CACHE) as eval_store:
+        with (Store(out / EVAL_CACHE) if main else contextlib.nullcontext()) as eval_store:
             def save(step: int) -> ckpt.Checkpoint:
                 started = time.perf_counter()
                 checkpoint = ckpt.save_checkpoint(out, step, model, optimizer, scheduler, history, self.run_id)
@@ -241,12 +280,14 @@ class _Run:
 
             if existing and self.is_eval_step(start) and not history.evaluated(start):
                 self.say(f"step {start}: its evaluation was interrupted; scoring it now")
-                evaluate(existing[-1])
+                if main:
+                    evaluate(existing[-1])
+                processes.wait()
             completed, saved = start, start
             try:
                 for step in range(start + 1, total + 1):
-                    record = _train_step(model, optimizer, scheduler, parameters, self.plan, self.examples, step,
-                                         config, self.device, self.dtype, pad_id)
+                    record = _train_step(wrapped, optimizer, scheduler, parameters, self.plan, self.examples, step,
+                                         config, processes, pad_id)
                     # (an interrupt between the optimizer update above and these lines would save this
                     # step's weights under the previous step's number; the window is microseconds wide)
                     history.steps.append(record)
@@ -257,10 +298,13 @@ class _Run:
                     if self.on_step is not None:
                         self.on_step(record)
                     if self.is_eval_step(step):
-                        checkpoint = save(step)
+                        if main:
+                            evaluate(save(step))
                         saved = step
-                        evaluate(checkpoint)
+                        processes.wait()  # the others train on once the checkpoint is written and scored
             except KeyboardInterrupt:
+                if not main:  # the main process saves what there is to save
+                    raise
                 if completed > saved:
                     save(completed)
                     self.say(f"interrupted: saved a checkpoint at step {completed}; run the same command to resume")
@@ -322,30 +366,39 @@ def _differences(stored: dict[str, Any], current: dict[str, Any]) -> str:
 
 
 def _train_step(model: Any, optimizer: Any, scheduler: Any, parameters: list[Any], plan: BatchPlan,
-                examples: list[Example], step: int, config: TrainConfig, device: str, dtype: str,
+                examples: list[Example], step: int, config: TrainConfig, processes: Processes,
                 pad_id: int) -> StepRecord:
     """One optimizer step over its `gradient_accumulation` micro-batches; the loss is the mean over all
-    labelled tokens of the step (see harness.train.loss)."""
-    import torch
+    labelled tokens of the step (see harness.train.loss), over all processes.
 
+    Every process knows the whole plan, so the step's labelled-token count needs no communication. Each
+    backpropagates its share's token-loss sum × processes × accumulation / that count: accelerate's
+    `backward` divides by the accumulation and DDP averages over the processes, which leaves the gradient
+    of the single-process loss.
+    """
     started = time.perf_counter()
-    micro_batches = [[examples[i] for i in rows] for rows in plan.micro_batches(step)]
-    label_tokens = max(1, sum(e.label_tokens for batch in micro_batches for e in batch))
+    accelerator = processes.accelerator
+    processes.seed_step(config.seed, step)
+    micro_batches = plan.micro_batches(step)
+    label_tokens = max(1, sum(examples[i].label_tokens for rows in micro_batches for i in rows))
+    scale = processes.count * config.gradient_accumulation / label_tokens
     learning_rate = float(scheduler.get_last_lr()[0])
     loss_total, tokens = 0.0, 0
     for rows in micro_batches:
-        batch = collate(rows, pad_id, device)
-        with autocast(device, dtype):
+        mine, weight = processes.share(rows)
+        batch = collate([examples[i] for i in mine], pad_id, processes.device)
+        with accelerator.accumulate(model):
             loss_sum, _ = batch_token_loss(model, batch)
-        (loss_sum / label_tokens).backward()
-        loss_total += float(loss_sum.detach())
-        tokens += int(batch["attention_mask"].sum())
+            accelerator.backward(loss_sum * (weight * scale))
+        loss_total += weight * float(loss_sum.detach())
+        tokens += int(weight) * int(batch["attention_mask"].sum())
     if config.max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+        accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return StepRecord(step=step, loss=loss_total / label_tokens, learning_rate=learning_rate, tokens=tokens,
+    loss_total, tokens = processes.sum(loss_total, tokens)
+    return StepRecord(step=step, loss=loss_total / label_tokens, learning_rate=learning_rate, tokens=int(tokens),
                       seconds=time.perf_counter() - started, epoch=plan.epoch_at(step))
 
 
