@@ -49,6 +49,15 @@ DEFAULT_USER = (
 )
 #: Without a chat template the prompt is: BOS token (if any), system text, blank line, user text, this cue.
 PLAIN_ANSWER_CUE = "\n\nRewrite prompt:\n"
+#: That plain format as a Jinja chat template: `format_prompt` renders it for tokenizers without a chat
+#: template, and a chat server (vLLM's `--chat-template FILE`) given it renders the very same text from
+#: the messages a chat candidate sends. One line, so Jinja's whitespace handling cannot change it.
+PLAIN_CHAT_TEMPLATE = (
+    "{{ bos_token if bos_token else '' }}{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}{{ '\\n\\nRewrite prompt:\\n' + message['content'] }}"
+    "{% else %}{{ ('\\n\\n' if not loop.first else '') + message['content'] }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '\\n\\nRewrite prompt:\\n' }}{% endif %}"
+)
 #: Each text is cut to this many characters (Kaggle originals are mostly shorter; a few run to pages).
 DEFAULT_MAX_CHARS = 2000
 TRUNCATION_MARK = " [...]"
@@ -124,23 +133,40 @@ def format_prompt(
     continues the pattern ends its answer with a newline)."""
     messages = recovery_messages(original_text, rewritten_text, system=system, user_template=user_template,
                                  max_chars=max_chars, examples=examples)
+    if not accepts_system_message(tokenizer) and system:
+        # the system text goes in front of the first user message
+        messages = [dict(m) for m in messages if m["role"] != "system"]
+        messages[0]["content"] = f"{system}\n\n{messages[0]['content']}"
+    return render_chat(tokenizer, messages)
+
+
+def render_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
+    """`messages` as the model reads them, generation prompt included: the tokenizer's chat template, or
+    `PLAIN_CHAT_TEMPLATE` when it has none. A chat server with the same template renders the same text."""
+    if has_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+    # rendered here, with the settings transformers renders chat templates with, so that any tokenizer
+    # object works (tests/test_vllm_entry.py checks it against apply_chat_template, which vLLM calls)
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(PLAIN_CHAT_TEMPLATE)
+    return template.render(messages=list(messages), add_generation_prompt=True,
+                           bos_token=getattr(tokenizer, "bos_token", None) or "")
+
+
+def accepts_system_message(tokenizer: Any) -> bool:
+    """Whether the tokenizer's chat template takes a system message (Gemma's and older Mistral/Mixtral
+    templates raise instead; the plain template always takes one)."""
     if not has_chat_template(tokenizer):
-        bos = getattr(tokenizer, "bos_token", None) or ""
-        turns = [m["content"] for m in messages if m["role"] != "system"]
-        blocks = [m["content"] for m in messages if m["role"] == "system"]
-        blocks += [f"{asked}{PLAIN_ANSWER_CUE}{answer}" for asked, answer in zip(turns[:-1:2], turns[1::2])]
-        return bos + "\n\n".join([*blocks, turns[-1]]) + PLAIN_ANSWER_CUE
+        return True
     from jinja2.exceptions import TemplateError
 
     try:
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                                      add_generation_prompt=True, tokenize=False)
     except TemplateError:  # raised by the template's raise_exception(...): e.g. "System role not supported"
-        if not system:
-            raise
-    # the system text goes in front of the first user message
-    turns = [dict(m) for m in messages if m["role"] != "system"]
-    turns[0]["content"] = f"{system}\n\n{turns[0]['content']}"
-    return tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+        return False
+    return True
 
 
 def format_training_example(

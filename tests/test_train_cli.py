@@ -68,6 +68,12 @@ def test_train_from_a_file_register_and_score_the_candidate(workspace, capsys):
     assert entry["kind"] == "hf" and entry["adapter"] == str((workspace / "run" / "adapter").resolve())
     assert entry["train_suites"] == ["mem"]  # the file is suite 'mem' of the suites file
     assert entry["system"] == TINY_PROMPT["system"] and entry["user"] == TINY_PROMPT["user_template"]
+    served = tomllib.loads(captured.out)["candidates"]["tiny-ft-vllm"]  # the same adapter, served by vLLM
+    assert served["kind"] == "chat" and served["model"] == "tiny-ft" and served["max_tokens"] == 12
+    assert served["base_url"] == "http://localhost:8000/v1" and served["train_suites"] == ["mem"]
+    assert f"--lora-modules tiny-ft={entry['adapter']}" in served["description"]
+    assert f"'tiny-ft-vllm': vllm serve {workspace / 'base'}" in " ".join(captured.err.split())
+    assert set(tomllib.loads(candidates.read_text())["candidates"]) == {"tiny-ft", "tiny-ft-vllm"}
     assert "step 8/8: SCS" in captured.err and "train_tokens_per_s" not in captured.out
     assert (workspace / "run" / "training_card.md").is_file() and (workspace / "run" / "training_card.png").is_file()
     run = json.loads((workspace / "run" / "run.json").read_text())

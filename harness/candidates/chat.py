@@ -28,7 +28,7 @@ from harness.data import Sample, load_suite
 from harness.errors import ConfigError
 from harness.hashing import json_fingerprint
 from harness.llm import ChatClient, ChatRequestError
-from harness.prompting import PLACEHOLDERS
+from harness.prompting import PLACEHOLDERS, recovery_messages
 from harness.templates import check_placeholders, substitute
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ DEFAULT_USER_JSON = DEFAULT_USER + ' Answer with JSON only: {{"prompt": "<the in
 #: Keys of a `[candidates.NAME]` entry of kind "chat".
 ENTRY_KEYS = ("kind", "description", "base_url", "model", "api_key_env", "system", "user", "few_shot_suite",
               "few_shot_k", "temperature", "n", "max_tokens", "seed", "max_concurrency", "timeout",
-              "max_retries", "postprocess")
+              "max_retries", "postprocess", "max_text_chars", "train_suites")
 
 
 
@@ -82,12 +82,17 @@ class ChatCandidate:
         train_suites: suites the examples come from (scoring on them is refused).
         temperature, n, max_tokens, seed: generation parameters; n answers per row are joined by a space.
         postprocess: how an answer becomes a prompt: "auto", "json", "last_line" or "raw".
+        max_text_chars: each text cut to this many characters as the hf candidate cuts it (None: never).
+
+    The conversation is `harness.prompting.recovery_messages`, the messages the hf candidate renders with
+    the model's chat template: a chat server rendering them with the same template sends the model the
+    same text (docs/train.md, "Serving an adapter with vLLM").
     """
 
     def __init__(self, name: str, client: ChatClient, *, system: str = DEFAULT_SYSTEM, user: str = DEFAULT_USER,
                  examples: Sequence[Sample] = (), train_suites: Sequence[str] = (), temperature: float = 0.0,
                  n: int = 1, max_tokens: int | None = None, seed: int | None = None, postprocess: str = "auto",
-                 spec: str | None = None) -> None:
+                 max_text_chars: int | None = None, spec: str | None = None) -> None:
         if postprocess not in MODES:
             raise ConfigError(f"candidate '{name}': postprocess must be one of {', '.join(MODES)}, got {postprocess!r}")
         check_template(system, f"candidate '{name}': system template", require_placeholder=False)
@@ -104,6 +109,7 @@ class ChatCandidate:
         self.max_tokens = max_tokens
         self.seed = seed
         self.postprocess = postprocess
+        self.max_text_chars = max_text_chars
         #: sample id → why its prediction is empty, for the last predict_stream call
         self.failures: dict[str, str] = {}
         self._preflight_passed = False
@@ -112,6 +118,10 @@ class ChatCandidate:
             "examples": [[e.original_text, e.rewritten_text, e.rewrite_prompt] for e in self.examples],
             "temperature": temperature, "n": n, "max_tokens": max_tokens, "seed": seed,
             "postprocess": postprocess, "postprocess_version": POSTPROCESS_VERSION,
+            # only when they change what is sent, so that existing candidates keep their fingerprints
+            **({"max_text_chars": max_text_chars} if max_text_chars is not None else {}),
+            **({"few_shot_answers_stripped": True} if any(e.rewrite_prompt != e.rewrite_prompt.strip()
+                                                          for e in self.examples) else {}),
         })
 
     def __repr__(self) -> str:
@@ -130,14 +140,12 @@ class ChatCandidate:
 
     def messages(self, sample: Sample) -> list[dict[str, str]]:
         """The conversation sent for `sample`."""
-        conversation: list[dict[str, str]] = []
-        if self.system:
-            conversation.append({"role": "system", "content": render_template(self.system, sample)})
-        for example in self.examples:
-            conversation.append({"role": "user", "content": render_template(self.user, example)})
-            conversation.append({"role": "assistant", "content": self._assistant_turn(example.rewrite_prompt)})
-        conversation.append({"role": "user", "content": render_template(self.user, sample)})
-        return conversation
+        system = render_template(self.system, sample) if self.system else ""
+        conversation = recovery_messages(sample.original_text, sample.rewritten_text, system=system,
+                                         user_template=self.user, max_chars=self.max_text_chars,
+                                         examples=self.examples)
+        return [{"role": "assistant", "content": self._assistant_turn(m["content"])} if m["role"] == "assistant"
+                else m for m in conversation]
 
     def predict_stream(self, samples: Sequence[Sample]) -> Iterator[tuple[int, str]]:
         """Yield (index, prediction) as answers arrive; "" for a failed row or an unusable answer."""
@@ -197,7 +205,12 @@ def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) 
     n = _positive_int(entry, "n", 1, where)
     max_tokens = _positive_int(entry, "max_tokens", None, where)
     seed = _option(entry, "seed", int, None, where)
-    examples, train_suites = _few_shot(entry, context, where)
+    examples, example_suites = _few_shot(entry, context, where)
+    trained_on = _option(entry, "train_suites", list, [], where)
+    if not all(isinstance(s, str) for s in trained_on):
+        raise ConfigError(f"{where}: train_suites must be a list of suite names")
+    train_suites = [*trained_on, *(s for s in example_suites if s not in trained_on)]
+    max_text_chars = _positive_int(entry, "max_text_chars", None, where)
     # Read the options before the try: their errors already name the candidate, only the client's need `where`.
     api_key_env = _option(entry, "api_key_env", str, None, where)
     timeout = float(_option(entry, "timeout", (int, float), 60.0, where))
@@ -209,7 +222,8 @@ def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) 
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
     return ChatCandidate(name, client, system=system, user=user, examples=examples, train_suites=train_suites,
-                         temperature=temperature, n=n, max_tokens=max_tokens, seed=seed, postprocess=postprocess)
+                         temperature=temperature, n=n, max_tokens=max_tokens, seed=seed, postprocess=postprocess,
+                         max_text_chars=max_text_chars)
 
 
 def _few_shot(entry: Mapping[str, Any], context: CandidateContext, where: str) -> tuple[list[Sample], list[str]]:

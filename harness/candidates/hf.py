@@ -299,8 +299,7 @@ class HFCandidate:
         if not samples:
             return
         model, tokenizer = self.load()
-        prompts = [format_prompt(tokenizer, s.original_text, s.rewritten_text, examples=self.examples,
-                                 **self.prompt_options) for s in samples]
+        prompts = [self.prompt(tokenizer, s) for s in samples]
         order = sorted(range(len(samples)), key=lambda i: -len(prompts[i]))
         if self.sampling:
             import torch
@@ -308,6 +307,11 @@ class HFCandidate:
             torch.manual_seed(self.seed)
         for start in range(0, len(order), self.batch_size):
             yield from self._generate_splitting(order[start:start + self.batch_size], prompts, model, tokenizer)
+
+    def prompt(self, tokenizer: Any, sample: Sample) -> str:
+        """The text the model continues for `sample` (tokenized without special tokens: it has its own)."""
+        return format_prompt(tokenizer, sample.original_text, sample.rewritten_text, examples=self.examples,
+                             **self.prompt_options)
 
     def _generate_splitting(self, indices: list[int], prompts: list[str], model, tokenizer) -> Iterator[tuple[int, str]]:
         """Answers for `indices`; on CUDA out-of-memory, the halves separately, down to single rows."""

@@ -87,6 +87,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     output = parser.add_argument_group("output")
     output.add_argument("--merge", action="store_true", help="also save the base with the adapter merged in")
     output.add_argument("--name", default="", help="candidate name in the entry (default: the --out folder's name)")
+    output.add_argument("--vllm-url", default=d.vllm_base_url, help="API root of the vLLM server in the second "
+                        "entry, NAME-vllm, which scores the adapter served by vLLM (default: %(default)s)")
     output.add_argument("--register", default=None, metavar="CANDIDATES_FILE",
                         help="append the entry to this candidates file (refused if the name exists)")
     parser.set_defaults(handler=cmd_train)
@@ -107,7 +109,7 @@ def config_from_args(args: argparse.Namespace):
         eval_steps=args.eval_steps, eval_batch_size=args.eval_batch_size,
         eval_max_new_tokens=args.eval_max_new_tokens, keep_checkpoints=args.keep_checkpoints, dtype=args.dtype,
         device=args.device, load_in_4bit=args.load_in_4bit, gradient_checkpointing=args.gradient_checkpointing,
-        merge=args.merge, name=args.name)
+        merge=args.merge, name=args.name, vllm_base_url=args.vllm_url)
 
 
 @contextlib.contextmanager
@@ -215,6 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"adapter: {result.adapter_dir}\ncard: {result.card_path}\nentry: {result.entry_path}", file=sys.stderr)
     if result.merged_dir is not None:
         print(f"merged model: {result.merged_dir}", file=sys.stderr)
+    print(f"or serve it with vLLM and score it as '{result.name}-vllm': {result.vllm_command}", file=sys.stderr)
     if args.register:
         append_entry(Path(args.register), result.name, result.entry)
         print(f"registered '{result.name}' in {args.register}: pytest suites/ --candidate={result.name}"

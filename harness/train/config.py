@@ -23,7 +23,10 @@ ALL_LINEAR = "all-linear"
 #: Fields that may differ when a run is resumed: they change speed, bookkeeping or what is written at the
 #: end, not the weights of any checkpoint or which checkpoint is best. (`base` is how the model is named,
 #: a path or a hub id; the run compares the model's files instead, so a moved model still resumes.)
-RESUMABLE_CHANGES = frozenset({"base", "device", "eval_batch_size", "keep_checkpoints", "merge", "name"})
+RESUMABLE_CHANGES = frozenset({"base", "device", "eval_batch_size", "keep_checkpoints", "merge", "name",
+                               "vllm_base_url"})
+#: Where `vllm serve` listens by default; the chat entry written for the adapter points there.
+VLLM_BASE_URL = "http://localhost:8000/v1"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class TrainConfig:
         gradient_checkpointing: trade compute for activation memory (long rows, large models).
         merge: also save the base with the best adapter merged in (`merge_and_unload`).
         name: the candidate's name in the entry written at the end ("" = the output folder's name).
+        vllm_base_url: the API root of the vLLM server in the second entry (`NAME-vllm`, kind chat).
     """
 
     base: str
@@ -86,6 +90,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     merge: bool = False
     name: str = ""
+    vllm_base_url: str = VLLM_BASE_URL
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))

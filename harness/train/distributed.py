@@ -121,10 +121,6 @@ class Processes:
 
         torch.manual_seed(int(json_fingerprint(["dropout", seed, step, self.index])[:15], 16))
 
-    def unwrap(self, model: Any) -> Any:
-        """The PeftModel inside the DDP wrapper (what is saved, evaluated and merged)."""
-        return self.accelerator.unwrap_model(model)
-
     def close(self) -> None:
         """Drop accelerate's references to the model and optimizer (a second run in the same process,
         as in the tests, must not keep the first one's in memory)."""

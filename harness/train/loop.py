@@ -35,9 +35,10 @@ from harness.data import Suite
 from harness.embedders import Embedder
 from harness.errors import ConfigError
 from harness.files import toml_table, write_json_atomic, write_text_atomic
-from harness.gguf_models import GGUF_PREFIX, is_gguf_name
+from harness.gguf_models import GGUF_PREFIX, PACKAGE_PREFIX, is_gguf_name
 from harness.hashing import json_fingerprint
 from harness.hf_models import hub_offline, locate_model, model_fingerprint
+from harness.prompting import PLAIN_CHAT_TEMPLATE, accepts_system_message, has_chat_template
 from harness.store import Store
 from harness.train import checkpoints as ckpt
 from harness.train.card import CardFacts, SuiteFacts, write_card
@@ -52,7 +53,14 @@ from harness.train.data import (
     require_examples,
 )
 from harness.train.distributed import Processes, start_processes
-from harness.train.entry import checked_entry_file, entry_values, path_for
+from harness.train.entry import (
+    CHAT_TEMPLATE_FILE,
+    checked_entry_file,
+    entry_values,
+    path_for,
+    vllm_command,
+    vllm_entry_values,
+)
 from harness.train.history import EvalRecord, History, StepRecord
 from harness.train.loss import batch_token_loss
 from harness.train.model import load_for_training, load_tokenizer, merge_adapter, preflight
@@ -88,6 +96,8 @@ class TrainingResult:
     entry_path: Path
     device: str
     dtype: str
+    #: the `vllm serve` command that serves the adapter for the `NAME-vllm` entry
+    vllm_command: str = ""
 
     @property
     def train_tokens_per_second(self) -> float:
@@ -431,10 +441,21 @@ def _finish(config: TrainConfig, facts: CardFacts, history: History, out: Path, 
                    f"{best.step}: SCS {best.scs:.3f} [{best.ci_low:.3f}, {best.ci_high:.3f}] on {facts.eval.name} "
                    f"({facts.embedder})")
     model = entry_model(config.base, model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    chat_template = None
+    if not has_chat_template(tokenizer):  # vLLM needs one: the plain format the hf candidate uses
+        chat_template = write_text_atomic(out / CHAT_TEMPLATE_FILE, PLAIN_CHAT_TEMPLATE + "\n")
+    served_model = str(model_dir.resolve()) if model.startswith((GGUF_PREFIX, PACKAGE_PREFIX)) else model
+    serve = vllm_command(served_model, name, str(adapter_dir.resolve()), lora_r=config.lora_r,
+                         chat_template=str(chat_template.resolve()) if chat_template else None)
+    vllm_values = vllm_entry_values(config, lora_name=name, system_accepted=accepts_system_message(tokenizer),
+                                    train_suites=train_names, base_url=config.vllm_base_url,
+                                    description=f"{description}; served by vLLM: {serve}")
 
     def entries(relative_to: Path | None) -> str:
         text = toml_table("candidates", name, entry_values(config, model=model, adapter=path_for(adapter_dir, relative_to),
                                                train_suites=train_names, description=description))
+        text += "\n" + toml_table("candidates", f"{name}-vllm", vllm_values)
         if merged_dir is not None:
             text += "\n" + toml_table("candidates", f"{name}-merged", entry_values(
                 config, model=path_for(merged_dir, relative_to), adapter=None, train_suites=train_names,
@@ -448,4 +469,5 @@ def _finish(config: TrainConfig, facts: CardFacts, history: History, out: Path, 
     card_path, plot_path = write_card(facts, history)
     return TrainingResult(name=name, out_dir=out, adapter_dir=adapter_dir, merged_dir=merged_dir, best=best,
                           history=history, total_steps=total, resumed_from=resumed_from, card_path=card_path,
-                          plot_path=plot_path, entry=printed, entry_path=entry_path, device=device, dtype=dtype)
+                          plot_path=plot_path, entry=printed, entry_path=entry_path, device=device, dtype=dtype,
+                          vllm_command=serve)
