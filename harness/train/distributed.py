@@ -49,6 +49,14 @@ def launched_processes() -> int:
         return 1
 
 
+def share_rows(rows: Sequence[int], index: int, count: int) -> tuple[list[int], float]:
+    """(process `index`'s rows of a micro-batch split over `count` processes, their loss weight): every
+    `count`-th row from `index`, weight 1; or, when that is none, the micro-batch's first row with weight
+    0, so that the process still takes part in the gradient all-reduce (see the module doc)."""
+    mine = list(rows[index::count])
+    return (mine, 1.0) if mine else (list(rows[:1]), 0.0)
+
+
 def is_main_process() -> bool:
     """Whether this is the process that writes files and prints (RANK 0 under a launcher, or alone)."""
     return os.environ.get("RANK", "0") == "0"
@@ -88,10 +96,8 @@ class Processes:
         return str(self.accelerator.distributed_type).split(".")[-1]
 
     def share(self, rows: Sequence[int]) -> tuple[list[int], float]:
-        """(this process's rows of a micro-batch, their loss weight): every `count`-th row from `index`,
-        weight 1; or, when that is none, the micro-batch's first row with weight 0 (see the module doc)."""
-        mine = list(rows[self.index::self.count])
-        return (mine, 1.0) if mine else (list(rows[:1]), 0.0)
+        """This process's part of a micro-batch (`share_rows`)."""
+        return share_rows(rows, self.index, self.count)
 
     def sum(self, *values: float) -> list[float]:
         """Each value summed over all processes (float64; one all-reduce). Identity with one process."""
@@ -127,7 +133,8 @@ class Processes:
         self.accelerator.free_memory()
 
 
-def start_processes(requested: str, device: str, dtype: str, gradient_accumulation: int) -> Processes:
+def start_processes(requested: str, device: str, dtype: str, *, batch_size: int,
+                    gradient_accumulation: int, max_grad_norm: float) -> Processes:
     """The Accelerator of this run: `requested` is `--device` as given, `device` as `preflight` resolved
     it for one process.
 
@@ -156,6 +163,12 @@ def start_processes(requested: str, device: str, dtype: str, gradient_accumulati
     if kind == DistributedType.DEEPSPEED:
         plugin = accelerator.state.deepspeed_plugin
         zero_stage = getattr(plugin, "zero_stage", None)
+    if kind == DistributedType.DEEPSPEED:  # no dataloader is prepared, so DeepSpeed's "auto" values come from here
+        settings = accelerator.state.deepspeed_plugin.deepspeed_config
+        for key, value in (("train_micro_batch_size_per_gpu", -(-batch_size // accelerator.num_processes)),
+                           ("gradient_clipping", max_grad_norm)):
+            if settings.get(key, "auto") == "auto":
+                settings[key] = value
     if kind == DistributedType.FSDP or zero_stage == 3:
         name = "FSDP" if kind == DistributedType.FSDP else "DeepSpeed ZeRO-3"
         raise ConfigError(f"training: {name} shards the base model over the processes, but each evaluation "

@@ -133,7 +133,9 @@ def train_lora(
     """
     check_disjoint(train_suite, eval_suite)
     device, dtype = preflight(config)
-    processes = start_processes(config.device, device, dtype, config.gradient_accumulation)
+    processes = start_processes(config.device, device, dtype, batch_size=config.batch_size,
+                                gradient_accumulation=config.gradient_accumulation,
+                                max_grad_norm=config.max_grad_norm)
     try:
         return _train_lora(config, train_suite, eval_suite, embedder, Path(out_dir), processes,
                            log=log if processes.is_main else None, progress=progress if processes.is_main else None,
