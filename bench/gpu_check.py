@@ -42,7 +42,8 @@ from tiny_models import (  # noqa: E402
     TINY_LORA_TARGETS,
     TINY_PROMPT,
     build_tiny_llama,
-    tiny_train_config,  # noqa: E402
+    tiny_train_config,
+    write_rows_jsonl,
 )
 
 from harness.data import Suite  # noqa: E402
@@ -180,14 +181,8 @@ def main() -> int:
 
     @check("accelerate launch, one GPU")
     def launch():
-        rows = work / "mem.jsonl"
-        rows.write_text("".join(json.dumps({"id": r.id, "original_text": r.original_text, "rewritten_text":
-                                            r.rewritten_text, "rewrite_prompt": r.rewrite_prompt}) + "\n"
-                                for r in MEMORIZE_ROWS))
-        held_file = work / "held.jsonl"
-        held_file.write_text("".join(json.dumps({"id": r.id, "original_text": r.original_text, "rewritten_text":
-                                                 r.rewritten_text, "rewrite_prompt": r.rewrite_prompt}) + "\n"
-                                     for r in HELD_OUT_ROWS))
+        rows = write_rows_jsonl(work / "mem.jsonl", MEMORIZE_ROWS)
+        held_file = write_rows_jsonl(work / "held.jsonl", HELD_OUT_ROWS)
         out = work / "run-launch"
         command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
                    "--mixed_precision", "bf16", "--dynamo_backend", "no", "-m", "harness.cli", "train",

@@ -16,6 +16,7 @@ from tiny_models import (
     TINY_PROMPT,
     build_tiny_llama,
     one_torch_thread,
+    write_rows_jsonl,
 )
 
 from harness.cli import main
@@ -28,21 +29,11 @@ def one_thread():
         yield
 
 
-def write_jsonl(path, rows, *, ids: bool):
-    lines = []
-    for row in rows:
-        record = {"original_text": row.original_text, "rewritten_text": row.rewritten_text,
-                  "rewrite_prompt": row.rewrite_prompt}
-        lines.append(json.dumps({"id": row.id, **record} if ids else record))
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     monkeypatch.setenv("PRH_STORE", str(tmp_path / "store.sqlite"))
-    write_jsonl(tmp_path / "memorise.jsonl", MEMORIZE_ROWS, ids=False)  # the format: no id column
-    write_jsonl(tmp_path / "held.jsonl", HELD_OUT_ROWS, ids=True)
+    write_rows_jsonl(tmp_path / "memorise.jsonl", MEMORIZE_ROWS, ids=False)  # the format: no id column
+    write_rows_jsonl(tmp_path / "held.jsonl", HELD_OUT_ROWS, ids=True)
     (tmp_path / "suites.toml").write_text('[suites.mem]\npath = "memorise.jsonl"\ncolumns = { id = "" }\n\n'
                                           '[suites.held]\npath = "held.jsonl"\n')
     return tmp_path
@@ -100,7 +91,7 @@ def test_eval_suite_that_is_or_overlaps_the_training_suite_is_refused(workspace,
     args[args.index("--eval") + 1] = "mem"  # the suite the --train file is
     assert main(args) == 2
     assert "training suite" in capsys.readouterr().err
-    overlapping = write_jsonl(workspace / "overlap.jsonl", [*HELD_OUT_ROWS, MEMORIZE_ROWS[0]], ids=True)
+    overlapping = write_rows_jsonl(workspace / "overlap.jsonl", [*HELD_OUT_ROWS, MEMORIZE_ROWS[0]], ids=True)
     args[args.index("--eval") + 1] = str(overlapping)
     assert main(args) == 2
     err = capsys.readouterr().err

@@ -35,6 +35,7 @@ from tiny_models import (
     TINY_PROMPT,
     build_tiny_llama,
     one_torch_thread,
+    write_rows_jsonl,
 )
 from tiny_models import tiny_train_config as tiny_config
 
@@ -55,13 +56,6 @@ from harness.train import train_lora
 LOSS_RTOL = 1e-4
 STEPS, EVAL_STEPS = 8, 4
 pytestmark = pytest.mark.e2e
-
-
-def write_jsonl(path: Path, rows) -> Path:
-    path.write_text("".join(json.dumps({"id": r.id, "original_text": r.original_text,
-                                        "rewritten_text": r.rewritten_text, "rewrite_prompt": r.rewrite_prompt}) + "\n"
-                            for r in rows))
-    return path
 
 
 def train_args(workspace: Path, out: Path) -> list[str]:
@@ -114,8 +108,8 @@ def final_history(out: Path) -> dict:
 def test_two_cpu_processes_train_as_one_resume_after_a_kill_and_only_one_writes(tmp_path, minilm):
     with one_torch_thread():
         build_tiny_llama(tmp_path / "base")
-        write_jsonl(tmp_path / "mem.jsonl", MEMORIZE_ROWS)
-        write_jsonl(tmp_path / "held.jsonl", HELD_OUT_ROWS)
+        write_rows_jsonl(tmp_path / "mem.jsonl", MEMORIZE_ROWS)
+        write_rows_jsonl(tmp_path / "held.jsonl", HELD_OUT_ROWS)
         (tmp_path / "suites.toml").write_text('[suites.mem]\npath = "mem.jsonl"\n\n[suites.held]\npath = "held.jsonl"\n')
         train = Suite("mem", tuple(MEMORIZE_ROWS), source=str(tmp_path / "mem.jsonl"))
         held = Suite("held", tuple(HELD_OUT_ROWS), source=str(tmp_path / "held.jsonl"))

@@ -20,7 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stub_openai_server import StubOpenAIServer
-from tiny_models import CHAT_TEMPLATE, MEMORIZE_ROWS, build_tiny_tokenizer, tiny_train_config
+from tiny_models import (
+    CHAT_TEMPLATE,
+    MEMORIZE_ROWS,
+    build_tiny_tokenizer,
+    tiny_train_config,
+    write_rows_jsonl,
+)
 
 from harness.candidates import CandidateContext
 from harness.candidates.chat import from_config as chat_from_config
@@ -89,9 +95,7 @@ def test_few_shot_rows_reach_the_model_as_the_hf_candidate_asks_them(tokenizers,
     tokenizer = tokenizers[template]
     shots = [Sample(f"s{i}", row.original_text, row.rewritten_text, f"  {row.rewrite_prompt} ")
              for i, row in enumerate(MEMORIZE_ROWS)]
-    (tmp_path / "shots.jsonl").write_text("".join(json.dumps({"id": s.id, "original_text": s.original_text,
-                                                              "rewritten_text": s.rewritten_text,
-                                                              "rewrite_prompt": s.rewrite_prompt}) + "\n" for s in shots))
+    write_rows_jsonl(tmp_path / "shots.jsonl", shots)
     (tmp_path / "suites.toml").write_text('[suites.shots]\npath = "shots.jsonl"\n')
     context = CandidateContext(base_dir=tmp_path, suites=load_suite_specs(tmp_path / "suites.toml"))
     hf_entry, chat_entry = entries(tokenizer)

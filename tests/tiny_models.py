@@ -181,6 +181,21 @@ HELD_OUT_ROWS = (
 TINY_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
 
 
+def write_rows_jsonl(path: str | Path, rows: Sequence[Sample], *, ids: bool = True) -> Path:
+    """`rows` as a suite file (JSONL with original_text, rewritten_text, rewrite_prompt, and id unless
+    `ids` is False); returns the path."""
+    import json
+
+    path = Path(path)
+    lines = []
+    for row in rows:
+        record = {"original_text": row.original_text, "rewritten_text": row.rewritten_text,
+                  "rewrite_prompt": row.rewrite_prompt}
+        lines.append(json.dumps({"id": row.id, **record} if ids else record))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def tiny_train_config(base_dir: str | Path, **overrides):
     """A `harness.train.TrainConfig` that trains the tiny Llama in about a second: full batch of the three
     `MEMORIZE_ROWS`, the short `TINY_PROMPT`, learning rate 5e-3, no warmup, answers of 12 tokens."""
