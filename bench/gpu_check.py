@@ -118,8 +118,7 @@ def main() -> int:
         from harness.train.model import load_for_training, load_tokenizer
 
         config = tiny_train_config(base)
-        processes = start_processes("auto", "cuda:0", "bfloat16", batch_size=3, gradient_accumulation=1,
-                                    max_grad_norm=1.0)
+        processes = start_processes("auto", "cuda:0", "bfloat16", gradient_accumulation=1)
         try:
             model = load_for_training(config, base, "cuda:0", "bfloat16")
             wrapped = processes.accelerator.prepare(model)

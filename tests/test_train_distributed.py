@@ -42,7 +42,7 @@ def test_a_process_count_that_cannot_be_is_refused_before_anything_loads(monkeyp
     assert main([*args, "--processes", "3"]) == 2
     assert "the launcher started 2 processes" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="names one GPU, but 2 processes"):
-        start_processes("cuda:1", "cuda:1", "bfloat16", batch_size=4, gradient_accumulation=1, max_grad_norm=1.0)
+        start_processes("cuda:1", "cuda:1", "bfloat16", gradient_accumulation=1)
     assert not (tmp_path / "o").exists()
 
 

@@ -20,9 +20,10 @@ micro-batch of an optimizer step (`accumulate`). What stays the loop's own, and 
 - **Dropout** draws from a generator seeded by (seed, step, process) at every step, so a run killed and
   resumed on any process continues with the numbers it would have drawn.
 
-Sharded strategies are refused: FSDP and DeepSpeed ZeRO-3 split the base model's weights over the
-processes, while the loop's evaluation generates answers on the main process with the whole model
-(docs/train.md: "Past one GPU" gives the configurations that work and the limits).
+Sharded strategies are refused: FSDP (and DeepSpeed ZeRO-3) split the base model's weights over the
+processes, while the loop's evaluation generates answers on the main process with the whole model; every
+DeepSpeed stage shards the optimizer state, while a checkpoint holds the main process's alone (docs/train.md,
+"Past one process", gives the configurations that work and these limits).
 """
 
 from __future__ import annotations
@@ -133,8 +134,7 @@ class Processes:
         self.accelerator.free_memory()
 
 
-def start_processes(requested: str, device: str, dtype: str, *, batch_size: int,
-                    gradient_accumulation: int, max_grad_norm: float) -> Processes:
+def start_processes(requested: str, device: str, dtype: str, *, gradient_accumulation: int) -> Processes:
     """The Accelerator of this run: `requested` is `--device` as given, `device` as `preflight` resolved
     it for one process.
 
@@ -159,22 +159,14 @@ def start_processes(requested: str, device: str, dtype: str, *, batch_size: int,
                               gradient_accumulation_steps=gradient_accumulation, device_placement=False,
                               kwargs_handlers=[InitProcessGroupKwargs(timeout=BARRIER_TIMEOUT)])
     kind = accelerator.distributed_type
-    zero_stage = None
-    if kind == DistributedType.DEEPSPEED:
-        plugin = accelerator.state.deepspeed_plugin
-        zero_stage = getattr(plugin, "zero_stage", None)
-    if kind == DistributedType.DEEPSPEED:  # no dataloader is prepared, so DeepSpeed's "auto" values come from here
-        settings = accelerator.state.deepspeed_plugin.deepspeed_config
-        for key, value in (("train_micro_batch_size_per_gpu", -(-batch_size // accelerator.num_processes)),
-                           ("gradient_clipping", max_grad_norm)):
-            if settings.get(key, "auto") == "auto":
-                settings[key] = value
-    if kind == DistributedType.FSDP or zero_stage == 3:
-        name = "FSDP" if kind == DistributedType.FSDP else "DeepSpeed ZeRO-3"
-        raise ConfigError(f"training: {name} shards the base model over the processes, but each evaluation "
-                          "generates answers on the main process with the whole model; use DDP (with "
-                          "--load-in-4bit when the model does not fit one GPU) or DeepSpeed ZeRO-2 "
-                          "(docs/train.md, 'Past one GPU')")
+    if kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        why = ("shards the base model over the processes, but each evaluation generates answers on the main "
+               "process with the whole model" if kind == DistributedType.FSDP else
+               "shards the optimizer state over the processes, but a checkpoint holds the main process's "
+               "optimizer state only, so a resume could not restore it")
+        raise ConfigError(f"training: {str(kind).split('.')[-1]} {why}; use DDP (a multi-GPU accelerate config, "
+                          "or torchrun), with --load-in-4bit when the model does not fit one GPU "
+                          "(docs/train.md, 'Past one process')")
     if accelerator.num_processes > 1:
         assigned = accelerator.device
         if assigned.type == "cuda" and assigned.index is None:

@@ -63,7 +63,7 @@ from harness.train.entry import (
 )
 from harness.train.history import EvalRecord, History, StepRecord
 from harness.train.loss import batch_token_loss
-from harness.train.model import load_for_training, load_tokenizer, merge_adapter, preflight
+from harness.train.model import load_for_training, load_tokenizer, merge_adapter, preflight, resolve_dtype
 from harness.train.scoring import candidate_options, paired_delta, score_checkpoint, write_eval_rows
 
 RUN_FILE = "run.json"
@@ -133,9 +133,7 @@ def train_lora(
     """
     check_disjoint(train_suite, eval_suite)
     device, dtype = preflight(config)
-    processes = start_processes(config.device, device, dtype, batch_size=config.batch_size,
-                                gradient_accumulation=config.gradient_accumulation,
-                                max_grad_norm=config.max_grad_norm)
+    processes = start_processes(config.device, device, dtype, gradient_accumulation=config.gradient_accumulation)
     try:
         return _train_lora(config, train_suite, eval_suite, embedder, Path(out_dir), processes,
                            log=log if processes.is_main else None, progress=progress if processes.is_main else None,
@@ -149,8 +147,12 @@ def _train_lora(config: TrainConfig, train_suite: Suite, eval_suite: Suite, embe
                 on_step: Callable[[StepRecord], None] | None) -> TrainingResult:
     """`train_lora` once the processes are started (`log` and `progress` are None except on the main one)."""
     say = log or (lambda message: None)
-    device, dtype = processes.device, _dtype_of(config, processes.device)
-    model_dir = locate_model(config.base, where="training: --base", download=not hub_offline() and processes.is_main)
+    device, dtype = processes.device, resolve_dtype(config.dtype, processes.device)
+    if processes.is_main:  # a download happens once, before the others look for the model
+        model_dir = locate_model(config.base, where="training: --base", download=not hub_offline())
+    processes.wait()
+    if not processes.is_main:
+        model_dir = locate_model(config.base, where="training: --base", download=False)
     tokenizer = load_tokenizer(model_dir)
     examples, too_long = encode_examples(tokenizer, train_suite.samples, prompt_options=config.prompt_options,
                                          full_sequence_loss=config.full_sequence_loss, max_length=config.max_length)
@@ -195,12 +197,6 @@ def _train_lora(config: TrainConfig, train_suite: Suite, eval_suite: Suite, embe
         result = _finish(config, facts, history, out, model_dir, eval_suite, [train_suite.name], total,
                          resumed_from, device, dtype, say)
     return processes.from_main(result)
-
-
-def _dtype_of(config: TrainConfig, device: str) -> str:
-    from harness.train.model import resolve_dtype
-
-    return resolve_dtype(config.dtype, device)
 
 
 @dataclass
