@@ -215,7 +215,7 @@ def test_merged_model_answers_like_base_plus_adapter(base, minilm, tmp_path):
                         TRAIN, HELD, minilm, tmp_path / "run")
     assert (result.merged_dir / "config.json").is_file() and (result.merged_dir / "tokenizer_config.json").is_file()
     registry = load_candidate_registry(result.entry_path)
-    assert registry.names() == ["tiny-merged-test", "tiny-merged-test-merged"]
+    assert registry.names() == ["tiny-merged-test", "tiny-merged-test-vllm", "tiny-merged-test-merged"]
     context = CandidateContext(base_dir=result.out_dir)
     with_adapter = resolve_candidate("tiny-merged-test", registry, context)
     merged = resolve_candidate("tiny-merged-test-merged", registry, context)
