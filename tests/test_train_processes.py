@@ -13,7 +13,7 @@ Checked: the finished two-process run has the reference's step losses (relative 
 LOSS_RTOL), learning rates, evaluations and selected step; its adapter, read from the entry it wrote,
 loads through the hf candidate and scores what the reference scored; it resumed rather than restarted;
 and in each launch exactly one process wrote under the output folder (a write audit through Python's audit
-hooks, tests/write_audit), while stdout and the registered candidates file hold the entry once.
+hooks, tests/write_audit), while stdout and the registered candidates file hold the entries once.
 """
 
 from __future__ import annotations
@@ -163,8 +163,9 @@ def test_two_cpu_processes_train_as_one_resume_after_a_kill_and_only_one_writes(
     assert len(second_writers) == 1, {pid: events[:3] for pid, events in second_writers.items()}
     renamed = {Path(path).name for events in second_writers.values() for event, path in events if event == "rename"}
     assert checkpoint.name not in renamed and f"step-{STEPS:06d}" in renamed  # resumed, not restarted
-    assert second.stdout.count("[candidates.") == 1  # one entry, printed by one process
-    assert list(tomllib.loads(candidates.read_text())["candidates"]) == ["tiny-ddp"]
+    printed = tomllib.loads(second.stdout)["candidates"]  # stdout is the entries, printed by one process
+    assert list(printed) == ["tiny-ddp", "tiny-ddp-vllm"] and second.stdout.count("[candidates.") == 2
+    assert list(tomllib.loads(candidates.read_text())["candidates"]) == ["tiny-ddp", "tiny-ddp-vllm"]
 
     # 3. the same run as one process: losses, rates, evaluations, selection
     ours, theirs = final_history(out), reference.history
