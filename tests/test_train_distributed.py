@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO_ROOT
 from hypothesis import given
 from hypothesis import strategies as st
+from tiny_models import HELD_OUT_ROWS, MEMORIZE_ROWS, write_rows_jsonl
 
 from harness.cli import main
 from harness.errors import ConfigError
@@ -38,6 +39,13 @@ def test_a_process_count_that_cannot_be_is_refused_before_anything_loads(monkeyp
     args = ["train", "--base", str(tmp_path / "none"), "--train", "t", "--eval", "e", "--out", str(tmp_path / "o")]
     assert main([*args, "--processes", "0"]) == 2
     assert "--processes must be a positive integer" in capsys.readouterr().err
+    (tmp_path / "suites.toml").write_text('[suites.t]\npath = "t.jsonl"\n\n[suites.e]\npath = "e.jsonl"\n')
+    write_rows_jsonl(tmp_path / "t.jsonl", MEMORIZE_ROWS)
+    write_rows_jsonl(tmp_path / "e.jsonl", HELD_OUT_ROWS)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    typo = [*args, "--suites-file", str(tmp_path / "suites.toml"), "--processes", "2", "--device", "cpu"]
+    assert main(typo) == 2  # a base that does not exist: said once, before torchrun starts anything
+    assert "--base: model directory" in capsys.readouterr().err and not (tmp_path / "o").exists()
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main([*args, "--processes", "3"]) == 2
     assert "the launcher started 2 processes" in capsys.readouterr().err

@@ -167,6 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.errors import ConfigError, print_warnings
+    from harness.hf_models import hub_offline, locate_model
     from harness.progress import stage_progress
     from harness.train.data import check_disjoint
     from harness.train.distributed import is_main_process, launched_processes
@@ -189,7 +190,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_disjoint(train_suite, eval_suite)  # before any model is loaded
     choice = workspace.embedder(args.embedder)
     if args.processes > 1 and launched == 1:
-        preflight(config)  # a machine that cannot run it fails here, once, not in N processes
+        # what the machine or the base can get wrong fails here, once, not in N processes (and a download
+        # from the hub happens here, once)
+        preflight(config)
+        locate_model(config.base, where="training: --base", download=not hub_offline())
         return _launch(args)
     if main:
         print_warnings(choice.warnings)
