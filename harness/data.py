@@ -108,19 +108,20 @@ class SuiteDataError(DataError):
         self.args = (f"suite '{suite}': {self.args[0]}",)
 
 
-def load_suite(spec: SuiteSpec) -> Suite:
-    """Read and validate a suite. Raises DataError naming the suite, file, row and column of the first bad value."""
+def load_suite(spec: SuiteSpec, *, needs_truth: bool = True) -> Suite:
+    """Read and validate a suite. Raises DataError naming the suite, file, row and column of the first bad value.
+    `needs_truth=False` reads rows to be answered (Kaggle's test.csv): no true prompt is read or required."""
     try:
-        return suite_from_table(spec, read_table(spec.path, spec.format))
+        return suite_from_table(spec, read_table(spec.path, spec.format), needs_truth=needs_truth)
     except SuiteDataError:
         raise
     except DataError as error:
         raise SuiteDataError(spec.name, error) from None
 
 
-def suite_from_table(spec: SuiteSpec, table: Table) -> Suite:
+def suite_from_table(spec: SuiteSpec, table: Table, *, needs_truth: bool = True) -> Suite:
     path = table.path
-    mapping = _resolve_columns(spec, table)
+    mapping = _resolve_columns(spec, table, needs_truth=needs_truth)
     samples: list[Sample] = []
     first_row_of_id: dict[str, int] = {}
     for record in table.records:
@@ -156,15 +157,16 @@ def suite_from_table(spec: SuiteSpec, table: Table) -> Suite:
     return Suite(spec.name, tuple(samples), source=str(path), description=spec.description)
 
 
-def _resolve_columns(spec: SuiteSpec, table: Table) -> dict[str, str | None]:
-    """Map each Sample field to a column of this table, or None when the suite goes without it."""
+def _resolve_columns(spec: SuiteSpec, table: Table, *, needs_truth: bool = True) -> dict[str, str | None]:
+    """Map each Sample field to a column of this table, or None when the suite goes without it. Rows to be
+    answered (`needs_truth=False`) go without the true prompt: it is neither read nor required."""
     _check_columns(spec.columns, f"suite '{spec.name}'")
     mapping: dict[str, str | None] = {}
     missing: list[tuple[str, str]] = []  # (field, column): all of them in one error, not one per attempt
     for field_name in KAGGLE_COLUMNS:
         column = spec.column_for(field_name)
         explicitly_mapped = field_name in spec.columns
-        if column == "" and field_name in OPTIONAL_FIELDS:
+        if column == "" and field_name in OPTIONAL_FIELDS or field_name == "rewrite_prompt" and not needs_truth:
             mapping[field_name] = None
         elif column in table.columns:
             mapping[field_name] = column

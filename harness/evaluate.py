@@ -70,6 +70,21 @@ class Result(SpecView):
                          scorer_parity=self.scorer_parity, predicted_lb=predicted_lb, st5_estimate=st5_estimate)
 
 
+def predict_rows(candidate: Candidate, suite: Suite, store: Store | None, *,
+                 on_progress: Callable[[int, int], None] | None = None) -> list[str]:
+    """The candidate's answer to every row of `suite`, in order: preflight first (a broken endpoint or model
+    stops before any row), then the prediction cache. Scoring and `prh predict` both answer rows here, so a
+    submission is written by exactly the code that was scored. A missing or non-text answer is "" (the
+    callers report empty answers by id)."""
+    preflight = getattr(candidate, "preflight", None)
+    if preflight is not None:
+        preflight()
+    predictions = predict_with_cache(candidate, suite.samples, store, on_progress=on_progress)
+    if len(predictions) != len(suite):
+        raise RuntimeError(f"candidate '{candidate.name}' returned {len(predictions)} predictions for {len(suite)} rows")
+    return [p if isinstance(p, str) else "" for p in predictions]
+
+
 def evaluate(
     candidate: Candidate,
     suite: Suite,
@@ -89,14 +104,9 @@ def evaluate(
     if suite.name in learned_from:
         raise LearnedFromSuiteError(f"candidate '{candidate.name}' learned from suite '{suite.name}' (its train suites: "
                           f"{', '.join(sorted(learned_from))}); scoring it there would measure memorisation")
-    preflight = getattr(candidate, "preflight", None)
-    if preflight is not None:
-        preflight()
     started = time.perf_counter()
-    predictions = predict_with_cache(candidate, suite.samples, store)
-    if len(predictions) != len(suite):
-        raise RuntimeError(f"candidate '{candidate.name}' returned {len(predictions)} predictions for {len(suite)} rows")
-    predictions = [p if isinstance(p, str) else "" for p in predictions]
+    predict_progress = (lambda done, total: on_progress("predict", done, total)) if on_progress else None
+    predictions = predict_rows(candidate, suite, store, on_progress=predict_progress)
     timings["predict"] = time.perf_counter() - started
 
     empty = [s.id for s, p in zip(suite.samples, predictions) if not p.strip()]

@@ -5,6 +5,9 @@
 - run history: one row per (candidate, suite, embedder) scoring, from which leaderboards are rendered, and
   its rows (`run_rows`: id, group, score, the baseline's score, prediction, truth) for the drill-down pages.
   Deleting runs (`delete_runs`) deletes their rows and nothing else: the caches stay.
+- submissions: one row per Kaggle file `prh predict` wrote (candidate fingerprint, the gate run it relied
+  on, row and repair counts, output path). Tables added after the first release come through numbered
+  `_MIGRATIONS` (SQLite's user_version), so an older store opens and gains them.
 
 Several processes may write at once (pytest-xdist workers): the database runs in WAL mode with a busy
 timeout, and every write is one short IMMEDIATE transaction. No secrets are ever written here: only
@@ -52,6 +55,14 @@ CREATE TABLE IF NOT EXISTS run_rows (
     score REAL NOT NULL, baseline_score REAL, prediction TEXT NOT NULL, truth TEXT NOT NULL,
     PRIMARY KEY (run_id, position)) WITHOUT ROWID;
 """
+#: Schema changes after the first release, applied in order to stores whose user_version is older (1: the
+#: submissions table). Each is idempotent (IF NOT EXISTS), so processes opening one store at once cannot
+#: break it, and older code still reads a migrated store (it ignores tables it does not know).
+_MIGRATIONS: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS submissions (
+        submission_id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, candidate TEXT NOT NULL,
+        candidate_fingerprint TEXT NOT NULL, gate_session TEXT, record TEXT NOT NULL);""",
+)
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,7 @@ class Store:
         self._retry(lambda: self._connection.execute("PRAGMA journal_mode = WAL"))
         self._connection.execute("PRAGMA synchronous = NORMAL")
         self._retry(lambda: self._connection.executescript(_SCHEMA))
+        self._retry(self._migrate)
 
     def close(self) -> None:
         self._connection.close()
@@ -259,3 +271,71 @@ class Store:
             return removed
 
         return self._transaction(delete) if ids else 0
+
+    # -- schema migrations ------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        """Bring an older store up to `_MIGRATIONS` (one transaction each, the version bumped with it)."""
+        version = self._connection.execute("PRAGMA user_version").fetchone()[0]
+        for number, statement in enumerate(_MIGRATIONS, start=1):
+            if number <= version:
+                continue
+
+            def apply(cursor: sqlite3.Cursor, statement: str = statement, number: int = number) -> None:
+                cursor.execute(statement)
+                cursor.execute(f"PRAGMA user_version = {number}")
+
+            self._transaction(apply)
+
+    # -- submissions ------------------------------------------------------------------------------
+    def record_submission(self, record: SubmissionRecord) -> int:
+        """Append a submission to the history; returns its id."""
+        payload = json.dumps({k: v for k, v in record.to_dict().items() if k != "submission_id"}, sort_keys=True)
+
+        def insert(cursor: sqlite3.Cursor) -> int:
+            cursor.execute("INSERT INTO submissions (created, candidate, candidate_fingerprint, gate_session, record)"
+                           " VALUES (?, ?, ?, ?, ?)", (record.created, record.candidate, record.candidate_fingerprint,
+                                                       record.gate_session, payload))
+            return int(cursor.lastrowid)
+
+        return self._transaction(insert)
+
+    def submissions(self) -> list[SubmissionRecord]:
+        """Every recorded submission, oldest first."""
+        return [SubmissionRecord.from_dict({**json.loads(payload), "submission_id": submission_id})
+                for submission_id, payload in self._connection.execute(
+                    "SELECT submission_id, record FROM submissions ORDER BY submission_id")]
+
+
+@dataclass(frozen=True)
+class SubmissionRecord:
+    """One submission file written by `prh predict`: which candidate (by fingerprint), the gate run it relied
+    on (None: never gated), whether the gate was overridden with --force and why it refused, and the file."""
+
+    candidate: str
+    candidate_fingerprint: str
+    candidate_spec: str
+    output_path: str
+    output_sha256: str
+    input_path: str
+    input_fingerprint: str
+    n_rows: int
+    n_repaired: int
+    fallback: str
+    gate_session: str | None = None
+    gate_run_ids: tuple[int, ...] = ()
+    gate_created: float | None = None
+    gate_summary: str = ""
+    forced: bool = False
+    #: with --force: the refusal that was overridden
+    refusal: str | None = None
+    repaired_ids: tuple[str, ...] = ()
+    created: float = field(default_factory=time.time)
+    submission_id: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> SubmissionRecord:
+        known = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

@@ -146,11 +146,14 @@ class Workspace:
     def is_named_suite(self, name: str) -> bool:
         return name in self.suite_specs
 
-    def suite(self, name_or_path: str | Path, *, columns: Mapping[str, str] | None = None) -> Suite:
+    def suite(self, name_or_path: str | Path, *, columns: Mapping[str, str] | None = None,
+              needs_truth: bool = True) -> Suite:
         """A suite by name, or an ad-hoc suite read from a data file (see the module docstring's rule).
 
         `columns` maps Sample fields to the file's columns and is only for data files: a named suite's
-        columns are in its suites-file entry.
+        columns are in its suites-file entry. `needs_truth=False` reads rows to be answered (`prh predict`'s
+        input, Kaggle's test.csv): no true prompt, and the texts and ids a candidate and a submission need
+        are required rather than left empty.
         """
         from harness.data import load_suite, spec_for_file, suite_from_table
         from harness.tables import read_table
@@ -160,7 +163,7 @@ class Workspace:
             if columns:
                 raise ConfigError(f"suite '{name}' is defined in {self.suites_file}: its columns are set there, "
                                   "not on the command line")
-            return load_suite(self.suite_specs[name])
+            return load_suite(self.suite_specs[name], needs_truth=needs_truth)
         path = Path(name_or_path).expanduser()
         if not path.is_file():
             known = ", ".join(self.suite_specs) or f"none ({self.suites_file} not found)"
@@ -170,16 +173,17 @@ class Workspace:
             resolved = path.resolve()
             for spec in self.suite_specs.values():
                 if spec.path.resolve() == resolved:
-                    return load_suite(spec)
+                    return load_suite(spec, needs_truth=needs_truth)
         mapping = dict(columns or {})
         table = read_table(path)
-        # Scoring needs only the true prompt: text columns the file does not have are left empty.
-        for text_field in ("original_text", "rewritten_text"):
-            if text_field not in mapping and text_field not in table.columns:
-                mapping[text_field] = ""
-        if "id" not in mapping and "id" not in table.columns:
-            mapping["id"] = ""
-        return suite_from_table(spec_for_file(path, mapping, name=path.as_posix()), table)
+        if needs_truth:
+            # Scoring needs only the true prompt: text columns the file does not have are left empty.
+            for text_field in ("original_text", "rewritten_text"):
+                if text_field not in mapping and text_field not in table.columns:
+                    mapping[text_field] = ""
+            if "id" not in mapping and "id" not in table.columns:
+                mapping["id"] = ""
+        return suite_from_table(spec_for_file(path, mapping, name=path.as_posix()), table, needs_truth=needs_truth)
 
     # -- candidates --------------------------------------------------------------------------------------
     @property
@@ -286,6 +290,16 @@ class Workspace:
         record = result.to_run_record(baseline=comparison, predicted_lb=predicted, st5_estimate=st5)
         return Scored(result, record, baseline)
 
+    def predict(self, candidate: str | Candidate, rows: Suite, *,
+                on_progress: ProgressCallback | None = None) -> list[str]:
+        """The candidate's answers for `rows` (e.g. Kaggle's test.csv, read with `suite(..., needs_truth=False)`)
+        through exactly the path scoring takes (preflight, prediction cache, the candidate's own formatting,
+        batching and post-processing); nothing is embedded or recorded. Empty answers stay "" for the caller
+        to report."""
+        from harness.evaluate import predict_rows
+
+        return predict_rows(self.candidate(candidate), rows, self.store(), on_progress=on_progress)
+
     @staticmethod
     def gate(family: Sequence[Scored], correction: str = "holm") -> list[Scored]:
         """The family's verdicts corrected for testing several suites at once (see baselines.apply_correction)."""
@@ -343,7 +357,8 @@ class Workspace:
         store = self.store(create=False)
         records = store.runs()
         return write_reports(records, self.report_dir, main_suites=list(self.suite_specs) or None,
-                             learned_from=self._learned_from(records), rows=store.run_rows)
+                             learned_from=self._learned_from(records), rows=store.run_rows,
+                             submissions=store.submissions())
 
     def leaderboard(self) -> ReportView:
         """The leaderboard the reports show (same history, suites and rule as `write_reports`)."""

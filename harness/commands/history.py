@@ -1,4 +1,5 @@
-"""`prh history list/prune` and `prh show`: reading and pruning the run history, and a candidate's rows.
+"""`prh history list/prune` and `prh show`: reading and pruning the run history (and listing the submissions
+`prh predict` wrote), and a candidate's rows.
 
 A thin shell over the store and harness.report; importing it imports nothing heavy. Every command here
 reads an existing store: a store path that does not exist is an error, never a new empty database.
@@ -12,7 +13,7 @@ from datetime import datetime, timezone
 
 from harness.errors import HarnessError
 from harness.report.model import PAGE_ROWS, settings_label
-from harness.store import RunRecord
+from harness.store import RunRecord, SubmissionRecord
 from harness.workspace import Workspace
 
 
@@ -96,13 +97,34 @@ def _open(args) -> Workspace:
     return Workspace.from_args(args)
 
 
+def describe_submission(submission: SubmissionRecord) -> str:
+    """One line per submission: when, which candidate, the file, the counts, and the gate it relied on."""
+    when = datetime.fromtimestamp(submission.created, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    if submission.forced:
+        gate = f"FORCED past the gate: {submission.refusal}"
+    else:
+        gate = f"gate passed: {submission.gate_summary}"
+    return (f"submission #{submission.submission_id}  {when} UTC  {submission.candidate} "
+            f"(fingerprint {submission.candidate_fingerprint[:12]})  → {submission.output_path}  "
+            f"{submission.n_rows} rows, {submission.n_repaired} repaired  {gate}")
+
+
 def cmd_history_list(args) -> int:
     with _open(args) as workspace:
-        records = select_runs(workspace.store(create=False).runs(), candidates=args.candidate, suites=args.suite,
+        store = workspace.store(create=False)
+        records = select_runs(store.runs(), candidates=args.candidate, suites=args.suite,
                               embedder=args.embedder, before=args.before)
+        # submissions are not of a suite or an embedder: those filters select runs only
+        submissions = [] if args.suite or args.embedder else [
+            s for s in store.submissions() if (not args.candidate or s.candidate in args.candidate)
+            and (args.before is None or s.created < args.before.timestamp())]
     for record in records:
         print(_describe(record))
     print(f"{len(records)} run(s)")
+    for submission in submissions:
+        print(describe_submission(submission))
+    if submissions:
+        print(f"{len(submissions)} submission(s)")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 
 from harness.report import text as t
 from harness.report.model import (
@@ -26,7 +27,7 @@ from harness.report.model import (
     short,
 )
 from harness.report.pages import selections
-from harness.store import RunRecord
+from harness.store import RunRecord, SubmissionRecord
 
 #: characters of a prompt shown in the drill-down tables (the full text is in the cell's tooltip)
 PROMPT_CHARS = 300
@@ -83,8 +84,10 @@ def e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def render(view: ReportView, pages: Sequence[CandidatePage], histograms: Mapping[str, bytes] | None = None) -> str:
-    """The whole page. `histograms`: PNG bytes by page stem, embedded as data: URIs."""
+def render(view: ReportView, pages: Sequence[CandidatePage], histograms: Mapping[str, bytes] | None = None,
+           submissions: Sequence[SubmissionRecord] = ()) -> str:
+    """The whole page. `histograms`: PNG bytes by page stem, embedded as data: URIs. `submissions`: the files
+    `prh predict` wrote, listed after the leaderboard."""
     anchors = {page.candidate: f"cand-{page.stem}" for page in pages}
     parts = [
         "<!DOCTYPE html>",
@@ -104,6 +107,8 @@ def render(view: ReportView, pages: Sequence[CandidatePage], histograms: Mapping
                      "<code>pytest suites/</code>) to fill this report.</i></p>")
     for section in view.sections:
         parts += _section(section, view, anchors)
+    if submissions:
+        parts += _submissions(submissions, anchors)
     if pages:
         parts.append('<h2 id="candidates">Candidates: per-row drill-down</h2>')
         parts.append('<p class="note">Each candidate\'s newest run on each suite: the worst rows, and the rows '
@@ -114,6 +119,26 @@ def render(view: ReportView, pages: Sequence[CandidatePage], histograms: Mapping
             parts += _page(page, anchors[page.candidate], (histograms or {}).get(page.stem))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"
+
+
+# -- submissions ----------------------------------------------------------------------------------------------
+def _submissions(submissions: Sequence[SubmissionRecord], anchors: Mapping[str, str]) -> list[str]:
+    """Which candidate was submitted when, newest first, and whether it had passed the gate."""
+    parts = ['<h2 id="submissions">Submissions</h2>',
+             '<p class="note">Files written by <code>prh predict</code>: the candidate (by fingerprint), the gate run '
+             "it relied on, and the rows repaired with the fallback prompt.</p>",
+             '<table><thead><tr><th>written</th><th>candidate</th><th>fingerprint</th><th>rows</th>'
+             "<th>repaired</th><th>gate</th><th>file</th></tr></thead><tbody>"]
+    for submission in sorted(submissions, key=lambda s: s.created, reverse=True):
+        gate = (f'<span class="warn">FORCED: {e(submission.refusal)}</span>' if submission.forced
+                else f"passed: {e(submission.gate_summary)}")
+        parts.append(f"<tr><td>{e(t.timestamp(datetime.fromtimestamp(submission.created, timezone.utc)))}</td>"
+                     f"<td>{_candidate_link(submission.candidate, submission.candidate, anchors)}</td>"
+                     f"<td><code>{e(short(submission.candidate_fingerprint))}</code></td>"
+                     f"<td>{submission.n_rows}</td><td>{submission.n_repaired}</td><td>{gate}</td>"
+                     f"<td><code>{e(submission.output_path)}</code></td></tr>")
+    parts.append("</tbody></table>")
+    return parts
 
 
 # -- leaderboard ----------------------------------------------------------------------------------------------

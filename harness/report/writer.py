@@ -27,7 +27,7 @@ from harness.report.model import (
     page_runs,
 )
 from harness.report.plots import render_histogram, render_plot
-from harness.store import RunRecord
+from harness.store import RunRecord, SubmissionRecord
 
 MARKDOWN_NAME = "leaderboard.md"
 JSON_NAME = "leaderboard.json"
@@ -55,13 +55,14 @@ def build_pages(records: Sequence[RunRecord], view: ReportView, rows: RowSource 
 def write_reports(records: Sequence[RunRecord], directory: str | Path, *, title: str = DEFAULT_TITLE,
                   generated_at: datetime | None = None, main_suites: Sequence[str] | None = None,
                   learned_from: Mapping[str, Collection[str]] | None = None,
-                  rows: RowSource | None = None) -> list[Path]:
+                  rows: RowSource | None = None, submissions: Sequence[SubmissionRecord] = ()) -> list[Path]:
     """Write every report under `directory`; returns the paths written or kept current.
 
     `main_suites`: the suites file's suites, which the main ranking is over (None: every named suite).
     `learned_from`: candidate fingerprint → suites it learned from. `rows`: run id → stored rows (a
     mapping, or a function of run ids such as `Store.run_rows`); without it the pages show no rows.
     With nothing to plot, an older leaderboard.png is removed rather than left contradicting the markdown.
+    `submissions`: the files `prh predict` wrote, listed in index.html.
     """
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,7 +77,7 @@ def write_reports(records: Sequence[RunRecord], directory: str | Path, *, title:
         (folder / PLOT_NAME).unlink(missing_ok=True)
     page_list = build_pages(records, view, rows)
     page_files, histograms = _write_pages(page_list, folder / PAGES_DIR)
-    written.append(write_text_atomic(folder / HTML_NAME, htmlpage.render(view, page_list, histograms)))
+    written.append(write_text_atomic(folder / HTML_NAME, htmlpage.render(view, page_list, histograms, submissions)))
     return written + page_files
 
 
