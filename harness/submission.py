@@ -95,11 +95,17 @@ def submission_rows(ids: Sequence[str], answers: Sequence[str | None], *,
 
 
 def render_csv(rows: SubmissionRows) -> str:
-    """The file's text: a header and one quoted-as-needed row per id ("\\n" line ends, as Kaggle's samples)."""
+    """The file's text: a header and one quoted-as-needed row per id ("\\n" line ends, as Kaggle's samples).
+
+    The csv module quotes a field holding the delimiter, a quote or a character of the line terminator, but
+    not a lone "\\r" when lines end in "\\n": every reader would take it for a line end. Such rows are
+    written fully quoted."""
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(COLUMNS)
-    writer.writerows(zip(rows.ids, rows.prompts))
+    minimal = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    minimal.writerow(COLUMNS)
+    for row in zip(rows.ids, rows.prompts):
+        (quoted if any("\r" in value for value in row) else minimal).writerow(row)
     return buffer.getvalue()
 
 
@@ -117,20 +123,25 @@ def _mismatches(rows: SubmissionRows, read: Sequence[tuple[str, str]], how: str)
 def csv_read_back(text: str, rows: SubmissionRows) -> None:
     """Parse `text` with the csv module and compare every row with `rows` (SubmissionError on a mismatch)."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+        read = [tuple(values) for values in reader]
+    except csv.Error as error:  # e.g. a NUL character, which Python 3.10's reader refuses
+        raise SubmissionError(f"read back with csv, line {reader.line_num} cannot be parsed: {error}") from None
     if tuple(header or ()) != COLUMNS:
         raise SubmissionError(f"read back with csv, the header is {header!r}, not {','.join(COLUMNS)}")
-    _mismatches(rows, [tuple(values) for values in reader], "csv")
+    _mismatches(rows, read, "csv")
 
 
 def pandas_read_back(text: str, rows: SubmissionRows) -> bool:
-    """The same comparison after `pandas.read_csv` (how Kaggle reads a submission), ids read as text so
-    that "007" stays "007". Returns False, checking nothing, where pandas is not installed."""
+    """The same comparison after `pandas.read_csv` (how Kaggle reads a submission), with its NaN strings
+    and every value read as text (so "007" stays "007": the texts are compared, not pandas' guess of a
+    type). Returns False, checking nothing, where pandas is not installed."""
     try:
         import pandas
     except ImportError:
         return False
-    frame = pandas.read_csv(io.StringIO(text), dtype={"id": str}, keep_default_na=True)
+    frame = pandas.read_csv(io.StringIO(text), dtype=str, keep_default_na=True)
     if tuple(frame.columns) != COLUMNS:
         raise SubmissionError(f"read back with pandas, the columns are {list(frame.columns)}, not {list(COLUMNS)}")
     nan = [row for row, value in enumerate(frame["rewrite_prompt"], start=1) if not isinstance(value, str)]
