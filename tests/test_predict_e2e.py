@@ -67,3 +67,55 @@ def test_killed_predict_resumes_from_the_prediction_cache(tmp_path, monkeypatch)
     assert sum(after.values()) - sum(before.values()) == total - len(answered)
     assert read_submission(tmp_path / "submission.csv") == [
         (str(1000 + i), f'Make row {i} "formal", please.') for i in range(total)]
+
+
+def _without_pip_settings(env: dict[str, str]) -> dict[str, str]:
+    """The environment minus PYTHONPATH and every pip setting (this machine's find-links and indexes must
+    not leak into an offline install)."""
+    return {k: v for k, v in env.items() if not k.startswith("PIP_") and k != "PYTHONPATH"}
+
+
+@pytest.mark.e2e  # builds a wheelhouse (pip resolves and collects ~70 wheels) and installs it into a fresh venv
+def test_wheelhouse_installs_offline_into_a_fresh_venv_and_runs_predict(tmp_path, monkeypatch):
+    import torch
+
+    wheelhouse, venv, project = tmp_path / "wheelhouse", tmp_path / "venv", tmp_path / "project"
+    built = subprocess.run([sys.executable, "-m", "harness.cli", "wheelhouse", "--out", str(wheelhouse)],
+                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True,
+                           timeout=900)
+    assert built.returncode == 0, built.stderr
+    names = sorted(p.name for p in wheelhouse.glob("*.whl"))
+    assert any(n.startswith("prompt_recovery_harness-") for n in names)
+    assert not any(re.match(r"(torch|triton|nvidia_)", n) for n in names)  # a Kaggle GPU image has its own torch
+    assert "left out (the notebook must already have them; --with-torch adds them): torch==" in built.stdout
+
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # What a Kaggle image has before the install: torch, here linked in from this environment (no copy).
+    [site_packages] = venv.glob("lib/python*/site-packages")
+    torch_dir = Path(torch.__file__).parent
+    for item in [torch_dir, *torch_dir.parent.glob("torch-*.dist-info")]:
+        (site_packages / item.name).symlink_to(item)
+    env = {**_without_pip_settings(dict(os.environ)), "PIP_CONFIG_FILE": os.devnull}
+    installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--isolated", "install", "--no-compile", "--no-index",
+                                "--find-links", str(wheelhouse), "prompt-recovery-harness"],
+                               env=env, capture_output=True, text=True, timeout=900)
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+
+    project.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("PRH_STORE", raising=False)
+    write_csv(project / "test.csv", ["id", "original_text", "rewritten_text"],
+              [("9559194", "A memo, short.", 'A "shanty", long.'), ("-1", "Two\nlines.", "Two lines, rhymed.")])
+    write_csv(project / "rows.csv", ["id", "original_text", "rewritten_text", "rewrite_prompt"], [("r", "a", "b", "c")])
+    (project / "suites.toml").write_text('[suites.rows]\npath = "rows.csv"\n')
+    (project / "candidates.toml").write_text('[candidates.const]\nkind = "constant"\nprompt = "Make it a shanty."\n')
+    gate("const")
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import harness; print(harness.__file__)"],
+                           env=env, cwd=project, capture_output=True, text=True, check=True)
+    assert where.stdout.startswith(str(venv))  # the installed copy, not this checkout
+    predicted = subprocess.run([str(venv / "bin" / "prh"), "predict", "--candidate", "const", "--input", "test.csv",
+                                "--out", "submission.csv"], env=env, cwd=project, capture_output=True, text=True,
+                               timeout=300)
+    assert predicted.returncode == 0, predicted.stderr
+    assert "gate: passed" in predicted.stdout
+    assert read_submission(project / "submission.csv") == [("9559194", "Make it a shanty."), ("-1", "Make it a shanty.")]

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 
 EXIT_REFUSED = 1
 
@@ -154,11 +154,8 @@ def cmd_predict(args) -> int:
 def cmd_wheelhouse(args) -> int:
     from harness.wheelhouse import build_wheelhouse
 
-    try:
-        result = build_wheelhouse(Path(args.out), with_torch=args.with_torch, extras=args.extra,
-                                  python_version=args.python_version, platforms=args.platform,
-                                  log=lambda line: print(line, flush=True))
-    except HarnessError:
-        raise
+    result = build_wheelhouse(Path(args.out), with_torch=args.with_torch, extras=args.extra,
+                              python_version=args.python_version, platforms=args.platform,
+                              log=lambda line: print(line, flush=True))
     print(result.describe())
     return 0
