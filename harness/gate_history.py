@@ -91,7 +91,9 @@ class GateRun:
         for run in self.runs:
             verdict = run.baseline
             status = verdict.status if verdict is not None else "no verdict"
-            delta = f" Δ {verdict.delta:+.4f}" if verdict is not None and verdict.delta is not None else ""
+            # + 0.0 turns a rounded -0.0 into 0.0: an unchanged candidate reads "Δ +0.0000", not "-0.0000"
+            delta = (f" Δ {round(verdict.delta, 4) + 0.0:+.4f}" if verdict is not None and verdict.delta is not None
+                     else "")
             parts.append(f"{run.suite} {status}{delta}")
         return f"gate run of {self.when} ({self.embedder}): {'; '.join(parts)}"
 

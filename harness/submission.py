@@ -59,8 +59,8 @@ def needs_repair(answer: str | None) -> bool:
     return answer is None or is_missing(answer) or answer.strip() in PANDAS_NA_STRINGS
 
 
-def _shown(ids: Sequence[str], limit: int = 10) -> str:
-    return ", ".join(repr(i) for i in ids[:limit]) + (f" … ({len(ids)} in all)" if len(ids) > limit else "")
+def rows_text(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
 
 
 def submission_rows(ids: Sequence[str], answers: Sequence[str | None], *,
@@ -178,7 +178,7 @@ def describe_existing(path: Path) -> str | None:
     data = path.read_bytes()
     try:
         n_rows = max(sum(1 for _ in csv.reader(io.StringIO(data.decode("utf-8"), newline=""))) - 1, 0)
-        rows = f"{n_rows} rows"
+        rows = rows_text(n_rows)
     except (UnicodeDecodeError, csv.Error):
         rows = f"{len(data)} bytes, not a readable CSV"
     return f"{rows}, sha256 {hashlib.sha256(data).hexdigest()[:12]}"

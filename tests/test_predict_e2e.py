@@ -96,8 +96,8 @@ def test_wheelhouse_installs_offline_into_a_fresh_venv_and_runs_predict(tmp_path
     for item in [torch_dir, *torch_dir.parent.glob("torch-*.dist-info")]:
         (site_packages / item.name).symlink_to(item)
     env = {**_without_pip_settings(dict(os.environ)), "PIP_CONFIG_FILE": os.devnull}
-    installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--isolated", "install", "--no-compile", "--no-index",
-                                "--find-links", str(wheelhouse), "prompt-recovery-harness"],
+    installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--isolated", "install", "--no-compile",
+                                "--no-index", "--find-links", str(wheelhouse), "prompt-recovery-harness"],
                                env=env, capture_output=True, text=True, timeout=900)
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
 

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from harness.errors import HarnessError
 from harness.report.model import PAGE_ROWS, settings_label
 from harness.store import RunRecord, SubmissionRecord
+from harness.submission import rows_text
 from harness.workspace import Workspace
 
 
@@ -106,7 +107,7 @@ def describe_submission(submission: SubmissionRecord) -> str:
         gate = f"gate passed: {submission.gate_summary}"
     return (f"submission #{submission.submission_id}  {when} UTC  {submission.candidate} "
             f"(fingerprint {submission.candidate_fingerprint[:12]})  → {submission.output_path}  "
-            f"{submission.n_rows} rows, {submission.n_repaired} repaired  {gate}")
+            f"{rows_text(submission.n_rows)}, {submission.n_repaired} repaired  {gate}")
 
 
 def cmd_history_list(args) -> int:

@@ -89,7 +89,7 @@ def cmd_predict(args) -> int:
     from harness.gate_history import latest_gate_run, refusal
     from harness.progress import stage_progress
     from harness.store import SubmissionRecord
-    from harness.submission import describe_existing, submission_rows, write_submission
+    from harness.submission import describe_existing, rows_text, submission_rows, write_submission
     from harness.workspace import Workspace
 
     out = Path(args.out).expanduser()
@@ -120,7 +120,7 @@ def cmd_predict(args) -> int:
 
             answers = workspace.predict(candidate, rows, on_progress=on_progress)
         from_cache = first_report[0] if first_report else 0
-        print(f"answered {len(rows)} rows of {rows.source} in {time.perf_counter() - started:.1f} s"
+        print(f"answered {rows_text(len(rows))} of {rows.source} in {time.perf_counter() - started:.1f} s"
               + (f" ({from_cache} from the prediction cache)" if from_cache else ""))
 
         prepared = submission_rows(rows.ids, answers, fallback=args.fallback)
@@ -134,7 +134,7 @@ def cmd_predict(args) -> int:
         written = write_submission(out, prepared)
         print(f"checked: {written.n_rows} ids, each once, in input order; read back with "
               f"{' and '.join(written.checked_with)}: identical")
-        new = f"{written.n_rows} rows, sha256 {written.sha256[:12]}"
+        new = f"{rows_text(written.n_rows)}, sha256 {written.sha256[:12]}"
         print(f"replaced {out}: {old} → {new}" if old else f"wrote {out} ({new})")
         record = SubmissionRecord(
             candidate=args.candidate, candidate_fingerprint=candidate.fingerprint,
