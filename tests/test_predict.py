@@ -342,3 +342,39 @@ def test_any_answers_round_trip_through_csv_and_pandas(answers):
         assert pandas_read_back(text, rows)
     assert rows.repaired_ids == tuple(i for i, a in zip(ids, answers) if needs_repair(a))
     assert [p for p, a in zip(rows.prompts, answers) if not needs_repair(a)] == [a for a in answers if not needs_repair(a)]
+
+
+class CountingStream:
+    """A small real streaming candidate (answers arrive one by one), as chat and hf candidates are."""
+
+    name = spec = "counting"
+    fingerprint = "counting-v1"
+
+    def predict(self, samples):
+        return [p for _, p in sorted(self.predict_stream(samples))]
+
+    def predict_stream(self, samples):
+        for index, sample in enumerate(samples):
+            yield index, f"Answer {sample.id}."
+
+
+def test_progress_starts_from_the_cached_rows_and_counts_each_answer(tmp_path):
+    from harness.candidates.cache import predict_with_cache
+    from harness.data import Sample
+
+    samples = [Sample(f"s{i}", f"original {i}", f"rewritten {i}", "") for i in range(5)]
+    seen: list[tuple[int, int]] = []
+    with Store(tmp_path / "s.sqlite") as store:
+        predict_with_cache(CountingStream(), samples[:2], store)
+        answers = predict_with_cache(CountingStream(), samples, store, on_progress=lambda *a: seen.append(a))
+    assert answers == [f"Answer s{i}." for i in range(5)]
+    assert seen == [(2, 5), (3, 5), (4, 5), (5, 5)]
+
+
+def test_a_gate_run_over_some_suites_says_which_it_left_out(project, capsys):
+    gate("const", suites=("rows",))  # `pytest suites/ --suite rows`: train not scored
+    assert prh("predict", "--candidate", "const", "--input", "test.csv", "--out", "s.csv") == 0
+    assert "note: that gate run did not score suite(s) train of suites.toml" in capsys.readouterr().out
+    gate("knn", suites=("rows",))  # knn learned from train: it is never scored there
+    assert prh("predict", "--candidate", "knn", "--input", "test.csv", "--out", "s.csv") == 0
+    assert "note:" not in capsys.readouterr().out

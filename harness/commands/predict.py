@@ -109,6 +109,10 @@ def cmd_predict(args) -> int:
             return EXIT_REFUSED
         print(f"candidate {args.candidate} (fingerprint {candidate.fingerprint[:12]})")
         print(f"FORCED (--force): writing although {refused}" if refused else f"gate: passed, {gate.summary()}")
+        learned = set(getattr(candidate, "train_suites", ()) or ())
+        uncovered = [name for name in workspace.suite_specs if gate and name not in gate.suites and name not in learned]
+        if uncovered:
+            print(f"note: that gate run did not score suite(s) {', '.join(uncovered)} of {workspace.suites_file}")
 
         started = time.perf_counter()
         first_report: list[int] = []
