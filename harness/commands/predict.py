@@ -87,7 +87,6 @@ def _check_store(args) -> None:
 
 def cmd_predict(args) -> int:
     from harness.gate_history import latest_gate_run, refusal
-    from harness.progress import stage_progress
     from harness.store import SubmissionRecord
     from harness.submission import describe_existing, rows_text, submission_rows, write_submission
     from harness.workspace import Workspace
@@ -115,15 +114,7 @@ def cmd_predict(args) -> int:
             print(f"note: that gate run did not score suite(s) {', '.join(uncovered)} of {workspace.suites_file}")
 
         started = time.perf_counter()
-        first_report: list[int] = []
-        with stage_progress() as progress:
-            def on_progress(done: int, total: int) -> None:
-                if not first_report:
-                    first_report.append(done)
-                progress("predict", done, total)
-
-            answers = workspace.predict(candidate, rows, on_progress=on_progress)
-        from_cache = first_report[0] if first_report else 0
+        answers, from_cache = _answer(workspace, candidate, rows)
         print(f"answered {rows_text(len(rows))} of {rows.source} in {time.perf_counter() - started:.1f} s"
               + (f" ({from_cache} from the prediction cache)" if from_cache else ""))
 
@@ -145,14 +136,36 @@ def cmd_predict(args) -> int:
             candidate_spec=getattr(candidate, "spec", args.candidate), output_path=str(out.resolve()),
             output_sha256=written.sha256, input_path=str(Path(rows.source).resolve()) if rows.source else args.input,
             input_fingerprint=rows.fingerprint, n_rows=written.n_rows, n_repaired=prepared.n_repaired,
-            fallback=args.fallback, gate_session=gate.session if gate else None,
-            gate_run_ids=gate.run_ids if gate else (), gate_created=gate.created if gate else None,
-            gate_summary=gate.summary() if gate else "", forced=bool(refused), refusal=refused,
-            repaired_ids=prepared.repaired_ids[:1000])
+            fallback=args.fallback, forced=bool(refused), refusal=refused, repaired_ids=prepared.repaired_ids[:1000],
+            **_gate_fields(gate))
         number = workspace.store().record_submission(record)
         print(f"recorded submission #{number} in {workspace.store_path} (`prh history list`; `prh leaderboard` "
               "lists it in reports/index.html)")
     return 0
+
+
+def _answer(workspace, candidate, rows) -> tuple[list[str], int]:
+    """The candidate's answers (a progress bar on a terminal) and how many came from the prediction cache
+    (the first progress report counts them)."""
+    from harness.progress import stage_progress
+
+    first_report: list[int] = []
+    with stage_progress() as progress:
+        def on_progress(done: int, total: int) -> None:
+            if not first_report:
+                first_report.append(done)
+            progress("predict", done, total)
+
+        answers = workspace.predict(candidate, rows, on_progress=on_progress)
+    return answers, first_report[0] if first_report else 0
+
+
+def _gate_fields(gate) -> dict:
+    """What a submission record keeps of the gate run it relied on (nothing when it was never gated)."""
+    if gate is None:
+        return {}
+    return {"gate_session": gate.session, "gate_run_ids": gate.run_ids, "gate_created": gate.created,
+            "gate_summary": gate.summary()}
 
 
 def cmd_wheelhouse(args) -> int:
