@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from stub_openai_server import StubOpenAIServer
 
 from harness.cli import main
-from harness.store import _SCHEMA, RunRecord, Store
+from harness.run import RunRecord, RunSpec
+from harness.store import _SCHEMA, Store
 from harness.submission import (
     DEFAULT_FALLBACK,
     SubmissionError,
@@ -83,11 +84,11 @@ def gate(candidate: str, *, status: str = "no-difference", session: str = "gate-
         for offset, suite in enumerate(suites):
             verdict = Comparison(status, f"verdict {status}", baseline_candidate="base", baseline_mean=0.5,
                                  delta=delta, delta_low=delta - 0.01, delta_high=delta + 0.01)
-            store.record_run(RunRecord(
-                candidate=candidate, candidate_fingerprint=fingerprint(candidate), suite=suite,
-                suite_fingerprint="sfp", embedder="minilm", embedder_fingerprint="efp", comparable_with_kaggle=False,
-                n=3, mean=0.4, ci_low=0.3, ci_high=0.5, baseline=verdict, session=session, n_empty=n_empty,
-                created=created + offset))
+            spec = RunSpec(candidate=candidate, candidate_fingerprint=fingerprint(candidate), suite=suite,
+                           suite_fingerprint="sfp", embedder="minilm", embedder_fingerprint="efp",
+                           comparable_with_kaggle=False)
+            store.record_run(RunRecord(spec=spec, n=3, mean=0.4, ci_low=0.3, ci_high=0.5, baseline=verdict,
+                                       session=session, n_empty=n_empty, created=created + offset))
 
 
 def read_submission(path: Path) -> list[tuple[str, str]]:
