@@ -31,14 +31,17 @@ each side). Families: the shipped shapes (136 rows, 64 rows, 40 prompt groups �
 gemma rows; three suites of n rows each for n = 64, 136, 300; and the shipped suites themselves (each
 resampled at its own size).
 
-Exit 1 when the claim fails: (1) the default method is the closest to 95% on average over the cells with
-n >= 64, (2) every interval covers at least 93% (within 2 MC errors) at n >= 300 under the default, and
-(3) the coverage quoted by `harness.stats.small_sample_warning` for the shipped sizes is the measured one
-(within 3 MC errors). The 93-97% goal at n = 64 is printed, not claimed: on these heavy-tailed rows no
-bootstrap method reaches it (see the table), which is why the warning quotes the measurement.
+Exit 1 when the claim fails: (1) the default method (studentized) is the closest to 95% on average over
+the cells with n >= 64; (2) in no such cell does it cover less than the best old method by more than 2 MC
+errors; (3) the coverage `harness.stats.small_sample_warning` quotes (`measured_coverage`) is the one
+measured here, per n, within 3 MC errors; (4) its family-wide A/A rate is nowhere above the percentile
+gate's by more than 2 MC errors, and at most 5% (+ 2 MC errors) for families of 136 and 300 rows.
+The 93-97% goal at n = 64 and the 5% A/A goal at 64 rows are printed, not claimed: on these heavy-tailed
+rows no bootstrap method reaches them (see the table), which is why the warning quotes the measurement.
 
-Run: python bench/coverage.py [--quick] [--samples S] [--resamples B] [--cache DIR] [--data DIR]. About 4 minutes on
-a busy 2-core machine; --quick (300 samples, 500 resamples) about 1.
+Run: python bench/coverage.py [--quick] [--samples S] [--resamples B] [--cache DIR] [--data DIR]. About 3 minutes of
+CPU (8.6 minutes' wall time on a 2-core machine shared at load 10); --quick (300 samples and families, 500
+resamples) about a third of that.
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +102,7 @@ class Population:
         """``count`` i.i.d. samples of n rows (or of n whole groups)."""
         if self.groups is None:
             return list(self.values[rng.integers(0, self.values.size, (count, n))]), None
-        members = _members(self.groups)
+        members = self.members
         samples, labels = [], []
         for picks in rng.integers(0, len(members), (count, n)):
             rows = [members[g] for g in picks]
@@ -107,16 +110,11 @@ class Population:
             labels.append(np.repeat(np.arange(n), [r.size for r in rows]))
         return samples, labels
 
-
-_MEMBERS: dict[int, list[np.ndarray]] = {}
-
-
-def _members(groups: np.ndarray) -> list[np.ndarray]:
-    key = id(groups)
-    if key not in _MEMBERS:
-        order = np.argsort(groups, kind="stable")
-        _MEMBERS[key] = np.split(order, np.flatnonzero(np.diff(groups[order])) + 1)
-    return _MEMBERS[key]
+    @cached_property
+    def members(self) -> list[np.ndarray]:
+        """The row indices of each group."""
+        order = np.argsort(self.groups, kind="stable")
+        return np.split(order, np.flatnonzero(np.diff(self.groups[order])) + 1)
 
 
 # ---------------------------------------------------------------------------
@@ -352,16 +350,28 @@ def main(argv: list[str] | None = None) -> int:
     best = min(distance, key=distance.get)
     if best != DEFAULT_METHOD:
         failures.append(f"the default {DEFAULT_METHOD} is not the closest to 95% (that is {best})")
+    by_cell: dict[tuple[str, int], dict[str, Cell]] = {}
     for cell in cells:
-        if cell.method == DEFAULT_METHOD and cell.n >= 300 and cell.coverage + 2 * cell.mc_error < 0.93:
-            failures.append(f"{cell.population} n={cell.n}: {cell.coverage:.3f} < 0.93 at n >= 300")
-    spans = summary_by_size(cells, DEFAULT_METHOD)
-    for n in (64, 136):
+        by_cell.setdefault((cell.population, cell.n), {})[cell.method] = cell
+    for (population, n), by_method in by_cell.items():
+        default = by_method[DEFAULT_METHOD]
+        best_other = max((c for m, c in by_method.items() if m != DEFAULT_METHOD), key=lambda c: c.coverage)
+        if n >= 64 and default.coverage < best_other.coverage - 2 * default.mc_error:
+            failures.append(f"{population} n={n}: {DEFAULT_METHOD} covers {default.coverage:.3f}, "
+                            f"{best_other.method} {best_other.coverage:.3f}")
+    for n, (lo, hi) in summary_by_size(cells, DEFAULT_METHOD).items():
         quoted = measured_coverage(n)
-        lo, hi = spans[n]
         slack = 3 * math.sqrt(0.9 * 0.1 / args.samples)
         if quoted is None or abs(quoted[0] - lo) > slack or abs(quoted[1] - hi) > slack:
             failures.append(f"small_sample_warning quotes {quoted} at n={n}; measured {lo:.3f}–{hi:.3f}")
+    for (pair, label, method), rate in alarms.items():
+        if method != DEFAULT_METHOD:
+            continue
+        old = alarms[pair, label, "percentile"]
+        if rate > old + 2 * mc_family:
+            failures.append(f"A/A {pair}, {label}: {method} {rate:.3f} > percentile {old:.3f}")
+        if label in ("3 × 136 rows", "3 × 300 rows") and rate > 0.05 + 2 * mc_family:
+            failures.append(f"A/A {pair}, {label}: {rate:.3f} > 0.05 at n >= 136")
     goal = [c for c in cells if c.method == DEFAULT_METHOD and c.n >= 64 and not 0.93 <= c.coverage <= 0.97]
     print(f"\ngoal 93–97% at every n >= 64 under {DEFAULT_METHOD}: {len(goal)} of "
           f"{sum(c.method == DEFAULT_METHOD and c.n >= 64 for c in cells)} cells outside "
