@@ -39,9 +39,9 @@ gate's by more than 2 MC errors, and at most 5% (+ 2 MC errors) for families of 
 The 93-97% goal at n = 64 and the 5% A/A goal at 64 rows are printed, not claimed: on these heavy-tailed
 rows no bootstrap method reaches them (see the table), which is why the warning quotes the measurement.
 
-Run: python bench/coverage.py [--quick] [--samples S] [--resamples B] [--cache DIR] [--data DIR]. About 3 minutes of
-CPU (8.6 minutes' wall time on a 2-core machine shared at load 10); --quick (300 samples and families, 500
-resamples) about a third of that.
+Run: python bench/coverage.py [--quick] [--samples S] [--resamples B] [--cache DIR] [--data DIR]. About 2 minutes of
+CPU (8.4 minutes' wall time on a 2-core machine shared at load 9); --quick (300 samples and families, 500
+resamples) about a fifth of that.
 """
 
 from __future__ import annotations

@@ -326,9 +326,11 @@ class _Sample:
 
     def studentized_columns(self) -> np.ndarray:
         """(cells, 5): D, m, D², D·m, m² per cell (D: deviation sum, m: size). Their sums over a resample's
-        cells give its mean and its own cluster-robust standard error (see :func:`_studentized_draws`)."""
-        m = np.ones_like(self.dev) if self.sizes is None else self.sizes
-        return np.stack([self.dev, m, self.dev**2, self.dev * m, m**2], axis=1)
+        cells give its mean and its own cluster-robust standard error (see :func:`_studentized_draws`).
+        Without groups m = 1, so (cells, 2): D, D² (half the resampling work)."""
+        if self.sizes is None:
+            return np.stack([self.dev, self.dev**2], axis=1)
+        return np.stack([self.dev, self.sizes, self.dev**2, self.dev * self.sizes, self.sizes**2], axis=1)
 
     def point_interval(self, confidence: float, method: str, n_resamples: int) -> ConfidenceInterval:
         p = float(self.point)
@@ -342,7 +344,12 @@ def _studentized_draws(columns_mean: np.ndarray, cells: int) -> tuple[np.ndarray
     standard error is √(G/(G−1) · that) / Σm* (G cells), the same formula as the sample's own. A resample
     of one repeated cell has no spread: its t* is ±inf (0 when δ = 0), kept finite for interpolation.
     """
-    d, m, d2, dm, m2 = (columns_mean[:, j] * cells for j in range(5))
+    if columns_mean.shape[1] == 2:  # one row per cell: m = 1
+        d, d2 = (columns_mean[:, j] * cells for j in range(2))
+        m = m2 = np.full_like(d, float(cells))
+        dm = d
+    else:
+        d, m, d2, dm, m2 = (columns_mean[:, j] * cells for j in range(5))
     delta = d / m
     rss = np.maximum(d2 - 2.0 * delta * dm + delta**2 * m2, 0.0)
     se = np.sqrt(cells / (cells - 1) * rss) / m
@@ -395,7 +402,7 @@ class _Inversion:
 def _finish(sample: _Sample, resampled: np.ndarray, confidence: float,
             method: str) -> tuple[ConfidenceInterval, _Inversion]:
     """The interval of ``method`` from one sample's resamples: θ* − estimate (B,) for percentile and BCa,
-    the resampled means of the studentized columns (B, 5) for studentized. Percentile is BCa with z0 =
+    the resampled means of the studentized columns (B, 2 or 5) for studentized. Percentile is BCa with z0 =
     acceleration = 0; studentized is [θ − se·Q_t(1 − α/2), θ − se·Q_t(α/2)] (the bootstrap-t of Efron &
     Tibshirani 1993, ch. 12), whose t* carries the skew of the rows into the interval."""
     alpha = 1.0 - confidence
@@ -450,7 +457,7 @@ def bootstrap_intervals(samples: Sequence[ArrayLike] | np.ndarray, *,
     if len(cells) != 1:
         raise ValueError(f"every sample must have the same number of cells (rows or groups), got {sorted(cells)}")
     live = [i for i, p in enumerate(parts) if p.point is None]
-    width = 5 if method == "studentized" else 2
+    width = 5 if method == "studentized" and groups is not None else 2
     resampled = None
     if live:
         columns = [parts[i].studentized_columns() if method == "studentized"
