@@ -125,9 +125,6 @@ def real_scores(cache: Path, gemma_csv: Path) -> dict[str, np.ndarray]:
     """Per-row MiniLM SCS of the three prompts on the gemma rows and the shipped suites, plus group codes,
     computed once through the harness and kept in ``cache``/scores.npz."""
     path = cache / "scores.npz"
-    if path.is_file():
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
     from harness.candidates import ConstantCandidate
     from harness.data import SuiteSpec, load_suite, load_suite_specs
     from harness.embedders import choose_embedder
@@ -136,11 +133,18 @@ def real_scores(cache: Path, gemma_csv: Path) -> dict[str, np.ndarray]:
     from harness.stats import factorize_groups
     from harness.store import Store
 
-    embedder = choose_embedder("minilm").embedder
-    no_interval = BootstrapSettings(n_resamples=1, method="percentile")
     gemma = load_suite(SuiteSpec("gemma-4483", gemma_csv, columns={"id": "", "original_text": "Original",
                                                                 "rewrite_prompt": "Prompt", "rewritten_text": "Rewritten"}))
     suites = {"gemma": gemma, **{n: load_suite(s) for n, s in load_suite_specs(ROOT / "suites.toml").items()}}
+    # The cache is valid for these rows and prompts only: a changed suite or prompt recomputes it.
+    cache_key = json.dumps({"suites": {n: s.fingerprint for n, s in suites.items()}, "prompts": PROMPTS}, sort_keys=True)
+    if path.is_file():
+        with np.load(path) as data:
+            if "key" in data.files and str(data["key"]) == cache_key:
+                return {k: data[k] for k in data.files if k != "key"}
+        print(f"{path}: made for other rows or prompts; recomputing")
+    embedder = choose_embedder("minilm").embedder
+    no_interval = BootstrapSettings(n_resamples=1, method="percentile")
     out: dict[str, np.ndarray] = {}
     cache.mkdir(parents=True, exist_ok=True)
     total, done = len(suites) * len(PROMPTS), 0
@@ -154,7 +158,7 @@ def real_scores(cache: Path, gemma_csv: Path) -> dict[str, np.ndarray]:
                                                 bootstrap=no_interval).scores
                 done += 1
                 update("scoring real rows with MiniLM", done, total)
-    np.savez(path, **out)
+    np.savez(path, key=np.array(cache_key), **out)
     return out
 
 
