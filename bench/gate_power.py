@@ -8,7 +8,7 @@ baseline) lies entirely below −tolerance, i.e. the one-sided p-value of H0: Δ
 (a) the family-wise false-alarm rate: how often an unchanged candidate (a different but equivalent mean
     prompt: true Δ = 0) fails at least one of 3 suites shaped like the shipped ones (136 rows; 64 rows;
     138 rows in 14 groups, resampled by group). Also shown, not gated: the same with noise as large as
-    between two *different* prompts of equal mean, with BCa and percentile intervals;
+    between two *different* prompts of equal mean, with each interval method;
 (b) the power at Δ = 0.02 with n = 1,300: how often a candidate whose true mean is 0.02 lower is flagged
     on a 1,300-row suite (130 groups of 10, resampled by group), gated together with two unchanged
     1,300-row suites under Holm (the smallest p-value is multiplied by 3: the conservative case).
@@ -36,7 +36,8 @@ minimum detectable drop, the n that Δ = 0.02 needs, and the per-row paired sd u
 80% power, so the result can be read for another scale.
 
 Inside the simulation each test uses the gate's interval method (`harness.baselines.GATE_METHOD`,
-percentile: BCa over-rejects with different-prompt noise on the shipped shapes, printed as the reference)
+studentized since issue 21: bench/coverage.py measured it closest to its level on real rows; the other
+methods are printed as the reference for the different-prompt noise)
 with `--resamples` (default 2,000) resamples instead of the gate's 10,000, to keep the bench under ~2 minutes; p-values near 0.025/3 then carry ~10% relative Monte Carlo
 noise, which averages out over the simulated runs. Run: python bench/gate_power.py [--families N]
 """
@@ -56,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from harness.baselines import GATE_METHOD  # noqa: E402
-from harness.stats import holm_adjust, minimum_detectable_effect, paired_bootstrap_test  # noqa: E402
+from harness.stats import METHODS, holm_adjust, minimum_detectable_effect, paired_bootstrap_test  # noqa: E402
 
 TOLERANCE = 0.001  # harness.baselines.DEFAULT_TOLERANCE
 ALPHA = 0.025  # one-sided level of "the 95% two-sided interval lies below −tolerance"
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     # Noise as large as between two different prompts, means still equal: the tolerance is then small
     # against the standard error, and small-n under-coverage shows (Bowyer et al. 2025).
     p_diff = family_runs(model, SHIPPED, args.families, args.resamples, args.seed + 2, different=True,
-                         methods=("bca", "percentile"))
+                         methods=METHODS)
     for method, p in p_diff.items():
         print(f"A/A, different prompts of equal mean, shipped shapes, {args.families} runs, {method}: {describe(p)}")
     p_large = family_runs(model, (LARGE,) * 3, args.power_families // 2, args.resamples, args.seed + 3,

@@ -47,7 +47,8 @@ def _add_scoring(parser: argparse.ArgumentParser) -> None:
                         help="id column of --predictions (default: id; '' aligns rows by position, and the row "
                              "counts must match)")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default: %(default)s)")
-    parser.add_argument("--ci-method", choices=("bca", "percentile"), default="bca")
+    parser.add_argument("--ci-method", choices=("studentized", "bca", "percentile"), default="studentized",
+                        help="bootstrap interval (default: %(default)s; bench/coverage.py measures all three)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--signed", action="store_true", help="keep the sign of the cosine (default: |cos|^3)")
 

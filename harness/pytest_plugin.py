@@ -62,7 +62,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="multiple-suite correction of the regression gate (default: %(default)s)")
     group.addoption("--bootstrap-resamples", type=int, default=10_000)
     group.addoption("--bootstrap-seed", type=int, default=0)
-    group.addoption("--ci-method", choices=("bca", "percentile"), default="bca")
+    group.addoption("--ci-method", choices=("studentized", "bca", "percentile"), default="studentized",
+                    help="bootstrap interval of each suite's score (default: %(default)s; bench/coverage.py)")
 
 
 @dataclass

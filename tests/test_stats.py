@@ -43,7 +43,7 @@ B = 300  # resamples in property tests
 scores = st.lists(st.floats(0.0, 1.0, allow_nan=False, allow_subnormal=False), min_size=1, max_size=60).map(
     np.array
 )
-methods = st.sampled_from(["percentile", "bca"])
+methods = st.sampled_from(["percentile", "bca", "studentized"])
 confidences = st.sampled_from([0.5, 0.8, 0.9, 0.95, 0.99])
 
 
@@ -537,7 +537,7 @@ def test_paired_all_zero_deltas_without_warnings():
         (lambda: bootstrap_mean([0.1, 0.2], confidence=float("nan")), "confidence"),
         (lambda: bootstrap_mean([0.1, 0.2], n_resamples=0), "n_resamples"),
         (lambda: bootstrap_mean([0.1, 0.2], n_resamples=2.5), "n_resamples"),
-        (lambda: bootstrap_mean([0.1, 0.2], method="studentized"), "method"),
+        (lambda: bootstrap_mean([0.1, 0.2], method="bootstrap-t"), "method"),
         (lambda: bootstrap_mean([0.1, 0.2], method=None), "method"),
         (lambda: bootstrap_mean([0.1, 0.2], seed="zero"), "seed"),
         (lambda: resample_means(np.zeros((0, 2))), "at least one row"),
@@ -569,7 +569,7 @@ def test_result_is_json_ready_plain_data():
     as_dict = ci.to_dict()
     assert json.loads(json.dumps(as_dict)) == as_dict
     assert {type(v) for k, v in as_dict.items() if k != "method"} <= {float, int}
-    assert as_dict["n_groups"] == 5 and as_dict["n"] == 50 and as_dict["method"] == "bca"
+    assert as_dict["n_groups"] == 5 and as_dict["n"] == 50 and as_dict["method"] == "studentized"
     assert ConfidenceInterval(**as_dict) == ci
     plain = bootstrap_mean([0.1, 0.5, 0.2]).to_dict()
     assert plain["n_groups"] is None and json.loads(json.dumps(plain)) == plain

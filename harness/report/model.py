@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from harness.stats import TIE_EPSILON
+from harness.stats import DEFAULT_METHOD, TIE_EPSILON
 from harness.store import RunRecord, RunRow
 from harness.verdict import PredictedScore
 
@@ -37,7 +37,7 @@ MISSING = "—"
 SHORT_FINGERPRINT = 12
 #: the settings of a default run; any other value makes a run its own, labelled row
 DEFAULT_RESAMPLES = 10_000
-DEFAULT_CI_METHOD = "bca"
+DEFAULT_CI_METHOD = DEFAULT_METHOD
 DEFAULT_SEED = 0
 DEFAULT_CONFIDENCE = 0.95
 #: rows per table of a candidate page (worst, lost most, gained most)

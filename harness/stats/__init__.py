@@ -2,7 +2,8 @@
 
 The private modules hold one job each and may move without breaking an import:
 - `_bootstrap`: the project's one resampler (`resample_means`), bootstrap intervals (`bootstrap_mean`,
-  `paired_bootstrap_delta`), the regression gate's paired test and Holm correction, and what a suite can
+  `paired_bootstrap_delta`, `bootstrap_intervals` for many samples; studentized by default, as measured by
+  bench/coverage.py), the regression gate's paired test and Holm correction, and what a suite can
   detect (MDE, design effect, win/tie/loss, the small-sample warning);
 - `_percentile`: percentile intervals of draws made elsewhere (`percentile_interval`);
 - `_ranks`: rank correlation vectorised over resamples (`row_ranks`, `row_pearson`, `row_spearman`,
@@ -17,8 +18,9 @@ nothing, and using it loads numpy, never scipy.
 from harness._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "._bootstrap": ("MIN_GROUPS", "MIN_ROWS", "TIE_EPSILON", "ConfidenceInterval", "PairedDelta", "Seed",
-                    "WinTieLoss", "bootstrap_mean", "design_effect", "factorize_groups", "holm_adjust",
+    "._bootstrap": ("DEFAULT_METHOD", "MEASURED_COVERAGE", "METHODS", "MIN_GROUPS", "MIN_ROWS", "TIE_EPSILON",
+                    "ConfidenceInterval", "PairedDelta", "Seed", "WinTieLoss", "bootstrap_intervals",
+                    "bootstrap_mean", "design_effect", "factorize_groups", "holm_adjust", "measured_coverage",
                     "minimum_detectable_effect", "paired_bootstrap_delta", "paired_bootstrap_test",
                     "resample_means", "small_sample_warning", "standard_error_of_mean", "win_tie_loss"),
     "._percentile": ("percentile_interval",),
