@@ -40,6 +40,25 @@ def _short(text: str, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[:width - 1] + "…"
 
 
+#: Shown beside an offline embedder's probe correlations (issue 16): both numbers are honest, and they
+#: answer different questions. The figures come from bench/st5_scale.py on the public st5-scored rows.
+OFFLINE_RANKING_NOTE = (
+    "Why an offline embedder's Spearman with the public probes is low or negative, while the README says to "
+    "rank candidates with it: most public probes are constant strings searched against sentence-t5 "
+    "(their gains exist only under sentence-t5), and the natural-language constants span only 0.56-0.66 on "
+    "the leaderboard, too narrow a range for another embedder to order. That is a statement about constant "
+    "strings, not about generated answers: on 500 real rows with per-row sentence-t5 scores "
+    "(st5_scored/dolly_gemini_500.csv), MiniLM's per-row SCS orders rows as sentence-t5 does with Spearman "
+    "0.77 (Pearson 0.75; `python bench/st5_scale.py`). Rank generated candidates offline; do not rank "
+    "constant or searched strings with an embedder other than sentence-t5.")
+
+
+def embedder_notes(rows: Sequence[CalibrationRow]) -> list[str]:
+    """The notes a reader needs beside these rows: the offline-ranking note when any row's embedder is not
+    Kaggle's scorer."""
+    return [OFFLINE_RANKING_NOTE] if any(not row.comparable_with_kaggle for row in rows) else []
+
+
 def render_markdown(rows: Sequence[CalibrationRow], probes: Sequence[Probe], *, notes: Sequence[str] = (),
                     probes_source: str = "", leaderboard_noise: float = 0.01) -> str:
     """The (suite, embedder) pairs ranked by their leaderboard model's leave-one-probe-out error, then per
@@ -65,6 +84,7 @@ def render_markdown(rows: Sequence[CalibrationRow], probes: Sequence[Probe], *, 
     headers = ["rank", "suite", "embedder", "rows", "probes fitted / scored", "LOO MAE", "LOO max", "LOO Spearman",
                f"Spearman, all scored [{confidence} CI]", "seconds"]
     lines += [tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    notes = [*notes, *embedder_notes(rows)]
     for note in notes:
         lines.append(f"- {_md(note)}")
     if notes:
@@ -113,7 +133,8 @@ def render_json(rows: Sequence[CalibrationRow], probes: Sequence[Probe], *, note
     payload = {"probes": [{"name": p.name, "kind": p.kind, "submission": p.submission, "public": p.public,
                            "private": p.private, "reproducible": p.reproducible, "exclude": p.exclude,
                            "note": p.note, "source": p.source} for p in probes],
-               "results": [_clean(row.to_dict()) for row in rank_rows(rows)], "notes": list(notes),
+               "results": [_clean(row.to_dict()) for row in rank_rows(rows)],
+               "notes": [*notes, *embedder_notes(rows)],
                "models": list(models)}
     return json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
