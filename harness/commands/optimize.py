@@ -292,8 +292,9 @@ def cmd_gepa(args) -> int:
     settings = GepaSettings(minibatch_size=args.minibatch_size, temperature=args.temperature,
                             max_answer_tokens=args.max_answer_tokens, feedback_rows=args.feedback_rows,
                             candidate_selection=args.candidate_selection, seed=args.seed)
+    _one_proposer(args, "GEPA's reflection model")
     return _run_optimizer(args, "gepa", lambda target, split, proposers, embedder, **options: run_gepa(
-        target, split, _one(proposers, "GEPA's reflection model"), embedder, settings=settings, **options))
+        target, split, proposers[0], embedder, settings=settings, **options))
 
 
 def cmd_textgrad(args) -> int:
@@ -301,15 +302,15 @@ def cmd_textgrad(args) -> int:
 
     settings = TextGradSettings(steps=args.steps, minibatch_size=args.minibatch_size, feedback_rows=args.feedback_rows,
                                 temperature=args.temperature, max_answer_tokens=args.max_answer_tokens, seed=args.seed)
+    _one_proposer(args, "TextGrad's backward engine")
     return _run_optimizer(args, "textgrad", lambda target, split, proposers, embedder, log_dir, **options:
-                          run_textgrad(target, split, _one(proposers, "TextGrad's backward engine"), embedder,
-                                       settings=settings, log_dir=log_dir, **options))
+                          run_textgrad(target, split, proposers[0], embedder, settings=settings, log_dir=log_dir,
+                                       **options))
 
 
-def _one(proposers: list, what: str):
-    if len(proposers) != 1:
-        raise ConfigError(f"{what} is one model: give --proposer once (got {len(proposers)})")
-    return proposers[0]
+def _one_proposer(args, what: str) -> None:
+    if len(args.proposer) != 1:
+        raise ConfigError(f"{what} is one model: give --proposer once (got {len(args.proposer)})")
 
 
 def _output_folder(args, backend: str, run_id: str) -> Path:

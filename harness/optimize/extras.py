@@ -4,6 +4,7 @@ and a missing one is one line saying how to install it (a ConfigError: `prh` exi
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 from harness.errors import ConfigError
@@ -13,7 +14,12 @@ EXTRAS = {"gepa": ("gepa", "optimizers"), "textgrad": ("textgrad", "optimizers")
 
 
 def require(module: str, *, what: str) -> ModuleType:
-    """`import module`, or ConfigError naming the install command when it is not installed."""
+    """`import module`, or ConfigError naming the install command when it is not installed.
+
+    textgrad and gepa pull in litellm, whose import fetches a price list from the internet (retried for
+    seconds, then a warning) unless told to use its bundled copy: the harness never needs it (prices are
+    `--price`), so it is told."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:

@@ -22,7 +22,6 @@ evaluations and one dev evaluation), so a GEPA run never exceeds `--max-metric-c
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -129,7 +128,7 @@ class HarnessAdapter:
                           components_to_update: list[str]) -> dict[str, str]:
         from gepa.strategies.instruction_proposal import InstructionProposalSignature
 
-        self._close_pending("rejected", "not accepted on its minibatch")
+        self._close_pending("not accepted on its minibatch")
         self.iteration += 1
         current = candidate[COMPONENT]
         prompt = InstructionProposalSignature.prompt_renderer({
@@ -164,12 +163,13 @@ class HarnessAdapter:
                                 minibatch_score=self.pending_minibatch)
             self.pending = None
 
-    def _close_pending(self, status: str, problem: str) -> None:
-        """The pending proposal was evaluated on its minibatch only (GEPA rejected it there)."""
+    def _close_pending(self, problem: str, *, with_score: bool = True) -> None:
+        """The pending proposal was evaluated on its minibatch only: GEPA rejected it there."""
         if self.pending is not None:
             score = self.pending_minibatch
-            self.session.record(self.iteration, self.proposer, status, self.pending,
-                                problem=f"{problem} (minibatch sum {score:.4f})" if score is not None else problem,
+            if with_score and score is not None:
+                problem += f" (minibatch sum {score:.4f})"
+            self.session.record(self.iteration, self.proposer, "rejected", self.pending, problem=problem,
                                 minibatch_score=score)
             self.pending = None
 
@@ -207,17 +207,16 @@ def run_gepa(target: InstructionTarget, split: SuiteSplit, proposer: tuple[str, 
 
     class Callbacks:
         def on_candidate_rejected(self, event) -> None:
-            adapter._close_pending("rejected", f"minibatch {event['new_score']:.4f} not above its parent's "
-                                   f"{event['old_score']:.4f}")
+            adapter._close_pending(f"minibatch sum {event['new_score']:.4f} not above its parent's "
+                                   f"{event['old_score']:.4f}", with_score=False)
 
-    random.seed(settings.seed)  # GEPA seeds its own generator; this only pins anything else it draws
     outcome = gepa.optimize(seed_candidate={COMPONENT: target.start}, trainset=list(session.train.samples),
                             valset=list(session.dev.samples), adapter=adapter,
                             candidate_selection_strategy=settings.candidate_selection,
                             reflection_minibatch_size=settings.minibatch_size, stop_callbacks=[stopper],
                             max_metric_calls=None, logger=_Log(), callbacks=[Callbacks()], seed=settings.seed,
                             raise_on_exception=True, skip_perfect_score=True, perfect_score=1.0)
-    adapter._close_pending("rejected", "not accepted before the run stopped")
+    adapter._close_pending("not accepted before the run stopped")
     best = outcome.best_candidate[COMPONENT] if isinstance(outcome.best_candidate, dict) else outcome.best_candidate
     best_dev = session.dev_score_of(best)
     return session.finish(stop_reason=stop["reason"] or "gepa", rounds_completed=adapter.iteration,

@@ -144,6 +144,7 @@ class OptimizationSession:
         self._check(needs_train)
         self.train = split.train
         self.dev = split.dev
+        self._visible_ids = set(split.train.ids) | set(split.dev.ids)
         self.proposals: list[dict] = []
         self.dev_scores: dict[str, float] = {}  # normalised instruction → dev score
         self.metric_calls = 0
@@ -191,11 +192,11 @@ class OptimizationSession:
     # -- scoring -----------------------------------------------------------------------------------
     def score(self, instruction: str, rows: Suite | Sequence, *, part: str = "dev") -> Result:
         """`instruction`'s candidate scored on `rows` (the dev split, or train rows such as a minibatch)
-        through `harness.evaluate`; counts len(rows) metric calls. Held-out rows are refused."""
+        through `harness.evaluate`; counts len(rows) metric calls. Any other row is refused."""
         suite = rows if isinstance(rows, Suite) else Suite(f"{self._split.source}:{part}", tuple(rows))
-        heldout_ids = self._heldout_ids()
-        if heldout_ids.intersection(suite.ids):
-            raise RuntimeError("an optimiser asked to score held-out rows: they are read once, by finish()")
+        strangers = [i for i in suite.ids if i not in self._visible_ids]
+        if strangers:  # the optimiser's view is train + dev; the held-out rows are read once, by finish()
+            raise RuntimeError(f"an optimiser asked to score rows outside its train and dev splits: {strangers[:3]}")
         bootstrap = DEV_BOOTSTRAP if len(suite) > 1 else BootstrapSettings(n_resamples=1, method="percentile")
         result = evaluate(self.target.candidate(instruction), suite, self.embedder, store=self.store,
                           bootstrap=bootstrap)
@@ -203,12 +204,6 @@ class OptimizationSession:
         if suite is self.dev:
             self.dev_scores[key(instruction)] = result.mean
         return result
-
-    def _heldout_ids(self) -> set[str]:
-        if not hasattr(self, "_heldout_id_set"):
-            # read once, for the guard above: ids only, never a prompt or a text
-            self._heldout_id_set = {s.id for s in self._split.heldout.samples}
-        return self._heldout_id_set
 
     def dev_score_of(self, instruction: str) -> float | None:
         return self.dev_scores.get(key(instruction))
