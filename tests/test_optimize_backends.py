@@ -13,9 +13,9 @@ import sys
 import threading
 
 import pytest
+from optimize_helpers import BagOfWordsEmbedder, RecordingSamples, family_suite
 from stub_openai_server import Reply, StubOpenAIServer
 from test_optimize_cli import bow, in_repo, run_json, write_suite_csv  # noqa: F401  (fixtures)
-from test_optimize_support import BagOfWordsEmbedder, family_suite
 
 from harness.candidates.chat import ChatCandidate
 from harness.cli import main
@@ -92,24 +92,6 @@ def run_backend(backend: str, target, split, servers, **options):
     return run_textgrad(target, split, clients[0], BagOfWordsEmbedder(), settings=TextGradSettings(steps=3), **common)
 
 
-class ContentLog(tuple):
-    """Held-out rows that log every read of their contents (iteration, indexing). Their count is not
-    logged: it is read up front, to refuse an empty split before anything is spent."""
-
-    def __new__(cls, items, log):
-        obj = super().__new__(cls, items)
-        obj.log = log
-        return obj
-
-    def __iter__(self):
-        self.log.append("heldout")
-        return super().__iter__()
-
-    def __getitem__(self, index):
-        self.log.append("heldout")
-        return super().__getitem__(index)
-
-
 @pytest.fixture
 def proposer_servers():
     with StubOpenAIServer(models=["model-a"], handler=proposer_handler()) as a, \
@@ -124,7 +106,8 @@ def test_no_backend_sees_the_heldout_split_before_the_final_scoring(backend, pro
     held-out evaluations (best and start) and nothing else."""
     base = split_suite(family_suite(repeats=2), (0.34, 0.33, 0.33), seed=1)
     log: list[str] = []
-    heldout = Suite(base.heldout.name, ContentLog(base.heldout.samples, log))
+    # their contents are logged, not their count: it is read up front to refuse an empty split
+    heldout = Suite(base.heldout.name, RecordingSamples(base.heldout.samples, log, log_length=False))
     split = SuiteSplit(base.train, base.dev, heldout, base.by, base.seed, base.fractions, base.source)
     with StubOpenAIServer(models=["target-model"], handler=target_handler) as target_server:
         candidate = ChatCandidate("target", ChatClient(target_server.base_url, "target-model", max_retries=0),

@@ -18,9 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llamacpp_server import LlamaServer, llamacpp_server
+from llamacpp_server import MODEL_ALIAS, LlamaServer, llamacpp_server
 
 from harness.cli import main
+
+#: a second name of the same GGUF with other settings: "two differently configured endpoints" (OPRO needs two)
+SECOND_ALIAS = f"{MODEL_ALIAS}-ctx1024"
+GEMMA_ALIASES = {MODEL_ALIAS: {}, SECOND_ALIAS: {"n_ctx": 1024}}
 
 #: what a run prints at its end (harness.generate.runner.RunSummary.lines)
 _ITEMS = re.compile(r"items: (\d+) planned, (\d+) already done, (\d+) written, (\d+) failed")
@@ -112,3 +116,16 @@ def run_prh(args: Sequence[str], capsys, transcript: Transcript | None = None, n
     return RunOutcome(code, printed.out, printed.err, planned, skipped, written, failed,
                       int(requests.group(1)) if requests else 0, int(requests.group(2)) if requests else 0,
                       reasons, seconds)
+
+
+def write_optimizer_candidates(path: Path, base_url: str) -> Path:
+    """Two proposers (one per model name) and the target: a chat candidate answering in one short line.
+    No system message: Gemma has no system role (llama.cpp's Gemma format drops it), so the instruction
+    goes before the user turn (--slot user-prefix). Used by the OPRO, GEPA and TextGrad cases and by
+    bench/optimizers.py."""
+    entry = ('[candidates.{name}]\nkind = "chat"\nbase_url = "{url}"\nmodel = "{model}"\nsystem = ""\n'
+             "max_tokens = {max_tokens}\nmax_concurrency = 1\ntimeout = 300\n\n")
+    path.write_text(entry.format(name="gemma-proposer", url=base_url, model=MODEL_ALIAS, max_tokens=64)
+                    + entry.format(name="gemma-proposer-b", url=base_url, model=SECOND_ALIAS, max_tokens=64)
+                    + entry.format(name="gemma-chat", url=base_url, model=MODEL_ALIAS, max_tokens=16))
+    return path

@@ -17,7 +17,6 @@ import csv
 import importlib.util
 import json
 import time
-from pathlib import Path
 
 import pytest
 from llamacpp_server import MODEL_ALIAS
@@ -25,7 +24,7 @@ from llamacpp_server import MODEL_ALIAS
 from harness.data import load_suite, spec_for_file
 from harness.optimize.trajectory import read_trajectory
 from realmodel.conftest import REPO_ROOT
-from realmodel.generate_real_support import Transcript, gemma_server, run_prh
+from realmodel.generate_real_support import Transcript, gemma_server, run_prh, write_optimizer_candidates
 
 pytestmark = pytest.mark.realmodel
 
@@ -45,16 +44,6 @@ def server(gemma_gguf_file, tmp_path_factory):
         yield running
 
 
-def write_candidates(path: Path, base_url: str) -> Path:
-    """The proposer and a chat target answering in one short line (no system role: Gemma has none, so
-    the instruction goes before the user turn, --slot user-prefix)."""
-    entry = ('[candidates.{name}]\nkind = "chat"\nbase_url = "{url}"\nmodel = "{model}"\nsystem = ""\n'
-             "max_tokens = {max_tokens}\nmax_concurrency = 1\ntimeout = 300\n\n")
-    path.write_text(entry.format(name="gemma-proposer", url=base_url, model=MODEL_ALIAS, max_tokens=64)
-                    + entry.format(name="gemma-chat", url=base_url, model=MODEL_ALIAS, max_tokens=16))
-    return path
-
-
 @pytest.mark.parametrize("backend", ["gepa", "textgrad"])
 def test_one_iteration_against_gemma_with_the_accounting_checked(backend, server, tmp_path, capsys, minilm,
                                                                  record_number):
@@ -66,7 +55,7 @@ def test_one_iteration_against_gemma_with_the_accounting_checked(backend, server
         writer = csv.writer(handle)
         writer.writerow(["id", "original_text", "rewrite_prompt", "rewritten_text"])
         writer.writerows([s.id, s.original_text, s.rewrite_prompt, s.rewritten_text] for s in leaked.samples[ROWS])
-    candidates = write_candidates(tmp_path / "candidates.toml", server.base_url)
+    candidates = write_optimizer_candidates(tmp_path / "candidates.toml", server.base_url)
     out = tmp_path / backend
     transcript = Transcript(f"optimize-{backend}", {tmp_path: "data", REPO_ROOT / "suites.toml": "suites.toml"})
     requests_before = server.completion_requests()
