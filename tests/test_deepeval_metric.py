@@ -41,7 +41,7 @@ def test_scs_metric_passes_a_deepeval_test_case_and_agrees_with_the_harness(mini
 
     from harness.integrations.deepeval import SCSMetric
 
-    close, far = "Rewrite this as a pirate song.", "Summarise the quarterly sales figures."
+    close, far = "Rewrite the text as a sea shanty sung by pirates.", "Summarise the quarterly sales figures."
     metric = SCSMetric(minilm, threshold=0.3)
     case = LLMTestCase(input="Ahoy, the text.", actual_output=close, expected_output=TRUTH)
     score = metric.measure(case)
