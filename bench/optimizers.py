@@ -19,7 +19,7 @@ With an API key or a vLLM server, give your own candidates file, e.g.
         --embedder st5 --price gpt4o=2.5,10 --price claude=3,15 --price my-mistral=0,0
 
 Needs the `optimizers` extra (pip install -e ".[optimizers]"). Run from the repository root:
-python bench/optimizers.py [--max-metric-calls 60] [--suite FILE|NAME] [--rows 40:64] [--out DIR]
+python bench/optimizers.py [--max-metric-calls 40] [--suite FILE|NAME] [--rows 40:58] [--out DIR]
 Prints a markdown table; writes it and every backend's JSON under --out. Exit 1 when a run fails.
 """
 
@@ -127,9 +127,9 @@ def table(results: dict[str, tuple[dict, float]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--max-metric-calls", type=int, default=60)
+    parser.add_argument("--max-metric-calls", type=int, default=40)
     parser.add_argument("--suite", default=str(ROOT / "fixtures" / "leaked.csv"))
-    parser.add_argument("--rows", default="40:64", help="START:STOP rows of the suite ('' = all)")
+    parser.add_argument("--rows", default="40:58", help="START:STOP rows of the suite ('' = all)")
     parser.add_argument("--split", default="0.34,0.33,0.33")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--embedder", default="minilm")
