@@ -33,8 +33,7 @@ from harness.llm import ChatRequestError
 from harness.optimize.extras import require
 from harness.optimize.meta_prompt import EMPTY_INSTRUCTION, check_instruction
 from harness.optimize.metering import MeteredChatClient
-from harness.optimize.opro import proposer_seed
-from harness.optimize.session import Budget, OptimizationResult, OptimizationSession
+from harness.optimize.session import Budget, OptimizationResult, OptimizationSession, proposer_seed
 from harness.optimize.targets import InstructionTarget
 from harness.splits import SuiteSplit
 

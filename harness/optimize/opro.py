@@ -29,7 +29,7 @@ from harness.errors import ConfigError
 from harness.llm import ChatRequestError, ChatResult
 from harness.optimize.meta_prompt import ScoredInstruction, build_meta_prompt, parse_proposal
 from harness.optimize.metering import MeteredChatClient
-from harness.optimize.session import OptimizationResult, OptimizationSession
+from harness.optimize.session import OptimizationResult, OptimizationSession, proposer_seed
 from harness.optimize.targets import InstructionTarget
 from harness.splits import SuiteSplit
 
@@ -163,9 +163,3 @@ def _ask_all(proposers: Sequence[Proposer], meta_prompt: str, settings: OproSett
 
     with ThreadPoolExecutor(max_workers=len(proposers), thread_name_prefix="proposer") as pool:
         return list(pool.map(ask, range(len(proposers)), proposers))
-
-
-def proposer_seed(seed: int, round_number: int, position: int) -> int:
-    """The sampling seed of the proposer at `position` in round `round_number`: distinct per (round,
-    proposer), so the same weights behind two endpoints still propose different instructions."""
-    return (seed * 1000 + round_number) * 1000 + position

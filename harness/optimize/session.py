@@ -286,3 +286,9 @@ def key(instruction: str) -> str:
     """An instruction's identity: whitespace collapsed (two proposals that differ only there are one)."""
     return " ".join(instruction.split())
 
+
+def proposer_seed(seed: int, round_number: int, position: int) -> int:
+    """The sampling seed of a proposer request: OPRO's proposer at `position` in round `round_number`,
+    GEPA's reflection in an iteration, TextGrad's call in a step. Distinct per (round, position), so the
+    same weights behind two endpoints still propose different instructions; the same on a rerun."""
+    return (seed * 1000 + round_number) * 1000 + position

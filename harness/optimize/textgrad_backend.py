@@ -38,8 +38,7 @@ from harness.llm import ChatRequestError
 from harness.optimize.extras import require
 from harness.optimize.meta_prompt import check_instruction
 from harness.optimize.metering import MeteredChatClient
-from harness.optimize.opro import proposer_seed
-from harness.optimize.session import OptimizationResult, OptimizationSession
+from harness.optimize.session import OptimizationResult, OptimizationSession, proposer_seed
 from harness.optimize.targets import InstructionTarget
 from harness.splits import SuiteSplit
 

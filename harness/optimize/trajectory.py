@@ -23,6 +23,7 @@ from harness.files import write_atomic, write_jsonl_atomic
 from harness.optimize.meta_prompt import EMPTY_INSTRUCTION
 
 RECORD_TYPES = ("run", "round", "proposal", "final")
+BACKEND_TITLES = {"opro": "OPRO", "gepa": "GEPA", "textgrad": "TextGrad"}
 
 
 class TrajectoryLog:
@@ -164,7 +165,7 @@ def plot_trajectory(records: Iterable[Mapping[str, Any]], path: str | Path) -> P
                     fmt="D", color="grey", markerfacecolor="none", capsize=3, label="start, HELD-OUT (95% CI)")
     ax.set_xlabel("proposal number (invalid and failed ones are not plotted)")
     ax.set_ylabel("mean SCS")
-    backend = str(run.get("backend", "opro")).replace("opro", "OPRO").replace("gepa", "GEPA").replace("textgrad", "TextGrad")
+    backend = BACKEND_TITLES.get(run.get("backend", "opro"), str(run.get("backend")))
     title = f"{backend} on '{run.get('suite')}' ({run.get('target')}): dev-split scores, embedder {run.get('embedder')}"
     if not run.get("comparable_with_kaggle", False):
         title += "\n(not comparable with the Kaggle leaderboard)"
