@@ -9,10 +9,12 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import subprocess
 import sys
 import threading
 
 import pytest
+from conftest import REPO_ROOT
 from optimize_helpers import BagOfWordsEmbedder, RecordingSamples, family_suite
 from stub_openai_server import Reply, StubOpenAIServer
 from test_optimize_cli import bow, in_repo, run_json, write_suite_csv  # noqa: F401  (fixtures)
@@ -267,3 +269,11 @@ def test_a_missing_extra_is_one_line_saying_how_to_install_it(monkeypatch, in_re
                  "--candidates-file", str(candidates), "--out", str(in_repo / "g")])
     err = capsys.readouterr().err
     assert code == 2 and "pip install -e \".[optimizers]\"" in err and len(err.strip().splitlines()) == 1
+
+
+def test_neither_import_harness_nor_the_plugin_nor_the_cli_loads_an_optional_library():
+    code = ("import sys, harness, harness.pytest_plugin, harness.cli, harness.optimize; harness.cli.build_parser(); "
+            "import harness.optimize.session, harness.optimize.opro; "
+            "print(sorted(m for m in ('gepa', 'textgrad', 'deepeval', 'litellm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
