@@ -107,7 +107,7 @@ class HarnessAdapter:
         if on_dev:
             self._record_dev(instruction, result)
         elif instruction == self.pending:
-            self.pending_minibatch = sum(scores)
+            self.pending_minibatch = float(result.mean)
         if capture_traces:
             self._last_batch_ids = ids
         trajectories = ([{"sample": s, "prediction": p, "score": x} for s, p, x in
@@ -167,7 +167,7 @@ class HarnessAdapter:
         if self.pending is not None:
             score = self.pending_minibatch
             if with_score and score is not None:
-                problem += f" (minibatch sum {score:.4f})"
+                problem += f" (minibatch mean {score:.4f})"
             self.session.record(self.iteration, self.proposer, "rejected", self.pending, problem=problem,
                                 minibatch_score=score)
             self.pending = None
