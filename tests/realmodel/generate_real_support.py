@@ -129,3 +129,37 @@ def write_optimizer_candidates(path: Path, base_url: str) -> Path:
                     + entry.format(name="gemma-proposer-b", url=base_url, model=SECOND_ALIAS, max_tokens=64)
                     + entry.format(name="gemma-chat", url=base_url, model=MODEL_ALIAS, max_tokens=16))
     return path
+
+
+def leaked_rows_file(folder: Path, rows: slice) -> Path:
+    """Rows `rows` of the shipped `leaked` suite as a Kaggle-format CSV of their own (the optimizer cases
+    split it)."""
+    import csv
+
+    from harness.data import load_suite, spec_for_file
+
+    leaked = load_suite(spec_for_file(Path(__file__).resolve().parents[2] / "fixtures" / "leaked.csv"))
+    path = folder / f"leaked-{rows.start}-{rows.stop}.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "original_text", "rewrite_prompt", "rewritten_text"])
+        writer.writerows([s.id, s.original_text, s.rewrite_prompt, s.rewritten_text] for s in leaked.samples[rows])
+    assert len(load_suite(spec_for_file(path))) == len(leaked.samples[rows])
+    return path
+
+
+def optimizer_result(out: Path) -> dict:
+    """An optimizer run's result.json, once its files are checked: trajectory, plot, training set, and a
+    held-out score inside its CI with the Δ against the start (OPRO, GEPA and TextGrad alike)."""
+    for name in ("trajectory.jsonl", "trajectory.png", "training.jsonl", "result.json"):
+        assert (out / name).is_file(), name
+    result = json.loads((out / "result.json").read_text())
+    for key in ("backend", "metric_calls", "heldout_score", "heldout_ci_low", "heldout_ci_high", "start_heldout_score",
+                "heldout_delta", "heldout_delta_ci", "best_instruction", "usage", "heldout_n", "embedder",
+                "comparable_with_kaggle", "candidates_toml"):
+        assert key in result, key
+    assert result["embedder"] == "minilm"
+    assert result["heldout_ci_low"] <= result["heldout_score"] <= result["heldout_ci_high"]
+    assert result["heldout_delta"] == pytest.approx(result["heldout_score"] - result["start_heldout_score"])
+    assert result["heldout_delta_ci"] == [result["delta_ci_low"], result["delta_ci_high"]]
+    return result

@@ -14,25 +14,27 @@ trajectory, plot, training set and candidates entry are written. Skips, saying s
 
 from __future__ import annotations
 
-import csv
 import importlib.util
-import json
 import time
 
 import pytest
 from llamacpp_server import MODEL_ALIAS
 
-from harness.data import load_suite, spec_for_file
 from harness.optimize.trajectory import read_trajectory
 from realmodel.conftest import REPO_ROOT
-from realmodel.generate_real_support import Transcript, gemma_server, run_prh, write_optimizer_candidates
+from realmodel.generate_real_support import (
+    Transcript,
+    gemma_server,
+    leaked_rows_file,
+    optimizer_result,
+    run_prh,
+    write_optimizer_candidates,
+)
 
 pytestmark = pytest.mark.realmodel
 
 #: rows of `leaked` the runs split (train 4, dev 4, held-out 4)
 ROWS = slice(40, 52)
-SHARED_KEYS = ("backend", "metric_calls", "heldout_score", "start_heldout_score", "heldout_delta",
-               "heldout_delta_ci", "best_instruction", "usage", "out", "candidates_toml")
 #: one iteration: the start on 4 dev rows, then a GEPA iteration (parent and child on a minibatch of 2,
 #: the child on 4 dev rows) or a TextGrad step (a minibatch of 3, the proposal on 4 dev rows)
 BUDGET = {"gepa": 12, "textgrad": 11}
@@ -52,32 +54,21 @@ def test_one_iteration_against_gemma_with_the_accounting_checked(backend, server
                                                                  record_number):
     if importlib.util.find_spec(backend) is None:  # found, not imported (textgrad's import opens a log file)
         pytest.skip(f"{backend} is not installed (optimizers extra: pip install -e '.[optimizers]')")
-    leaked = load_suite(spec_for_file(REPO_ROOT / "fixtures" / "leaked.csv"))
-    suite = tmp_path / "leaked-40-52.csv"
-    with suite.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "original_text", "rewrite_prompt", "rewritten_text"])
-        writer.writerows([s.id, s.original_text, s.rewrite_prompt, s.rewritten_text] for s in leaked.samples[ROWS])
+    suite = leaked_rows_file(tmp_path, ROWS)
     candidates = write_optimizer_candidates(tmp_path / "candidates.toml", server.base_url)
     out = tmp_path / backend
     transcript = Transcript(f"optimize-{backend}", {tmp_path: "data", REPO_ROOT / "suites.toml": "suites.toml"})
     requests_before = server.completion_requests()
     started = time.perf_counter()
-    run = run_prh(["optimize", backend, "--suite", str(suite), "--proposer", "gemma-proposer", "--max-metric-calls", str(BUDGET[backend]),
-                   *BACKEND_OPTIONS[backend], "--max-answer-tokens", "64", "--split", "0.34,0.33,0.33",
+    run = run_prh(["optimize", backend, "--suite", str(suite), "--proposer", "gemma-proposer", "--max-metric-calls",
+                   str(BUDGET[backend]), *BACKEND_OPTIONS[backend], "--max-answer-tokens", "64", "--split", "0.34,0.33,0.33",
                    "--split-by", "prompt", "--embedder", "minilm", "--resamples", "2000", "--candidates-file",
                    str(candidates), "--suites-file", str(REPO_ROOT / "suites.toml"), "--store",
                    str(tmp_path / "store.sqlite"), "--out", str(out)], capsys, transcript)
     seconds = time.perf_counter() - started
     assert run.code == 0, run.err
-    for name in ("trajectory.jsonl", "trajectory.png", "training.jsonl", "result.json"):
-        assert (out / name).is_file(), name
-    result = json.loads((out / "result.json").read_text())
-    for key in SHARED_KEYS:
-        assert key in result, key
-    assert result["backend"] == backend and result["embedder"] == "minilm"
-    assert result["heldout_ci_low"] <= result["heldout_score"] <= result["heldout_ci_high"]
-    assert result["heldout_delta"] == pytest.approx(result["heldout_score"] - result["start_heldout_score"])
+    result = optimizer_result(out)
+    assert result["backend"] == backend
     assert 0 < result["metric_calls"] <= BUDGET[backend] and result["rounds_completed"] == 1
     chat = backend == "gepa"
     assert result["candidates_toml"].startswith("[candidates.gemma-chat-optimised]" if chat
