@@ -201,7 +201,8 @@ def cmd_suites(args) -> int:
 
 COMMANDS = {"score": cmd_score, "baseline": cmd_baseline, "leaderboard": cmd_leaderboard, "suites": cmd_suites}
 COMMAND_MODULES = ("harness.commands.generate", "harness.commands.train", "harness.commands.optimize",
-                   "harness.commands.calibrate", "harness.commands.history", "harness.commands.predict")
+                   "harness.commands.calibrate", "harness.commands.history", "harness.commands.predict",
+                   "harness.commands.deepeval_dataset")
 
 
 def main(argv: list[str] | None = None) -> int:

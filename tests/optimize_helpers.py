@@ -91,3 +91,27 @@ def family_suite(name: str = "families", repeats: int = 3, families=PROMPT_FAMIL
                                   f"Rewritten text number {i}, following family {f}.", prompt,
                                   f"family-{f}" if groups else None))
     return Suite(name, tuple(samples))
+
+
+class RecordingSamples(tuple):
+    """A suite's rows that log every access into `log`: iteration and indexing (their contents), and, with
+    `log_length`, their count. The honesty tests put them in place of the held-out rows."""
+
+    def __new__(cls, items, log, *, log_length: bool = True):
+        obj = super().__new__(cls, items)
+        obj.log = log
+        obj.log_length = log_length
+        return obj
+
+    def __iter__(self):
+        self.log.append("heldout")
+        return super().__iter__()
+
+    def __getitem__(self, index):
+        self.log.append("heldout")
+        return super().__getitem__(index)
+
+    def __len__(self):
+        if self.log_length:
+            self.log.append("heldout")
+        return super().__len__()

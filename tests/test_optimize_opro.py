@@ -18,6 +18,7 @@ from harness.errors import ConfigError, LearnedFromSuiteError
 from harness.evaluate import BootstrapSettings
 from harness.llm import ChatClient
 from harness.optimize import (
+    Budget,
     ChatInstructionTarget,
     MeanPromptTarget,
     MeteredChatClient,
@@ -174,12 +175,12 @@ def test_opro_for_a_chat_instruction_goes_through_the_real_candidate(proposer_se
 def test_budget_in_tokens_and_money_stops_the_loop(proposer_servers, split):
     good, bad = proposer_servers
     by_tokens = run_opro(MeanPromptTarget("Hello there."), split, proposers_for(good, bad), BagOfWordsEmbedder(),
-                         settings=OproSettings(rounds=10, max_tokens=40), heldout_bootstrap=FAST_CI)
+                         settings=OproSettings(rounds=10), budget=Budget(max_tokens=40), heldout_bootstrap=FAST_CI)
     # round 1 spends 18 + 18 tokens (< 40): its proposal is scored; round 2 passes 40: not evaluated
     assert by_tokens.stop_reason.startswith("max_tokens") and by_tokens.rounds_completed == 2
     assert [r["status"] for r in by_tokens.proposals if r["proposer"] == "good"] == ["scored", "over_budget"]
     by_money = run_opro(MeanPromptTarget("Hello there."), split, proposers_for(good, bad, Price(1.0, 1.0)),
-                        BagOfWordsEmbedder(), settings=OproSettings(rounds=10, max_cost_usd=1e-5),
+                        BagOfWordsEmbedder(), settings=OproSettings(rounds=10), budget=Budget(max_cost_usd=1e-5),
                         heldout_bootstrap=FAST_CI)
     assert by_money.stop_reason.startswith("max_cost_usd") and by_money.rounds_completed == 1
     assert by_money.best_instruction == "Hello there."  # nothing could be evaluated: the start stands

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from optimize_helpers import BagOfWordsEmbedder, family_suite, word_tokenizer
+from optimize_helpers import BagOfWordsEmbedder, RecordingSamples, family_suite, word_tokenizer
 
 from harness.candidates.constant import ConstantCandidate
 from harness.data import Suite
@@ -134,27 +134,6 @@ def test_time_budget_stops_between_steps():
     result = search_mean_prompt(objective, build_vocabulary(suite.prompts), "Hello.", settings,
                                 clock=lambda: float(next(ticks)))
     assert result.stop_reason == "budget_seconds" and 1 <= result.steps[-1].step <= 5
-
-
-class RecordingSamples(tuple):
-    """A suite's rows that log every access (iteration, indexing, length) into `log`."""
-
-    def __new__(cls, items, log):
-        obj = super().__new__(cls, items)
-        obj.log = log
-        return obj
-
-    def __iter__(self):
-        self.log.append("heldout")
-        return super().__iter__()
-
-    def __getitem__(self, index):
-        self.log.append("heldout")
-        return super().__getitem__(index)
-
-    def __len__(self):
-        self.log.append("heldout")
-        return super().__len__()
 
 
 def bare_words(text: str) -> set[str]:

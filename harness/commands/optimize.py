@@ -1,4 +1,4 @@
-"""`prh optimize mean-prompt|opro|export-training|plot`.
+"""`prh optimize mean-prompt|opro|gepa|textgrad|export-training|plot`.
 
 A thin shell over harness.optimize: parse, build, call, print. Importing this module imports nothing
 heavy (no numpy, torch, openai, matplotlib): everything is imported inside the handlers.
@@ -22,7 +22,7 @@ DEFAULT_START = ("Please improve this text using the writing style with maintain
 
 def add_commands(subparsers) -> None:
     """Register `optimize` (with its subcommands) on the `prh` parser."""
-    optimize = subparsers.add_parser("optimize", help="optimise prompts: mean-prompt search, OPRO loop")
+    optimize = subparsers.add_parser("optimize", help="optimise prompts: mean-prompt search, OPRO, GEPA, TextGrad")
     inner = optimize.add_subparsers(dest="optimize_command", required=True)
 
     mean = inner.add_parser("mean-prompt", help="search one constant prompt against the embedder (train split), "
@@ -58,37 +58,43 @@ def add_commands(subparsers) -> None:
     mean.set_defaults(handler=cmd_mean_prompt)
 
     opro = inner.add_parser("opro", help="OPRO loop: proposer LLMs improve an instruction, scored on a dev split")
-    _suite_options(opro, split="0.2,0.4,0.4")
-    opro.add_argument("--target", default="mean", help="a chat candidate's name (its instruction is optimised), "
-                      "'mean' or 'mean:TEXT' (a mean prompt; default start: the public 0.63 one)")
-    opro.add_argument("--slot", choices=("system", "user-prefix"), default="system",
-                      help="for a chat target: where the instruction goes (default: %(default)s)")
-    opro.add_argument("--proposer", action="append", default=[], required=True,
-                      help="a chat candidate whose endpoint and model propose instructions (give at least two)")
+    _optimizer_options(opro, proposer_help="a chat candidate whose endpoint and model propose instructions "
+                       "(give at least two)")
     opro.add_argument("--rounds", type=int, default=10)
     opro.add_argument("--proposals-per-proposer", type=int, default=1)
-    opro.add_argument("--temperature", type=float, default=1.0, help="proposers' temperature (default: %(default)s)")
-    opro.add_argument("--max-answer-tokens", type=int, default=1024,
-                      help="cap on each proposer answer, in tokens (default: %(default)s; a base model never "
-                      "stops before it)")
-    opro.add_argument("--max-total-tokens", type=int, default=None, help="token budget (proposers + target)")
-    opro.add_argument("--max-cost", type=float, default=None, help="budget in USD (needs --price for every model)")
-    opro.add_argument("--price", action="append", default=[],
-                      help="NAME=IN,OUT: USD per million input/output tokens for a candidate or model name")
     opro.add_argument("--history", type=int, default=20, help="best instructions shown in the meta-prompt")
     opro.add_argument("--exemplars", type=int, default=3, help="train rows shown in the meta-prompt")
-    opro.add_argument("--out", default=None, help="output folder (default: reports/opro/RUN_ID)")
-    opro.add_argument("--json", action="store_true", help="print one JSON object")
     opro.set_defaults(handler=cmd_opro)
 
-    export = inner.add_parser("export-training", help="an OPRO trajectory as a training set (JSONL) for prh train")
-    export.add_argument("--trajectory", required=True, help="trajectory.jsonl of an OPRO run")
+    gepa = inner.add_parser("gepa", help="GEPA (reflective prompt evolution, Pareto selection; the gepa "
+                            "package): a reflection LLM improves an instruction from per-row feedback")
+    _optimizer_options(gepa, proposer_help="the chat candidate whose endpoint and model reflect (GEPA's reflection "
+                       "model; one)")
+    gepa.add_argument("--minibatch-size", type=int, default=3, help="train rows per reflection minibatch "
+                      "(default: %(default)s)")
+    gepa.add_argument("--feedback-rows", type=int, default=3, help="worst rows shown to the reflection model")
+    gepa.add_argument("--candidate-selection", choices=("pareto", "current_best", "epsilon_greedy", "top_k_pareto"),
+                      default="pareto", help="GEPA's candidate selection (default: %(default)s)")
+    gepa.set_defaults(handler=cmd_gepa)
+
+    textgrad = inner.add_parser("textgrad", help="TextGrad (textual gradients; the textgrad package): the "
+                                "minibatch SCS as text feedback, a backward engine rewrites the instruction")
+    _optimizer_options(textgrad, proposer_help="the chat candidate whose endpoint and model are TextGrad's backward "
+                       "engine (one)")
+    textgrad.add_argument("--steps", type=int, default=10, help="optimisation steps at most (default: %(default)s)")
+    textgrad.add_argument("--minibatch-size", type=int, default=3, help="train rows per step's loss "
+                          "(default: %(default)s)")
+    textgrad.add_argument("--feedback-rows", type=int, default=3, help="worst rows shown in the loss text")
+    textgrad.set_defaults(handler=cmd_textgrad)
+
+    export = inner.add_parser("export-training", help="an optimiser's trajectory (OPRO, GEPA, TextGrad) as a training set (JSONL) for prh train")
+    export.add_argument("--trajectory", required=True, help="trajectory.jsonl of an optimiser run")
     export.add_argument("--out", required=True, help="the JSONL file to write")
     export.add_argument("--all", action="store_true", help="every scored proposal, not only improvements")
     export.add_argument("--min-delta", type=float, default=0.0, help="an improvement must beat the best by more")
     export.set_defaults(handler=cmd_export_training)
 
-    plot = inner.add_parser("plot", help="re-draw an OPRO trajectory's plot")
+    plot = inner.add_parser("plot", help="re-draw an optimiser's trajectory plot")
     plot.add_argument("--trajectory", required=True)
     plot.add_argument("--out", required=True, help="the PNG to write")
     plot.set_defaults(handler=cmd_plot)
@@ -106,6 +112,31 @@ def _suite_options(parser: argparse.ArgumentParser, *, split: str) -> None:
     parser.add_argument("--candidates-file", default=None, help="candidates file (default: candidates.toml)")
     parser.add_argument("--store", default=None, help="SQLite store (default: $PRH_STORE or .prh/store.sqlite; "
                         "':memory:' caches nothing on disk)")
+
+
+def _optimizer_options(parser: argparse.ArgumentParser, *, proposer_help: str) -> None:
+    """The options OPRO, GEPA and TextGrad share (the same idea, the same name and default)."""
+    _suite_options(parser, split="0.2,0.4,0.4")
+    parser.add_argument("--target", default="mean", help="a chat candidate's name (its instruction is optimised), "
+                        "'mean' or 'mean:TEXT' (a mean prompt; default start: the public 0.63 one)")
+    parser.add_argument("--slot", choices=("system", "user-prefix"), default="system",
+                        help="for a chat target: where the instruction goes (default: %(default)s)")
+    parser.add_argument("--proposer", action="append", default=[], required=True, help=proposer_help)
+    parser.add_argument("--temperature", type=float, default=1.0, help="proposers' temperature (default: %(default)s)")
+    parser.add_argument("--max-answer-tokens", type=int, default=1024,
+                        help="cap on each proposer answer, in tokens (default: %(default)s; a base model never "
+                        "stops before it)")
+    parser.add_argument("--max-metric-calls", type=int, default=None, help="budget in rows scored (one "
+                        "instruction on one dev or train row is one call; GEPA's unit: compare backends at equal "
+                        "budget)")
+    parser.add_argument("--max-total-tokens", type=int, default=None, help="token budget (proposers + target)")
+    parser.add_argument("--max-cost", type=float, default=None, help="budget in USD (needs --price for every model)")
+    parser.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget (the final held-out "
+                        "scoring is not counted)")
+    parser.add_argument("--price", action="append", default=[],
+                        help="NAME=IN,OUT: USD per million input/output tokens for a candidate or model name")
+    parser.add_argument("--out", default=None, help="output folder, new or empty (default: reports/BACKEND/RUN_ID)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 # -- shared helpers ---------------------------------------------------------------------------------------
@@ -245,31 +276,79 @@ def _chat_candidate(name: str, workspace, what: str):
 
 
 def cmd_opro(args) -> int:
-    from harness.evaluate import BootstrapSettings
-    from harness.optimize.metering import MeteredChatClient
     from harness.optimize.opro import OproSettings, Proposer, run_opro
-    from harness.optimize.targets import ChatInstructionTarget, MeanPromptTarget
-    from harness.optimize.trajectory import TrajectoryLog, export_training_set, plot_trajectory
 
     settings = OproSettings(rounds=args.rounds, proposals_per_proposer=args.proposals_per_proposer,
                             temperature=args.temperature, history_limit=args.history, exemplars=args.exemplars,
-                            max_tokens=args.max_total_tokens, max_cost_usd=args.max_cost, seed=args.seed,
-                            max_answer_tokens=args.max_answer_tokens)
+                            seed=args.seed, max_answer_tokens=args.max_answer_tokens)
+    return _run_optimizer(args, "opro", lambda target, split, proposers, embedder, **options: run_opro(
+        target, split, [Proposer(name, client) for name, client in proposers], embedder, settings=settings,
+        **options))
+
+
+def cmd_gepa(args) -> int:
+    from harness.optimize.gepa_backend import GepaSettings, run_gepa
+
+    settings = GepaSettings(minibatch_size=args.minibatch_size, temperature=args.temperature,
+                            max_answer_tokens=args.max_answer_tokens, feedback_rows=args.feedback_rows,
+                            candidate_selection=args.candidate_selection, seed=args.seed)
+    _one_proposer(args, "GEPA's reflection model")
+    return _run_optimizer(args, "gepa", lambda target, split, proposers, embedder, **options: run_gepa(
+        target, split, proposers[0], embedder, settings=settings, **options))
+
+
+def cmd_textgrad(args) -> int:
+    from harness.optimize.textgrad_backend import TextGradSettings, run_textgrad
+
+    settings = TextGradSettings(steps=args.steps, minibatch_size=args.minibatch_size, feedback_rows=args.feedback_rows,
+                                temperature=args.temperature, max_answer_tokens=args.max_answer_tokens, seed=args.seed)
+    _one_proposer(args, "TextGrad's backward engine")
+    return _run_optimizer(args, "textgrad", lambda target, split, proposers, embedder, log_dir, **options:
+                          run_textgrad(target, split, proposers[0], embedder, settings=settings, log_dir=log_dir,
+                                       **options))
+
+
+def _one_proposer(args, what: str) -> None:
+    if len(args.proposer) != 1:
+        raise ConfigError(f"{what} is one model: give --proposer once (got {len(args.proposer)})")
+
+
+def _output_folder(args, backend: str, run_id: str) -> Path:
+    """--out, which must be new or empty: a run never appends to or overwrites another run's files (there
+    is no resume: start a new run, its cached predictions make the repeated part free)."""
+    out = Path(args.out) if args.out else Path("reports") / backend / run_id
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} already holds files (an earlier run?); runs are not resumed or "
+                          "overwritten: give a new folder (cached predictions make a rerun's repeated part free)")
+    return out
+
+
+def _run_optimizer(args, backend: str, run) -> int:
+    """Everything the backends share on the command line: workspace, split, embedder, target, metered
+    proposers, budget, the trajectory, plot, training set, result.json and the printed report."""
+    from harness.evaluate import BootstrapSettings
+    from harness.optimize.metering import MeteredChatClient
+    from harness.optimize.session import Budget
+    from harness.optimize.targets import ChatInstructionTarget, MeanPromptTarget
+    from harness.optimize.trajectory import TrajectoryLog, export_training_set, plot_trajectory
+
+    budget = Budget(max_metric_calls=args.max_metric_calls, max_tokens=args.max_total_tokens,
+                    max_cost_usd=args.max_cost, max_seconds=args.max_seconds)
     prices = _prices(args)
     needed = args.max_cost is not None
+    run_id = uuid.uuid4().hex[:12]
+    out = _output_folder(args, backend, run_id)
     workspace = Workspace.from_args(args)
     split = _split(args, workspace)
     embedder = _embedder(workspace, args.embedder)
-    run_id = uuid.uuid4().hex[:12]
-    out = Path(args.out) if args.out else Path("reports") / "opro" / run_id
     say = _progress(not args.json)
     with workspace:
         store = workspace.store()
         proposers = []
         for name in args.proposer:
             client = _chat_candidate(name, workspace, "--proposer").client
-            proposers.append(Proposer(name, MeteredChatClient.like(
-                client, _price_for(prices, name, client.model, needed=needed))))
+            proposers.append((name, MeteredChatClient.like(client, _price_for(prices, name, client.model,
+                                                                              needed=needed))))
         if args.target == "mean" or args.target.startswith("mean:"):
             target = MeanPromptTarget(args.target[len("mean:"):] if args.target.startswith("mean:") else DEFAULT_START)
         else:
@@ -281,12 +360,14 @@ def cmd_opro(args) -> int:
             if record["type"] == "proposal":
                 score = record["dev_score"]
                 shown = f"dev {score:.4f}" if score is not None else (record.get("problem") or "")
-                say(f"round {record['round']} · {record['proposer'] or 'start'} · {record['status']}: {shown}")
+                say(f"{backend} round {record['round']} · {record['proposer'] or 'start'} · {record['status']}: "
+                    f"{shown} ({record['metric_calls']} metric calls)")
 
+        options = {"log_dir": out / "textgrad-logs"} if backend == "textgrad" else {}
         with TrajectoryLog(out / "trajectory.jsonl") as log:
-            result = run_opro(target, split, proposers, embedder, store=store, settings=settings, log=log,
-                              heldout_bootstrap=BootstrapSettings(n_resamples=args.resamples, seed=args.seed),
-                              run_id=run_id, on_record=on_record)
+            result = run(target, split, proposers, embedder, store=store, budget=budget, log=log,
+                         heldout_bootstrap=BootstrapSettings(n_resamples=args.resamples, seed=args.seed),
+                         run_id=run_id, on_record=on_record, **options)
             records = log.records
     plot = plot_trajectory(records, out / "trajectory.png")
     n_training = export_training_set(records, out / "training.jsonl")
@@ -296,15 +377,16 @@ def cmd_opro(args) -> int:
     if args.json:
         _print_json(data)
         return 0
-    print(f"instruction: {result.best_instruction}")
     h = data
+    print(f"{backend} instruction: {result.best_instruction}")
     print(f"held-out ({h['heldout_n']} rows, embedder {h['embedder']}): {h['heldout_score']:.4f} "
           f"[{h['heldout_ci_low']:.4f}, {h['heldout_ci_high']:.4f}]; start {h['start_heldout_score']:.4f}; "
           f"Δ {h['delta']:+.4f} [{h['delta_ci_low']:+.4f}, {h['delta_ci_high']:+.4f}]")
     print(f"dev (selection, not a result): {result.best_dev_score:.4f} (start {result.start_dev_score:.4f}); "
-          f"{result.rounds_completed} rounds, stopped by {result.stop_reason}; {result.usage.tokens} tokens, "
-          f"${result.usage.cost_usd:.4f}")
+          f"{result.rounds_completed} rounds, {result.metric_calls} metric calls, stopped by {result.stop_reason}; "
+          f"{result.usage.tokens} tokens, ${result.usage.cost_usd:.4f}, {result.seconds:.0f} s")
     print(f"trajectory, plot, training set ({n_training} rows): {out}")
+    print("\n# candidates.toml\n" + data["candidates_toml"], end="")
     return 0
 
 

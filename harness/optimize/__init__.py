@@ -3,8 +3,10 @@
 - mean-prompt search against an embedder, over train-prompt words or the embedder's own tokens
   (`optimize_mean_prompt`, `search_mean_prompt`, `MeanScsObjective`, `build_vocabulary`,
   `build_token_space`, `GradientGuide`), with the oracle bound of the best constant (`oracle_bound`);
-- an OPRO-style loop for a chat candidate's instruction or a mean prompt (`run_opro`, targets, metering,
-  trajectory log, plot and training-set export).
+- instruction optimisers for a chat candidate's instruction or a mean prompt: an OPRO-style loop
+  (`run_opro`), GEPA (`run_gepa`) and TextGrad (`run_textgrad`; both need the `optimizers` extra), on one
+  shared layer (`OptimizationSession`, `Budget`: scoring, budgets, trajectory, held-out report), with
+  targets, metering, trajectory log, plot and training-set export.
 
 Calibration against known leaderboard scores lives in `harness.leaderboard`.
 
@@ -29,6 +31,9 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ".metering": ("MeteredChatClient",),
     ".targets": ("ChatInstructionTarget", "MeanPromptTarget", "InstructionTarget"),
     ".meta_prompt": ("build_meta_prompt", "parse_proposal", "ScoredInstruction"),
-    ".opro": ("OproSettings", "OproResult", "Proposer", "run_opro"),
+    ".opro": ("OproSettings", "Proposer", "run_opro"),
+    ".session": ("Budget", "OptimizationResult", "OptimizationSession"),
+    ".gepa_backend": ("GepaSettings", "run_gepa"),
+    ".textgrad_backend": ("TextGradSettings", "run_textgrad"),
     ".trajectory": ("TrajectoryLog", "read_trajectory", "training_rows", "export_training_set", "plot_trajectory"),
 })

@@ -74,6 +74,16 @@ def build_meta_prompt(task_description: str, history: Sequence[ScoredInstruction
     return "\n".join(parts)
 
 
+def check_instruction(text: str | None, *, max_chars: int = 2000) -> str | None:
+    """Why a proposed instruction is unusable (None when it is usable): the one rule every backend (OPRO,
+    GEPA, TextGrad) applies before it spends metric calls on a proposal."""
+    if text is None or not text.strip():
+        return "empty instruction"
+    if len(text) > max_chars:
+        return f"instruction of {len(text)} characters (limit {max_chars})"
+    return None
+
+
 def parse_proposal(answer: str, *, max_chars: int = 2000) -> Proposal:
     """The instruction in the last <INS>…</INS> of `answer` (models that think first quote the tags early).
     Surrounding quotes and whitespace are stripped."""
@@ -83,8 +93,9 @@ def parse_proposal(answer: str, *, max_chars: int = 2000) -> Proposal:
     if not found:
         return Proposal(None, f"no {OPEN}…{CLOSE} in the answer")
     instruction = found[-1].strip().strip(_QUOTES).strip()
-    if not instruction or instruction.lower() in ("your instruction", EMPTY_INSTRUCTION):
-        return Proposal(None, f"empty instruction between {OPEN} and {CLOSE}")
-    if len(instruction) > max_chars:
-        return Proposal(None, f"instruction of {len(instruction)} characters (limit {max_chars})")
+    if instruction.lower() in ("your instruction", EMPTY_INSTRUCTION):
+        instruction = ""
+    problem = check_instruction(instruction, max_chars=max_chars)
+    if problem is not None:
+        return Proposal(None, f"{problem} between {OPEN} and {CLOSE}" if not instruction else problem)
     return Proposal(instruction)

@@ -18,6 +18,7 @@ from harness.candidates.base import Candidate
 from harness.candidates.chat import ChatCandidate
 from harness.candidates.constant import ConstantCandidate
 from harness.errors import ConfigError
+from harness.files import toml_table
 from harness.hashing import json_fingerprint
 from harness.optimize.metering import MeteredChatClient
 
@@ -37,6 +38,10 @@ class InstructionTarget(Protocol):
 
     def candidate(self, instruction: str) -> Candidate:
         """The candidate that answers with (or is steered by) `instruction`."""
+        ...
+
+    def candidates_entry(self, instruction: str, *, description: str = "") -> str:
+        """A ready-to-paste `candidates.toml` table of the candidate with `instruction`."""
         ...
 
 
@@ -83,7 +88,19 @@ class ChatInstructionTarget:
         return ChatCandidate(f"{base.name}@{json_fingerprint(instruction, 8)}", self.client, system=system,
                              user=user, examples=base.examples, train_suites=base.train_suites,
                              temperature=base.temperature, n=base.n, max_tokens=base.max_tokens, seed=base.seed,
-                             postprocess=base.postprocess, spec=f"{base.spec} (OPRO instruction)")
+                             postprocess=base.postprocess, spec=f"{base.spec} (optimised instruction)")
+
+    def candidates_entry(self, instruction: str, *, description: str = "") -> str:
+        """The base candidate's endpoint and settings with `instruction` in its slot. Few-shot examples
+        cannot be written back from the loaded rows: the description says to copy the base's keys."""
+        candidate, base, client = self.candidate(instruction), self.base, self.base.client
+        if base.examples:
+            description += f"; copy few_shot_suite and few_shot_k from '{base.name}'"
+        return toml_table("candidates", f"{base.name}-optimised", {
+            "kind": "chat", "base_url": client.base_url, "model": client.model, "api_key_env": client.api_key_env,
+            "system": candidate.system, "user": candidate.user, "temperature": base.temperature,
+            "n": base.n, "max_tokens": base.max_tokens, "seed": base.seed, "postprocess": base.postprocess,
+            "description": description or None})
 
 
 class MeanPromptTarget:
@@ -104,3 +121,7 @@ class MeanPromptTarget:
 
     def candidate(self, instruction: str) -> ConstantCandidate:
         return ConstantCandidate(f"mean@{json_fingerprint(instruction, 8)}", instruction)
+
+    def candidates_entry(self, instruction: str, *, description: str = "") -> str:
+        return toml_table("candidates", "optimised-mean-prompt", {"kind": "constant", "prompt": instruction,
+                                                                   "description": description or None})

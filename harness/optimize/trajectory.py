@@ -1,11 +1,11 @@
-"""The OPRO trajectory: a JSONL log written as it happens, its plot, and its export as a training set.
+"""An optimiser's trajectory (OPRO, GEPA, TextGrad): a JSONL log written as it happens, its plot, and its export as a training set.
 
 One JSON object per line, each with a `type`:
-- `run`: settings, split sizes, embedder, proposers (written first);
-- `round`: the meta-prompt every proposer of that round was sent;
+- `run`: backend, settings, budget, split sizes, embedder, proposers (written first);
+- `round`: what the proposer(s) of that round (OPRO), iteration (GEPA) or step (TextGrad) were sent;
 - `proposal`: one proposal (or the start instruction): who proposed it, its status (`start`, `scored`,
-  `invalid`, `duplicate`, `failed`, `over_budget`), its DEV-split score and CI when scored, the best dev
-  score so far, and the cumulative usage;
+  `rejected`, `invalid`, `duplicate`, `failed`, `over_budget`), its DEV-split score and CI when scored,
+  the best dev score so far, the metric calls and the cumulative usage;
 - `final`: the best dev instruction and its one HELD-OUT comparison with the start.
 Lines are flushed as they are written: a run killed half way keeps everything it paid for.
 """
@@ -23,15 +23,17 @@ from harness.files import write_atomic, write_jsonl_atomic
 from harness.optimize.meta_prompt import EMPTY_INSTRUCTION
 
 RECORD_TYPES = ("run", "round", "proposal", "final")
+BACKEND_TITLES = {"opro": "OPRO", "gepa": "GEPA", "textgrad": "TextGrad"}
 
 
 class TrajectoryLog:
-    """Appends records to a JSONL file (created with its folder), one flushed line each."""
+    """Appends records to a JSONL file, one flushed line each. The file (and its folder) is created by the
+    first record: a run refused before it starts leaves nothing behind."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[str] | None = open(self.path, "a", encoding="utf-8")  # closed by close()
+        self._handle: IO[str] | None = None
+        self._closed = False
         self.records: list[dict] = []
 
     def write(self, record: Mapping[str, Any]) -> None:
@@ -39,12 +41,16 @@ class TrajectoryLog:
             raise ValueError(f"trajectory record type must be one of {RECORD_TYPES}, got {record.get('type')!r}")
         data = dict(record)
         self.records.append(data)
+        if self._handle is None and not self._closed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "a", encoding="utf-8")  # closed by close()
         if self._handle is not None:
             self._handle.write(json.dumps(data, ensure_ascii=False, allow_nan=False) + "\n")
             self._handle.flush()
             os.fsync(self._handle.fileno())
 
     def close(self) -> None:
+        self._closed = True
         if self._handle is not None:
             self._handle.close()
             self._handle = None
@@ -73,7 +79,7 @@ def read_trajectory(path: str | Path) -> list[dict]:
             raise DataError(path, f"expected an object with type one of {', '.join(RECORD_TYPES)}", line=number)
         records.append(record)
     if not any(r["type"] == "run" for r in records):
-        raise DataError(path, "no 'run' record: this is not an OPRO trajectory")
+        raise DataError(path, "no 'run' record: this is not an optimiser's trajectory")
     return records
 
 
@@ -159,7 +165,8 @@ def plot_trajectory(records: Iterable[Mapping[str, Any]], path: str | Path) -> P
                     fmt="D", color="grey", markerfacecolor="none", capsize=3, label="start, HELD-OUT (95% CI)")
     ax.set_xlabel("proposal number (invalid and failed ones are not plotted)")
     ax.set_ylabel("mean SCS")
-    title = f"OPRO on '{run.get('suite')}' ({run.get('target')}): dev-split scores, embedder {run.get('embedder')}"
+    backend = BACKEND_TITLES.get(run.get("backend", "opro"), str(run.get("backend")))
+    title = f"{backend} on '{run.get('suite')}' ({run.get('target')}): dev-split scores, embedder {run.get('embedder')}"
     if not run.get("comparable_with_kaggle", False):
         title += "\n(not comparable with the Kaggle leaderboard)"
     ax.set_title(title, fontsize="medium")

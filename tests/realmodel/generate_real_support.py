@@ -18,9 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llamacpp_server import LlamaServer, llamacpp_server
+from llamacpp_server import MODEL_ALIAS, LlamaServer, llamacpp_server
 
 from harness.cli import main
+
+#: a second name of the same GGUF with other settings: "two differently configured endpoints" (OPRO needs two)
+SECOND_ALIAS = f"{MODEL_ALIAS}-ctx1024"
+GEMMA_ALIASES = {MODEL_ALIAS: {}, SECOND_ALIAS: {"n_ctx": 1024}}
 
 #: what a run prints at its end (harness.generate.runner.RunSummary.lines)
 _ITEMS = re.compile(r"items: (\d+) planned, (\d+) already done, (\d+) written, (\d+) failed")
@@ -112,3 +116,50 @@ def run_prh(args: Sequence[str], capsys, transcript: Transcript | None = None, n
     return RunOutcome(code, printed.out, printed.err, planned, skipped, written, failed,
                       int(requests.group(1)) if requests else 0, int(requests.group(2)) if requests else 0,
                       reasons, seconds)
+
+
+def write_optimizer_candidates(path: Path, base_url: str) -> Path:
+    """Two proposers (one per model name) and the target: a chat candidate answering in one short line.
+    No system message: Gemma has no system role (llama.cpp's Gemma format drops it), so the instruction
+    goes before the user turn (--slot user-prefix). Used by the OPRO, GEPA and TextGrad cases and by
+    bench/optimizers.py."""
+    entry = ('[candidates.{name}]\nkind = "chat"\nbase_url = "{url}"\nmodel = "{model}"\nsystem = ""\n'
+             "max_tokens = {max_tokens}\nmax_concurrency = 1\ntimeout = 300\n\n")
+    path.write_text(entry.format(name="gemma-proposer", url=base_url, model=MODEL_ALIAS, max_tokens=64)
+                    + entry.format(name="gemma-proposer-b", url=base_url, model=SECOND_ALIAS, max_tokens=64)
+                    + entry.format(name="gemma-chat", url=base_url, model=MODEL_ALIAS, max_tokens=16))
+    return path
+
+
+def leaked_rows_file(folder: Path, rows: slice) -> Path:
+    """Rows `rows` of the shipped `leaked` suite as a Kaggle-format CSV of their own (the optimizer cases
+    split it)."""
+    import csv
+
+    from harness.data import load_suite, spec_for_file
+
+    leaked = load_suite(spec_for_file(Path(__file__).resolve().parents[2] / "fixtures" / "leaked.csv"))
+    path = folder / f"leaked-{rows.start}-{rows.stop}.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "original_text", "rewrite_prompt", "rewritten_text"])
+        writer.writerows([s.id, s.original_text, s.rewrite_prompt, s.rewritten_text] for s in leaked.samples[rows])
+    assert len(load_suite(spec_for_file(path))) == len(leaked.samples[rows])
+    return path
+
+
+def optimizer_result(out: Path) -> dict:
+    """An optimizer run's result.json, once its files are checked: trajectory, plot, training set, and a
+    held-out score inside its CI with the Δ against the start (OPRO, GEPA and TextGrad alike)."""
+    for name in ("trajectory.jsonl", "trajectory.png", "training.jsonl", "result.json"):
+        assert (out / name).is_file(), name
+    result = json.loads((out / "result.json").read_text())
+    for key in ("backend", "metric_calls", "heldout_score", "heldout_ci_low", "heldout_ci_high", "start_heldout_score",
+                "heldout_delta", "heldout_delta_ci", "best_instruction", "usage", "heldout_n", "embedder",
+                "comparable_with_kaggle", "candidates_toml"):
+        assert key in result, key
+    assert result["embedder"] == "minilm"
+    assert result["heldout_ci_low"] <= result["heldout_score"] <= result["heldout_ci_high"]
+    assert result["heldout_delta"] == pytest.approx(result["heldout_score"] - result["start_heldout_score"])
+    assert result["heldout_delta_ci"] == [result["delta_ci_low"], result["delta_ci_high"]]
+    return result

@@ -12,58 +12,39 @@ are written. It does not check that the instruction improves.
 
 from __future__ import annotations
 
-import csv
-import json
 import time
-from pathlib import Path
 
 import pytest
 from llamacpp_server import MODEL_ALIAS
 
-from harness.data import load_suite, spec_for_file
 from harness.optimize.trajectory import read_trajectory
 from realmodel.conftest import REPO_ROOT
-from realmodel.generate_real_support import Transcript, gemma_server, run_prh
+from realmodel.generate_real_support import (
+    GEMMA_ALIASES,
+    SECOND_ALIAS,
+    Transcript,
+    gemma_server,
+    leaked_rows_file,
+    optimizer_result,
+    run_prh,
+    write_optimizer_candidates,
+)
 
 pytestmark = pytest.mark.realmodel
 
-SECOND_ALIAS = f"{MODEL_ALIAS}-ctx1024"
 ROUNDS = 2
 #: rows of `leaked` the run splits (train 25% for exemplars, dev 37.5%, held-out 37.5%)
 ROWS = slice(40, 56)
 STATUSES = {"scored", "invalid", "duplicate", "failed"}
-HELDOUT_KEYS = ("heldout_score", "heldout_ci_low", "heldout_ci_high", "start_heldout_score", "delta",
-                "delta_ci_low", "delta_ci_high", "heldout_n", "embedder", "comparable_with_kaggle")
-
-
 @pytest.fixture(scope="module")
 def server(gemma_gguf_file, tmp_path_factory):
-    aliases = {MODEL_ALIAS: {}, SECOND_ALIAS: {"n_ctx": 1024}}
-    with gemma_server(gemma_gguf_file, aliases, tmp_path_factory.mktemp("llama-opro")) as running:
+    with gemma_server(gemma_gguf_file, GEMMA_ALIASES, tmp_path_factory.mktemp("llama-opro")) as running:
         yield running
 
 
-def write_candidates(path: Path, base_url: str) -> Path:
-    """Two proposers (one per model name) and the target: a chat candidate answering in one short line.
-    No system message: Gemma has no system role (llama.cpp's Gemma format drops it), so the instruction
-    goes before the user turn (--slot user-prefix)."""
-    entry = ('[candidates.{name}]\nkind = "chat"\nbase_url = "{url}"\nmodel = "{model}"\nsystem = ""\n'
-             "max_tokens = {max_tokens}\nmax_concurrency = 1\ntimeout = 300\n\n")
-    path.write_text(entry.format(name="gemma-proposer", url=base_url, model=MODEL_ALIAS, max_tokens=64)
-                    + entry.format(name="gemma-proposer-b", url=base_url, model=SECOND_ALIAS, max_tokens=64)
-                    + entry.format(name="gemma-chat", url=base_url, model=MODEL_ALIAS, max_tokens=16))
-    return path
-
-
 def test_opro_two_rounds_two_proposers_real_chat_target(server, tmp_path, capsys, minilm, record_number):
-    leaked = load_suite(spec_for_file(REPO_ROOT / "fixtures" / "leaked.csv"))
-    suite = tmp_path / "leaked-40-56.csv"
-    with suite.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "original_text", "rewrite_prompt", "rewritten_text"])
-        writer.writerows([s.id, s.original_text, s.rewrite_prompt, s.rewritten_text] for s in leaked.samples[ROWS])
-    assert len(load_suite(spec_for_file(suite))) == len(leaked.samples[ROWS])
-    candidates = write_candidates(tmp_path / "candidates.toml", server.base_url)
+    suite = leaked_rows_file(tmp_path, ROWS)
+    candidates = write_optimizer_candidates(tmp_path / "candidates.toml", server.base_url)
     out = tmp_path / "opro"
     transcript = Transcript("optimize-opro", {tmp_path: "data", REPO_ROOT / "suites.toml": "suites.toml"})
     requests_before = server.completion_requests()
@@ -76,14 +57,8 @@ def test_opro_two_rounds_two_proposers_real_chat_target(server, tmp_path, capsys
                    "--out", str(out)], capsys, transcript)
     seconds = time.perf_counter() - started
     assert run.code == 0, run.err
-    for name in ("trajectory.jsonl", "trajectory.png", "training.jsonl", "result.json"):
-        assert (out / name).is_file(), name
-    result = json.loads((out / "result.json").read_text())
-    for key in HELDOUT_KEYS:
-        assert key in result, key
-    assert result["embedder"] == "minilm" and result["rounds_completed"] == ROUNDS
-    assert result["heldout_ci_low"] <= result["heldout_score"] <= result["heldout_ci_high"]
-    assert result["delta"] == pytest.approx(result["heldout_score"] - result["start_heldout_score"])
+    result = optimizer_result(out)
+    assert result["backend"] == "opro" and result["rounds_completed"] == ROUNDS
 
     records = read_trajectory(out / "trajectory.jsonl")
     run_record = records[0]
