@@ -15,19 +15,18 @@ import sys
 from pathlib import Path
 
 from harness.errors import HarnessError, print_warnings
+from harness.options import OneLineParser, add_workspace_paths, resamples
 from harness.workspace import Workspace
 
 EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
+#: the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
+EXIT_INTERRUPTED = 130
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     """The workspace paths every command shares (defaults: the project in the current folder)."""
-    parser.add_argument("--suites-file", default=None, help="suites file (default: suites.toml)")
-    parser.add_argument("--candidates-file", default=None, help="candidates file (default: candidates.toml)")
-    parser.add_argument("--store", default=None, help="SQLite store (default: $PRH_STORE or .prh/store.sqlite)")
-    parser.add_argument("--baselines-dir", default=None, help="baselines folder (default: baselines)")
-    parser.add_argument("--report-dir", default=None, help="reports folder (default: reports)")
+    add_workspace_paths(parser.add_argument)
 
 
 def _add_scoring(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +45,8 @@ def _add_scoring(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prediction-id-column", default=None,
                         help="id column of --predictions (default: id; '' aligns rows by position, and the row "
                              "counts must match)")
-    parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default: %(default)s)")
+    parser.add_argument("--resamples", type=resamples, default=10_000,
+                        help="bootstrap resamples, at least 200 (default: %(default)s)")
     parser.add_argument("--ci-method", choices=("studentized", "bca", "percentile"), default="studentized",
                         help="bootstrap interval (default: %(default)s; bench/coverage.py measures all three)")
     parser.add_argument("--seed", type=int, default=0)
@@ -54,7 +54,7 @@ def _add_scoring(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prh", description="Prompt-recovery harness: score candidates with SCS and bootstrap CIs.")
+    parser = OneLineParser(prog="prh", description="Prompt-recovery harness: score candidates with SCS and bootstrap CIs.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     score = commands.add_parser("score", help="score one candidate on one suite")
@@ -214,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Every answer, embedding and finished run is written to the store as it arrives, so a rerun
+        # starts where this one stopped; what was not finished is not recorded.
+        print(f"interrupted: prh {args.command} stopped; every prediction and embedding computed so far is kept "
+              "in the store (a rerun reuses them), no unfinished run was recorded", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

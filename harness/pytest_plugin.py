@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from harness.errors import HarnessError
-from harness.workspace import CORRECTIONS, DEFAULT_TOLERANCE, STORE_ENV
+from harness.options import add_workspace_paths, non_negative_float, resamples, workspace_paths
+from harness.workspace import CORRECTIONS, DEFAULT_TOLERANCE
 
 if TYPE_CHECKING:
     from harness.baselines import BaselineUpdate
@@ -44,23 +45,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"(default: {DEFAULT_CANDIDATE})")
     group.addoption("--embedder", default="auto",
                     help="auto (st5 when available locally, else minilm), st5, minilm, or path:DIR")
-    group.addoption("--suites-file", default=None, help="suites file (default: <rootdir>/suites.toml)")
     group.addoption("--suite", action="append", default=None, dest="prh_suites",
                     help="score only this suite (repeatable; default: every suite in the suites file)")
-    group.addoption("--candidates-file", default=None, help="candidates file (default: <rootdir>/candidates.toml)")
-    group.addoption("--baselines-dir", default=None, help="baselines folder (default: <rootdir>/baselines)")
+    add_workspace_paths(group.addoption, dest_prefix="prh_", root="<rootdir>/")
     group.addoption("--update-baselines", nargs="?", const="on", default=None, metavar="force",
                     help="accept the candidate as the baseline of every suite it scores; the summary lists "
                          "old → new. A candidate significantly worse than the current baseline is refused "
                          "unless --update-baselines=force")
-    group.addoption("--report-dir", default=None, help="where the leaderboard is written (default: <rootdir>/reports)")
-    group.addoption("--store", default=None, dest="prh_store",
-                    help=f"SQLite store path (default: ${STORE_ENV} or <rootdir>/.prh/store.sqlite)")
-    group.addoption("--regression-tolerance", type=float, default=DEFAULT_TOLERANCE,
-                    help="a regression is a paired CI entirely below -TOL (default: %(default)s)")
+    group.addoption("--regression-tolerance", type=non_negative_float, default=DEFAULT_TOLERANCE,
+                    help="a regression is a paired CI entirely below -TOL, TOL >= 0 (default: %(default)s)")
     group.addoption("--gate-correction", choices=CORRECTIONS, default="holm",
                     help="multiple-suite correction of the regression gate (default: %(default)s)")
-    group.addoption("--bootstrap-resamples", type=int, default=10_000)
+    group.addoption("--bootstrap-resamples", type=resamples, default=10_000,
+                    help="bootstrap resamples, at least 200 (default: %(default)s)")
     group.addoption("--bootstrap-seed", type=int, default=0)
     group.addoption("--ci-method", choices=("studentized", "bca", "percentile"), default="studentized",
                     help="bootstrap interval of each suite's score (default: %(default)s; bench/coverage.py)")
@@ -104,10 +101,8 @@ class PrhSession:
         if self._workspace is None:
             from harness.workspace import Workspace
 
-            option = self.config.option
-            self._workspace = Workspace.from_dir(
-                Path(self.config.rootpath), suites_file=option.suites_file, candidates_file=option.candidates_file,
-                baselines_dir=option.baselines_dir, store=option.prh_store, report_dir=option.report_dir)
+            self._workspace = Workspace.from_dir(Path(self.config.rootpath),
+                                                 **workspace_paths(self.config.option, dest_prefix="prh_"))
         return self._workspace
 
     def suite_names(self) -> list[str]:
@@ -116,13 +111,19 @@ class PrhSession:
         return self._names
 
     def validate(self) -> None:
-        """Everything that can be known before scoring: raises HarnessError naming the first problem."""
-        mode = self.config.option.update_baselines
+        """Everything that is not the candidate's quality, checked before any test: the options, every
+        suite's data, the store, the embedder, and whether the candidate can answer (its model loads, its
+        endpoint answers). Raises HarnessError naming the first problem (the run stops with exit 4)."""
+        option = self.config.option
+        mode = option.update_baselines
         if mode is not None and mode not in _UPDATE_MODES:
             raise HarnessError(f"--update-baselines takes no value or 'force', got {mode!r}")
-        self.suite_names()
-        self.workspace.candidate(self.config.option.candidate)
-        self.embedder_warnings = self.workspace.embedder(self.config.option.embedder).warnings
+        workspace = self.workspace
+        for name in self.suite_names():
+            workspace.suite(name)  # a missing, empty or malformed data file stops here, not in every check
+        workspace.store()
+        self.embedder_warnings = workspace.embedder(option.embedder).warnings
+        workspace.check_candidate(option.candidate, self.suite_names())
 
     def close(self) -> None:
         if self._workspace is not None:

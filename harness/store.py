@@ -17,7 +17,6 @@ fingerprints, texts and scores.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,8 +31,6 @@ from harness.run import RunRecord  # the record type lives in harness.run; impor
 
 T = TypeVar("T")
 
-DEFAULT_STORE_PATH = Path(".prh") / "store.sqlite"
-STORE_ENV = "PRH_STORE"
 _SQL_VARIABLE_LIMIT = 500
 
 _SCHEMA = """
@@ -83,33 +80,60 @@ class RunRow:
         return None if self.baseline_score is None else self.score - self.baseline_score
 
 
-class StoreNotFoundError(HarnessError):
+class StoreError(HarnessError):
+    """The store's path is not a SQLite file (a folder, someone else's file, a corrupt database)."""
+
+
+class StoreNotFoundError(StoreError):
     """A reading command was pointed at a store that does not exist."""
 
 
-def default_store_path() -> Path:
-    return Path(os.environ.get(STORE_ENV) or DEFAULT_STORE_PATH)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_sqlite_header(path: Path) -> None:
+    """A non-empty file that does not start with SQLite's magic is someone else's file: refuse it before
+    sqlite3 would (with a traceback), and never write into it."""
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+        if head != _SQLITE_MAGIC:
+            raise StoreError(f"store {path} is not a SQLite database (it starts with {head[:16]!r}); "
+                             "check --store or $PRH_STORE, the file was left unchanged")
 
 
 class Store:
     """A handle on the SQLite store; cheap to open, safe to use from several processes."""
 
-    def __init__(self, path: str | Path | None = None, *, create: bool = True, timeout_seconds: float = 60.0) -> None:
-        """Open the store at `path`. Only scoring creates a store (`create=True`): a reading command
-        given a path that does not exist (a typo) gets an error instead of a new empty database."""
-        self.path = Path(path) if path is not None else default_store_path()
+    def __init__(self, path: str | Path, *, create: bool = True, timeout_seconds: float = 60.0) -> None:
+        """Open the store at `path` (the Workspace decides the default: $PRH_STORE or .prh/store.sqlite).
+        Only scoring creates a store (`create=True`): a reading command given a path that does not exist
+        (a typo) gets an error instead of a new empty database. A folder, or a file that is not SQLite, is
+        a StoreError naming the path, and the file is left as it was."""
+        self.path = Path(path)
         in_memory = str(self.path) == ":memory:"
+        if not in_memory and self.path.is_dir():
+            raise StoreError(f"store {self.path} is a folder, not a SQLite file; give --store the path of a file "
+                             f"(e.g. {self.path / 'store.sqlite'})")
         if not in_memory and not create and not self.path.is_file():
             raise StoreNotFoundError(f"store not found: {self.path} (nothing has been scored into it; "
                                      "check the path, or score a candidate first)")
         if not in_memory:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(self.path, timeout=timeout_seconds, isolation_level=None)
-        self._connection.execute(f"PRAGMA busy_timeout = {int(timeout_seconds * 1000)}")
-        self._retry(lambda: self._connection.execute("PRAGMA journal_mode = WAL"))
-        self._connection.execute("PRAGMA synchronous = NORMAL")
-        self._retry(lambda: self._connection.executescript(_SCHEMA))
-        self._retry(self._migrate)
+            _check_sqlite_header(self.path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:  # a parent that is a file, a folder nobody may write to
+                raise StoreError(f"store {self.path}: cannot create its folder {self.path.parent}: "
+                                 f"{error.strerror or error}") from None
+        try:
+            self._connection = sqlite3.connect(self.path, timeout=timeout_seconds, isolation_level=None)
+            self._connection.execute(f"PRAGMA busy_timeout = {int(timeout_seconds * 1000)}")
+            self._retry(lambda: self._connection.execute("PRAGMA journal_mode = WAL"))
+            self._connection.execute("PRAGMA synchronous = NORMAL")
+            self._retry(lambda: self._connection.executescript(_SCHEMA))
+            self._retry(self._migrate)
+        except sqlite3.DatabaseError as error:  # corrupt past its header, read-only folder, …
+            raise StoreError(f"store {self.path} cannot be opened as a SQLite database: {error}") from None
 
     def close(self) -> None:
         self._connection.close()

@@ -28,6 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError
+from harness.options import (
+    BASELINES_DIR,
+    CANDIDATES_FILE,
+    REPORT_DIR,
+    STORE_ENV,
+    STORE_PATH,
+    SUITES_FILE,
+    workspace_paths,
+)
 
 if TYPE_CHECKING:
     from harness.baselines import Baseline, BaselineUpdate
@@ -39,12 +48,6 @@ if TYPE_CHECKING:
     from harness.store import RunRecord, RunRow, Store
     from harness.verdict import Comparison
 
-SUITES_FILE = "suites.toml"
-CANDIDATES_FILE = "candidates.toml"
-BASELINES_DIR = "baselines"
-REPORT_DIR = "reports"
-STORE_ENV = "PRH_STORE"
-STORE_PATH = Path(".prh") / "store.sqlite"
 #: the gate's default: a regression is a paired CI entirely below −tolerance (rounding noise of baselines)
 DEFAULT_TOLERANCE = 0.001
 #: the multiple-suite corrections of the gate
@@ -122,8 +125,7 @@ class Workspace:
     def from_args(cls, args: object, root: str | Path = ".") -> Workspace:
         """The workspace a command line names: `args` may carry suites_file, candidates_file, baselines_dir,
         store and report_dir (argparse's names for --suites-file …); absent or None means the default."""
-        return cls.from_dir(root, **{key: getattr(args, key, None) for key in
-                                     ("suites_file", "candidates_file", "baselines_dir", "store", "report_dir")})
+        return cls.from_dir(root, **workspace_paths(args))
 
     # -- suites ------------------------------------------------------------------------------------------
     @property
@@ -203,6 +205,17 @@ class Workspace:
 
         context = CandidateContext(base_dir=self.root, store=self.store(), suites=self.suite_specs)
         return resolve_candidate(spec, self.registry, context)
+
+    def check_candidate(self, spec: str | Candidate, suites: Sequence[str] = ()) -> Candidate:
+        """Build the candidate and check, before any row, that it can answer: its model is there and fits
+        this machine, its endpoint answers with the key (the candidate's `preflight`). Skipped when it
+        learned from every one of `suites` (it will not be scored on any of them). Raises HarnessError."""
+        candidate = self.candidate(spec)
+        learned = set(getattr(candidate, "train_suites", ()) or ())
+        preflight = getattr(candidate, "preflight", None)
+        if preflight is not None and (not suites or not set(suites) <= learned):
+            preflight()
+        return candidate
 
     # -- embedders ---------------------------------------------------------------------------------------
     def embedder(self, spec: str = "auto") -> EmbedderChoice:

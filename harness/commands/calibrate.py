@@ -10,16 +10,14 @@ import json
 import sys
 
 from harness.errors import HarnessError
+from harness.options import add_workspace_paths, resamples, score_0_to_1
 from harness.workspace import Workspace
 
 DEFAULT_BOOK = "fixtures/probe_book.csv"
 
 
 def _add_paths(parser) -> None:
-    parser.add_argument("--suites-file", default=None, help="suites file (default: suites.toml)")
-    parser.add_argument("--candidates-file", default=None, help="candidates file (default: candidates.toml)")
-    parser.add_argument("--baselines-dir", default=None, help="where models live (default: baselines)")
-    parser.add_argument("--store", default=None)
+    add_workspace_paths(parser.add_argument, only=("--suites-file", "--candidates-file", "--baselines-dir", "--store"))
 
 
 def add_commands(subparsers) -> None:
@@ -39,7 +37,7 @@ def add_commands(subparsers) -> None:
                            help="write baselines/<embedder>/<suite>.leaderboard.json (says old → new)")
     calibrate.add_argument("--label", default=None, help="how predictions of the written model are labelled")
     calibrate.add_argument("--out", default="reports/calibration", help="output folder (default: %(default)s)")
-    calibrate.add_argument("--resamples", type=int, default=2000)
+    calibrate.add_argument("--resamples", type=resamples, default=2000)
     calibrate.add_argument("--leaderboard-noise", type=float, default=0.01,
                            help="sd of the leaderboard's noise added in each resample (default: %(default)s)")
     calibrate.add_argument("--seed", type=int, default=0)
@@ -87,15 +85,14 @@ def add_commands(subparsers) -> None:
     add.add_argument("--candidate", required=True,
                      help="what was submitted: mean:TEXT, template:TEXT ({original_text}), file:PATH or a "
                           "candidates.toml name")
-    add.add_argument("--public", type=float, default=None, help="its public leaderboard score")
-    add.add_argument("--private", type=float, default=None, help="its private leaderboard score")
+    add.add_argument("--public", type=score_0_to_1, default=None, help="its public leaderboard score, in [0, 1]")
+    add.add_argument("--private", type=score_0_to_1, default=None, help="its private leaderboard score, in [0, 1]")
     add.add_argument("--name", default=None, help="a unique name (default: from the candidate)")
     add.add_argument("--date", default="", help="YYYY-MM-DD")
     add.add_argument("--note", default="")
     add.add_argument("--source", default="", help="where the score comes from")
     add.add_argument("--book", default=DEFAULT_BOOK, help="probe book (default: %(default)s)")
-    add.add_argument("--candidates-file", default=None)
-    add.add_argument("--store", default=None)
+    add_workspace_paths(add.add_argument, only=("--candidates-file", "--store"))
     add.set_defaults(handler=cmd_probes_add)
     listing = actions.add_parser("list", help="list the book's probes")
     listing.add_argument("--book", default=DEFAULT_BOOK, help="probe book (default: %(default)s)")

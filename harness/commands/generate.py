@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.options import add_workspace_paths, resamples
+
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_SYNTH_MODEL = "gpt-4o"
 EXIT_FAILED_ITEMS = 1
@@ -40,7 +42,7 @@ def add_commands(subparsers) -> None:
 
     rewrite = commands.add_parser("rewrite", help="another model rewrites existing (original, prompt) rows")
     rewrite.add_argument("--in", dest="input", required=True, help="a suite name or a data file (CSV/JSONL/parquet)")
-    rewrite.add_argument("--suites-file", default=None, help="where suite names are looked up (default: suites.toml)")
+    add_workspace_paths(rewrite.add_argument, only=("--suites-file",))
     rewrite.add_argument("--out", required=True, help="output JSONL (appended to; a rerun resumes)")
     rewrite.add_argument("--limit", type=int, default=None, help="only the first N rows of the input")
     rewrite.add_argument("--user-template", default=None,
@@ -61,7 +63,7 @@ def add_commands(subparsers) -> None:
                        help="fields that must all match (default: %(default)s)")
     dedup.add_argument("--threshold", type=float, default=0.95, help="near-duplicate cosine (default: %(default)s)")
     dedup.add_argument("--embedder", default="minilm", help="auto, st5, minilm, path:DIR or none (exact only)")
-    dedup.add_argument("--store", default=None, help="SQLite store for the embedding cache")
+    add_workspace_paths(dedup.add_argument, only=("--store",))
     dedup.set_defaults(handler=cmd_dedup)
 
     mine = commands.add_parser("mine", help="keep the rows the candidates score worst on, as a new suite")
@@ -76,10 +78,8 @@ def add_commands(subparsers) -> None:
                       help="append the suite's entry to --suites-file (otherwise it is written beside --out)")
     mine.add_argument("--report", default=None, help="markdown report (default: the output with .md)")
     mine.add_argument("--embedder", default="auto", help="auto, st5, minilm or path:DIR (default: %(default)s)")
-    mine.add_argument("--suites-file", default=None, help="suites file (default: suites.toml)")
-    mine.add_argument("--candidates-file", default=None, help="candidates file (default: candidates.toml)")
-    mine.add_argument("--store", default=None, help="SQLite store (default: $PRH_STORE or .prh/store.sqlite)")
-    mine.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples per candidate (default: 2000)")
+    add_workspace_paths(mine.add_argument, only=("--suites-file", "--candidates-file", "--store"))
+    mine.add_argument("--resamples", type=resamples, default=2000, help="bootstrap resamples per candidate (default: 2000)")
     mine.set_defaults(handler=cmd_mine)
 
     review = commands.add_parser("review", help="a markdown report of a random sample of rows, with flags")

@@ -12,6 +12,7 @@ import sys
 from datetime import datetime, timezone
 
 from harness.errors import HarnessError
+from harness.options import add_workspace_paths, positive_int
 from harness.report.model import PAGE_ROWS, settings_label
 from harness.store import RunRecord, SubmissionRecord
 from harness.submission import rows_text
@@ -37,7 +38,7 @@ def add_commands(subparsers) -> None:
                                               "against the baseline")
     show.add_argument("candidate", help="the candidate's name as recorded (e.g. mean-prompt, mean:TEXT)")
     show.add_argument("--suite", default=None, help="only this suite (default: every suite it was scored on)")
-    show.add_argument("--worst", type=_positive, default=PAGE_ROWS, metavar="N",
+    show.add_argument("--worst", type=positive_int, default=PAGE_ROWS, metavar="N",
                       help="rows per table (default: %(default)s)")
     show.add_argument("--embedder", default=None, help="only runs of this embedder (e.g. minilm)")
     _add_store(show)
@@ -54,18 +55,7 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_store(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default=None, help="SQLite store (default: $PRH_STORE or .prh/store.sqlite)")
-    parser.add_argument("--suites-file", default=None, help="suites file (default: suites.toml)")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+    add_workspace_paths(parser.add_argument, only=("--store", "--suites-file"))
 
 
 def parse_date(text: str) -> datetime:

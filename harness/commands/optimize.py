@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError, print_warnings
 from harness.files import write_json_atomic
+from harness.options import add_workspace_paths, non_negative_float, resamples
 from harness.workspace import Workspace
 
 DEFAULT_START = ("Please improve this text using the writing style with maintaining the original meaning but "
@@ -38,7 +39,7 @@ def add_commands(subparsers) -> None:
     mean.add_argument("--top-k", type=int, default=32, help="gradient guide: tokens kept per slot (default: %(default)s)")
     mean.add_argument("--explore-share", type=float, default=0.1, help="token space: probability of proposing a "
                       "token the train prompts lack (0 = their tokens only, 1 = uniform; default: %(default)s)")
-    mean.add_argument("--budget-seconds", type=float, default=600.0, help="wall-clock budget; 0 = none (default: %(default)s)")
+    mean.add_argument("--budget-seconds", type=non_negative_float, default=600.0, help="wall-clock budget; 0 = none (default: %(default)s)")
     mean.add_argument("--max-evaluations", type=int, default=None, help="stop after this many distinct strings scored")
     mean.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (replays a run exactly)")
     mean.add_argument("--patience", type=int, default=None, help="stop after this many steps without improvement")
@@ -49,7 +50,7 @@ def add_commands(subparsers) -> None:
                       "sentence-t5's limit)")
     mean.add_argument("--tokens", default=None, help="a file of extra vocabulary tokens, one per line")
     mean.add_argument("--vocabulary-size", type=int, default=3000, help="most frequent train-prompt words kept")
-    mean.add_argument("--nearest-seconds", type=float, default=None, help="budget of the search for the string "
+    mean.add_argument("--nearest-seconds", type=non_negative_float, default=None, help="budget of the search for the string "
                       "nearest the train oracle's direction (default: a quarter of --budget-seconds; 0 = skip it)")
     mean.add_argument("--nearest-steps", type=int, default=None, help="steps of that search (default: --max-steps)")
     mean.add_argument("--name", default="searched-mean-prompt", help="name of the candidates.toml entry printed")
@@ -107,11 +108,9 @@ def _suite_options(parser: argparse.ArgumentParser, *, split: str) -> None:
     parser.add_argument("--split-by", choices=("auto", "prompt", "group"), default="auto",
                         help="unit of the split; auto: group when the suite has groups (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of held-out CIs")
-    parser.add_argument("--suites-file", default=None, help="suites file (default: suites.toml)")
-    parser.add_argument("--candidates-file", default=None, help="candidates file (default: candidates.toml)")
-    parser.add_argument("--store", default=None, help="SQLite store (default: $PRH_STORE or .prh/store.sqlite; "
-                        "':memory:' caches nothing on disk)")
+    parser.add_argument("--resamples", type=resamples, default=10_000, help="bootstrap resamples of held-out CIs "
+                        "(at least 200)")
+    add_workspace_paths(parser.add_argument, only=("--suites-file", "--candidates-file", "--store"))
 
 
 def _optimizer_options(parser: argparse.ArgumentParser, *, proposer_help: str) -> None:

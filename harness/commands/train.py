@@ -14,6 +14,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness.options import add_workspace_paths
+
 EXIT_INTERRUPTED = 130
 
 
@@ -37,7 +39,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                       "must share no row with --train")
     data.add_argument("--out", required=True, help="output folder (checkpoints, adapter, card); resumed if it holds "
                       "a run with the same settings")
-    data.add_argument("--suites-file", default=None, help="suites file for names (default: suites.toml)")
+    add_workspace_paths(data.add_argument, only=("--suites-file",))
     data.add_argument("--embedder", default="auto", help="embedder of the eval scoring: auto, st5, minilm, path:DIR "
                       "(default: %(default)s, i.e. st5 when on this machine, else the offline minilm)")
     lora = parser.add_argument_group("LoRA")
