@@ -169,12 +169,15 @@ def cmd_leaderboard(args) -> int:
     from harness.report import output_width, print_ranking
 
     with Workspace.from_args(args) as workspace:
+        replacing = workspace.reports_replacing()
         paths = workspace.write_reports()
         view = workspace.leaderboard()
     print_ranking(Console(width=output_width(sys.stdout.isatty()), highlight=False), view)
     print("reports written:")
     for path in paths:
         print(f"  {path}")
+    if replacing:
+        print_warnings([replacing])
     return 0
 
 

@@ -356,4 +356,8 @@ def choose_embedder(spec: str = "auto", **kwargs) -> EmbedderChoice:
     path = Path(directory).expanduser()
     if path.is_dir():
         return EmbedderChoice(SentenceTransformerEmbedder(path.name, path, **kwargs))
+    if spec.startswith("path:"):
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        raise ConfigError(f"embedder {spec!r}: the folder {directory} {what}; path:DIR names a saved "
+                          "sentence-transformers model folder")
     raise ConfigError(f"unknown embedder {spec!r}: expected auto, st5, minilm, path:DIR or a model directory")

@@ -28,6 +28,34 @@ _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 # -- atomic writes -----------------------------------------------------------------------------------------
+#: a temporary file of `write_atomic` older than this was left by a killed writer: no write takes so long
+#: between creating its temporary file and moving it into place (reports render in seconds)
+STALE_TEMPORARY_SECONDS = 60.0
+
+
+def remove_stale_temporaries(path: Path, *, older_than: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
+    """Remove the temporary files a killed `write_atomic` of `path` left behind (`.NAME.*.tmp` next to it,
+    older than `older_than` seconds: a concurrent writer's fresh one is left alone). Returns what was removed."""
+    import time
+
+    removed = []
+    cutoff = time.time() - older_than
+    for temporary in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        try:
+            if temporary.stat().st_mtime < cutoff:
+                temporary.unlink()
+                removed.append(temporary)
+        except FileNotFoundError:  # another process removed it first
+            continue
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call `write(binary_handle)` on a temporary file next to `path`, then move it into place.
 
@@ -36,6 +64,7 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as handle:

@@ -23,6 +23,8 @@ SUITES_FILE = "suites.toml"
 CANDIDATES_FILE = "candidates.toml"
 BASELINES_DIR = "baselines"
 REPORT_DIR = "reports"
+#: the probe book shipped with the project: published leaderboard facts, each with its source
+DEFAULT_BOOK = Path("fixtures") / "probe_book.csv"
 #: the fewest bootstrap resamples a 95% interval is computed from. With fewer, each 2.5% tail holds a
 #: handful of resamples and the interval's ends move with the seed (at 1, an interval excludes its own
 #: mean); 200 is the usual floor for percentile intervals (Efron & Tibshirani, ch. 13). The default is 10,000.

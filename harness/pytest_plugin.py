@@ -93,6 +93,7 @@ class PrhSession:
         self.outcomes: dict[str, SuiteOutcome] | None = None
         self.report_paths: list[Path] = []
         self.report_error: str | None = None
+        self.report_replaced: str | None = None
         self._workspace: Workspace | None = None
         self._names: list[str] | None = None
 
@@ -301,6 +302,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             return
         if not state.workspace.store(create=False).runs(session=state.session_id):
             return  # this pytest run scored nothing: leave the reports alone
+        state.report_replaced = state.workspace.reports_replacing()
         state.report_paths = state.workspace.write_reports()
     except Exception as exc:  # a broken report must not hide the test results
         state.report_error = f"{type(exc).__name__}: {exc}"
@@ -376,5 +378,7 @@ def _summary(terminalreporter, state: PrhSession) -> None:
         if pages:
             line += f"; {len(pages)} candidate page(s) in {pages[0].parent}"
         say(line)
+    if state.report_replaced:
+        say(f"WARNING: {state.report_replaced}", yellow=True)
     if state.report_error:
         terminalreporter.write_line(f"could not write the leaderboard: {state.report_error}", red=True)

@@ -109,6 +109,8 @@ def read_table(path: str | Path, fmt: str | None = None) -> Table:
         raise DataError(path, f"cannot read the file: {exc.strerror or exc}") from None
     if fmt == "csv":
         return _read_csv(path, text)
+    if not text.strip():
+        raise DataError(path, "the file is empty (no JSON lines)")
     return _read_jsonl(path, text)
 
 

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 DEFAULT_TOLERANCE = 0.001
 #: the multiple-suite corrections of the gate
 CORRECTIONS = ("holm", "none")
+#: in the report folder: the store and suites file its reports were rendered from
+REPORT_SOURCE_FILE = ".prh-source.json"
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -362,16 +364,44 @@ class Workspace:
                                   "only named suites have baselines")
         return update_baselines(self.baselines_dir, [(s.result, s.comparison) for s in family], force=force)
 
+    def reports_replacing(self) -> str | None:
+        """What `write_reports` is about to replace, when `report_dir` was last rendered from another store or
+        suites file (`--store`, `--suites-file`): a sentence naming both, or None. The reports of a folder
+        come from one store at a time, so a run on another store rebuilds them and must say so."""
+        import json
+
+        marker = self.report_dir / REPORT_SOURCE_FILE
+        try:
+            before = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        now = self._report_source()
+        changed = [key for key in ("store", "suites_file") if before.get(key) != now[key]]
+        if not changed:
+            return None
+        pages = len(list((self.report_dir / "candidates").glob("*.md")))
+        what = " and ".join(f"{key.replace('_', ' ')} {before.get(key)} → {now[key]}" for key in changed)
+        return (f"{self.report_dir} was rendered from another {' and '.join(k.replace('_', ' ') for k in changed)}; "
+                f"its leaderboard and {pages} candidate page(s) are replaced ({what})")
+
+    def _report_source(self) -> dict[str, str]:
+        return {"store": str(self.store_path.resolve()), "suites_file": str(self.suites_file.resolve())}
+
     def write_reports(self) -> list[Path]:
         """Render the reports under `report_dir` from the store's whole history: ranked over the suites of
-        the suites file, candidates ranked without the suites they learned from, pages with stored rows."""
+        the suites file, candidates ranked without the suites they learned from, pages with stored rows.
+        `report_dir/.prh-source.json` records which store and suites file they came from (see
+        `reports_replacing`)."""
+        from harness.files import write_json_atomic
         from harness.report import write_reports
 
         store = self.store(create=False)
         records = store.runs()
-        return write_reports(records, self.report_dir, main_suites=list(self.suite_specs) or None,
-                             learned_from=self._learned_from(records), rows=store.run_rows,
-                             submissions=store.submissions())
+        paths = write_reports(records, self.report_dir, main_suites=list(self.suite_specs) or None,
+                              learned_from=self._learned_from(records), rows=store.run_rows,
+                              submissions=store.submissions())
+        write_json_atomic(self.report_dir / REPORT_SOURCE_FILE, self._report_source())
+        return paths
 
     def leaderboard(self) -> ReportView:
         """The leaderboard the reports show (same history, suites and rule as `write_reports`)."""

@@ -113,7 +113,7 @@ def test_an_entry_that_is_not_a_table_is_named(tmp_path):
 def test_predictions_file_entry_keys_are_type_checked(tmp_path):
     (tmp_path / "p.csv").write_text("id,rewrite_prompt\n0,a\n")
     (tmp_path / "c.toml").write_text('[candidates.p]\nkind = "predictions-file"\npath = "p.csv"\nid_column = 0\n')
-    with pytest.raises(ConfigError, match="candidate 'p'.*'id_column' must be a string.*found integer 0"):
+    with pytest.raises(ConfigError, match=r"c.toml: \[candidates.p\]: 'id_column' must be a string, found integer 0"):
         resolve_candidate("p", load_candidate_registry(tmp_path / "c.toml"))
 
 

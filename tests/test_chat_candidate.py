@@ -225,7 +225,7 @@ def test_option_errors_name_the_candidate_once(tmp_path, server, extra, message)
     """Issue 9: options read inside the client's try block were prefixed twice."""
     with pytest.raises(ConfigError, match=re.escape(message)) as error:
         build(tmp_path, server, **extra)
-    assert str(error.value).count("candidate 'chatty' (kind chat)") == 1, str(error.value)
+    assert str(error.value).count("[candidates.chatty] (kind chat)") == 1, str(error.value)
 
 
 def test_a_key_written_in_the_file_is_refused_without_echoing_it(tmp_path, server):

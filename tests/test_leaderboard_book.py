@@ -12,17 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optimize_helpers import family_suite
 
+from harness.candidates import TemplateCandidate
 from harness.candidates.constant import ConstantCandidate
 from harness.cli import main
 from harness.errors import ConfigError, DataError
 from harness.leaderboard.book import (
-    DEFAULT_BOOK,
     Probe,
-    TemplateCandidate,
     append_probe,
     load_book,
     parse_candidate_spec,
 )
+from harness.options import DEFAULT_BOOK
 
 SHIPPED = REPO_ROOT / DEFAULT_BOOK
 

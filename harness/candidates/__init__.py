@@ -1,13 +1,19 @@
 """Candidates: anything that answers a suite's rows with recovered prompts.
 
 Each kind lives in its own module; `registry` builds them from `candidates.toml` entries or inline specs
-(`mean:TEXT`, `file:PATH.csv`).
+(`mean:TEXT`, `template:TEXT`, `file:PATH.csv`, read by `parse_spec`); `schema` declares each kind's keys.
 """
 
 from harness.candidates.base import Candidate, CandidateContext, StreamingCandidate
 from harness.candidates.constant import ConstantCandidate
 from harness.candidates.predictions_file import MissingPredictionsError, PredictionsFileCandidate
-from harness.candidates.registry import CandidateRegistry, load_candidate_registry, resolve_candidate
+from harness.candidates.registry import (
+    CandidateRegistry,
+    load_candidate_registry,
+    parse_spec,
+    resolve_candidate,
+)
+from harness.candidates.template import TemplateCandidate
 
 __all__ = [
     "Candidate",
@@ -17,6 +23,8 @@ __all__ = [
     "ConstantCandidate",
     "MissingPredictionsError",
     "PredictionsFileCandidate",
+    "TemplateCandidate",
     "load_candidate_registry",
+    "parse_spec",
     "resolve_candidate",
 ]

@@ -21,6 +21,7 @@ from harness.data import Sample
 
 if TYPE_CHECKING:
     from harness.data import SuiteSpec
+    from harness.embedders import Embedder
     from harness.store import Store
 
 
@@ -60,3 +61,15 @@ class CandidateContext:
     store: Store | None = None
     suites: Mapping[str, SuiteSpec] = field(default_factory=dict)
     resolve: Callable[[str], Candidate] | None = None
+    #: the candidates file the entry comes from (named in errors)
+    source: str = "(inline)"
+    #: builds an embedder from a spec (auto, st5, minilm, path:DIR): the Workspace's, so an injected one
+    #: is used everywhere; None means harness.embedders.choose_embedder
+    embedder: Callable[[str], Embedder] | None = None
+
+    def build_embedder(self, spec: str) -> Embedder:
+        if self.embedder is not None:
+            return self.embedder(spec)
+        from harness.embedders import choose_embedder
+
+        return choose_embedder(spec).embedder

@@ -184,7 +184,9 @@ class ChatCandidate:
 # -- from candidates.toml -----------------------------------------------------------------------------------
 def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) -> ChatCandidate:
     """Build a chat candidate from its `[candidates.NAME]` entry (keys: `ENTRY_KEYS`, see docs/chat.md)."""
-    where = f"candidate '{name}' (kind chat)"
+    from harness.candidates.schema import where as entry_where
+
+    where = f"{entry_where(context.source, name)} (kind chat)"
     if "api_key" in entry:  # never echo its value
         raise ConfigError(f"{where}: a key must never be written in the candidates file; put it in an environment "
                           "variable and give the variable's NAME as api_key_env")

@@ -57,13 +57,14 @@ class EnsembleCandidate:
 
 
 def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) -> EnsembleCandidate:
-    members = entry.get("members", [])
-    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-        raise ConfigError(f"candidate '{name}' (kind ensemble): 'members' must be a list of candidate names")
+    from harness.candidates.schema import EnsembleEntry, validate_entry, where
+
+    place = where(context.source, name)
+    settings = validate_entry(EnsembleEntry, entry, place)
+    if not settings.members and not settings.suffix:
+        raise ConfigError(f"{place}: 'members' must name at least one candidate (or give a 'suffix')")
     if context.resolve is None:
-        raise ConfigError(f"candidate '{name}' (kind ensemble) can only be built from a candidates file")
-    suffix = entry.get("suffix", "")
-    if suffix == "lucrarea":
-        suffix = LUCRAREA_SUFFIX
-    return EnsembleCandidate(name, [context.resolve(member) for member in members], suffix=suffix,
-                             separator=entry.get("separator", " "), store=context.store)
+        raise ConfigError(f"{place}: an ensemble can only be built from a candidates file")
+    suffix = LUCRAREA_SUFFIX if settings.suffix == "lucrarea" else settings.suffix
+    return EnsembleCandidate(name, [context.resolve(member) for member in settings.members], suffix=suffix,
+                             separator=settings.separator, store=context.store)

@@ -106,8 +106,8 @@ class HFCandidate:
                  top_p: float = 1.0, seed: int = 0, system: str = DEFAULT_SYSTEM, user_template: str = DEFAULT_USER,
                  max_text_chars: int = DEFAULT_MAX_CHARS, examples: Sequence[Sample] = (), stop: Sequence[str] = (),
                  load_in_4bit: bool = False, postprocess: str = "auto", train_suites: Sequence[str] = (),
-                 adapter_command: str | None = None, spec: str | None = None) -> None:
-        where = f"candidate '{name}' (kind hf)"
+                 adapter_command: str | None = None, spec: str | None = None, where: str | None = None) -> None:
+        where = where or f"candidate '{name}' (kind hf)"
         if dtype not in DTYPES:
             raise ConfigError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if device != "auto" and not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
@@ -234,8 +234,11 @@ class HFCandidate:
                                   "set load_in_4bit = false to run unquantized")
             if importlib.util.find_spec("bitsandbytes") is None:
                 raise ConfigError(f"{self._where}: load_in_4bit needs the bitsandbytes package: pip install bitsandbytes")
+        # The adapter first: a missing adapter's message gives the command that makes it, and that command
+        # says what the base model needs (on a fresh clone both are missing).
+        adapter_dir = self.adapter_dir
         config = read_model_config(self.model_dir, self._where)
-        if self.adapter_dir is not None:
+        if adapter_dir is not None:
             check_adapter_fits(self.adapter_dir, self.model_dir, config, where=self._where)
         self._checked = True
 
@@ -390,7 +393,9 @@ def _stop_ids(model, tokenizer) -> list[int]:
 def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) -> HFCandidate:
     """Build an hf candidate from its `[candidates.NAME]` entry (keys: `ENTRY_KEYS`, see docs/hf.md).
     Relative paths (model, adapter) are read from the candidates file's folder."""
-    where = f"candidate '{name}' (kind hf)"
+    from harness.candidates.schema import where as entry_where
+
+    where = f"{entry_where(context.source, name)} (kind hf)"
     unknown = sorted(set(entry) - set(ENTRY_KEYS))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(ENTRY_KEYS)}")
@@ -432,7 +437,7 @@ def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) 
         load_in_4bit=_option(entry, "load_in_4bit", bool, False, where),
         postprocess=_option(entry, "postprocess", str, "auto", where),
         train_suites=[*train_suites, *(s for s in example_suites if s not in train_suites)],
-        adapter_command=adapter_command)
+        adapter_command=adapter_command, where=where)
 
 
 def _option(entry: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any, where: str) -> Any:

@@ -1,8 +1,8 @@
 """Build candidates from `candidates.toml` entries and inline specs.
 
-Candidates are data: an entry names its `kind` and that kind's parameters. Inline specs need no file:
-`mean:ANY TEXT` is a constant candidate, `file:PATH.csv` a Kaggle-format predictions file
-(`id,rewrite_prompt`). Each kind's module has a `from_config(name, entry, context)` factory, registered
+Candidates are data: an entry names its `kind` and that kind's parameters. Inline specs need no file
+(`parse_spec`, the one reader of them): `mean:ANY TEXT` is a constant candidate, `template:TEXT {original_text}`
+a row template, `file:PATH.csv` a Kaggle-format predictions file (`id,rewrite_prompt`). Each kind's module has a `from_config(name, entry, context)` factory, registered
 in `CANDIDATE_KINDS` by import path so that heavy kinds (transformers, openai) are imported only when
 an entry of that kind is built.
 """
@@ -25,23 +25,18 @@ CandidateFactory = Callable[[str, Mapping[str, Any], CandidateContext], Candidat
 
 
 def _constant(name: str, entry: Mapping[str, Any], context: CandidateContext) -> Candidate:
-    prompt = entry.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ConfigError(f"candidate '{name}' (kind constant) needs a non-empty 'prompt'")
-    return ConstantCandidate(name, prompt)
+    from harness.candidates.schema import ConstantEntry, validate_entry, where
+
+    return ConstantCandidate(name, validate_entry(ConstantEntry, entry, where(context.source, name)).prompt)
 
 
 def _predictions_file(name: str, entry: Mapping[str, Any], context: CandidateContext) -> Candidate:
-    where = f"candidate '{name}' (kind predictions-file)"
-    if "path" not in entry:
-        raise ConfigError(f"{where} needs a 'path'")
-    path = Path(expect_type(entry["path"], str, where, "path", "a string (the predictions file)"))
-    id_column = expect_type(entry.get("id_column", "id"), str, where, "id_column",
-                            'a string (the id column; "" aligns rows by position)')
-    prediction_column = expect_type(entry.get("prediction_column", "rewrite_prompt"), str, where,
-                                    "prediction_column", "a string (the prediction column)")
+    from harness.candidates.schema import PredictionsFileEntry, validate_entry, where
+
+    settings = validate_entry(PredictionsFileEntry, entry, where(context.source, name))
+    path = Path(settings.path)
     return PredictionsFileCandidate(path if path.is_absolute() else context.base_dir / path, name=name,
-                                    id_column=id_column, prediction_column=prediction_column)
+                                    id_column=settings.id_column, prediction_column=settings.prediction_column)
 
 
 #: keys every kind may carry that no kind's factory reads (see check_common_keys)
@@ -84,7 +79,7 @@ class CandidateRegistry:
         if name not in self.entries:
             known = ", ".join(self.entries) or "(none)"
             raise ConfigError(f"unknown candidate {name!r} in {self.source}; known: {known}; "
-                              "or use an inline spec: 'mean:TEXT' or 'file:PATH.csv'")
+                              f"or use an inline spec: {INLINE_FORMS}")
         entry = self.entries[name]
         check_common_keys(self.source, name, entry)  # done at load too; entries may also come from code
         kind = entry["kind"]
@@ -92,7 +87,7 @@ class CandidateRegistry:
         if factory is None:
             raise ConfigError(f"candidate '{name}' in {self.source}: unknown kind {kind!r}; "
                               f"known kinds: {', '.join(CANDIDATE_KINDS)}")
-        context = replace(context or CandidateContext(), base_dir=self.base_dir)
+        context = replace(context or CandidateContext(), base_dir=self.base_dir, source=self.source)
         context.resolve = lambda member: resolve_candidate(member, self, context, _building=(*_building, name))
         # `scorer_specific` is read by the leaderboard package, not by the kinds (some refuse unknown keys).
         return factory(name, {k: v for k, v in entry.items() if k not in COMMON_ONLY_KEYS}, context)
@@ -133,14 +128,45 @@ def check_common_keys(path: str | Path, name: str, entry: object) -> None:
             raise ConfigError(f"{where}: 'scorer_specific' must be a list of non-empty strings")
 
 
+#: inline spec prefix → the kind it builds
+INLINE_KINDS = {"mean:": "constant", "template:": "template", "file:": "predictions-file"}
+INLINE_FORMS = "'mean:TEXT', 'template:TEXT {original_text}' or 'file:PATH.csv'"
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """(kind, text) of a candidate spec: ("constant", prompt) for `mean:`, ("template", template) for
+    `template:`, ("predictions-file", path) for `file:`, ("name", name) for anything else. An empty text is
+    a ConfigError; a template is checked (known placeholders, at least one)."""
+    spec = spec.strip()
+    for prefix, kind in INLINE_KINDS.items():
+        if spec.startswith(prefix):
+            text = spec[len(prefix):]
+            if not text.strip():
+                raise ConfigError(f"candidate spec {spec!r}: {prefix}… needs a non-empty text after '{prefix}' "
+                                  "(a mean prompt must not be empty)")
+            if kind == "template":
+                from harness.candidates.chat import check_template
+
+                check_template(text, f"candidate spec {spec!r}", require_placeholder=True)
+            return kind, text
+    if not spec:
+        raise ConfigError(f"empty candidate spec: give a candidates-file name, {INLINE_FORMS}")
+    return "name", spec
+
+
 def resolve_candidate(spec: str, registry: CandidateRegistry | None = None, context: CandidateContext | None = None,
                       *, _building: tuple[str, ...] = ()) -> Candidate:
-    """A candidate from a spec: `mean:TEXT`, `file:PATH`, or a name from the registry."""
+    """A candidate from a spec (see `parse_spec`): inline, or a name from the registry."""
+    kind, text = parse_spec(spec)
     spec = spec.strip()
-    if spec.startswith("mean:"):
-        prompt = spec[len("mean:"):]
-        short = prompt if len(prompt) <= 40 else prompt[:39] + "…"
-        return ConstantCandidate(f"mean:{short}", prompt, spec=spec)
-    if spec.startswith("file:"):
-        return PredictionsFileCandidate(spec[len("file:"):], spec=spec)
-    return (registry or CandidateRegistry()).build(spec, context, _building=_building)
+    if kind == "constant":
+        short = text if len(text) <= 40 else text[:39] + "…"
+        return ConstantCandidate(f"mean:{short}", text, spec=spec)
+    if kind == "template":
+        from harness.candidates.template import TemplateCandidate
+
+        short = text if len(text) <= 40 else text[:39] + "…"
+        return TemplateCandidate(f"template:{short}", text, spec=spec)
+    if kind == "predictions-file":
+        return PredictionsFileCandidate(text, spec=spec)
+    return (registry or CandidateRegistry()).build(text, context, _building=_building)

@@ -24,7 +24,7 @@ import numpy as np
 from harness.candidates.base import CandidateContext
 from harness.candidates.cache import input_hash
 from harness.data import Sample, Suite, load_suite
-from harness.embedders import Embedder, choose_embedder
+from harness.embedders import Embedder
 from harness.embedding_cache import embed_texts
 from harness.errors import ConfigError
 from harness.hashing import json_fingerprint
@@ -83,12 +83,13 @@ class RetrievalCandidate:
 
 
 def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) -> RetrievalCandidate:
-    train_name = entry.get("train_suite")
-    if not train_name:
-        raise ConfigError(f"candidate '{name}' (kind retrieval) needs a 'train_suite'")
-    if train_name not in context.suites:
-        raise ConfigError(f"candidate '{name}': train_suite '{train_name}' is not a known suite; "
+    from harness.candidates.schema import RetrievalEntry, validate_entry, where
+
+    place = where(context.source, name)
+    settings = validate_entry(RetrievalEntry, entry, place)
+    if settings.train_suite not in context.suites:
+        raise ConfigError(f"{place}: train_suite '{settings.train_suite}' is not a known suite; "
                           f"known: {', '.join(context.suites) or '(none)'}")
-    return RetrievalCandidate(name, load_suite(context.suites[train_name]), choose_embedder(entry.get("embedder", "minilm")).embedder,
-                              k=int(entry.get("k", 3)), query=entry.get("query", "rewritten"),
-                              joiner=entry.get("joiner", " "), store=context.store)
+    return RetrievalCandidate(name, load_suite(context.suites[settings.train_suite]),
+                              context.build_embedder(settings.embedder), k=settings.k, query=settings.query,
+                              joiner=settings.joiner, store=context.store)

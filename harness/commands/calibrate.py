@@ -10,10 +10,12 @@ import json
 import sys
 
 from harness.errors import HarnessError
-from harness.options import add_workspace_paths, resamples, score_0_to_1
+from harness.options import DEFAULT_BOOK, add_workspace_paths, resamples, score_0_to_1
 from harness.workspace import Workspace
 
-DEFAULT_BOOK = "fixtures/probe_book.csv"
+#: the exit code of a refused request (prh: 2 = bad input or configuration)
+EXIT_USAGE = 2
+
 
 
 def _add_paths(parser) -> None:
@@ -111,10 +113,9 @@ def model_label(book_path: str, suite_rows: int, embedder: str, comparable: bool
     """How a written model's predictions are labelled wherever they are shown."""
     from pathlib import Path
 
-    from harness.leaderboard.book import DEFAULT_BOOK as SHIPPED
     from harness.stats import MIN_ROWS
 
-    shipped = Path(book_path).resolve() == SHIPPED.resolve() if Path(book_path).exists() else False
+    shipped = Path(book_path).resolve() == DEFAULT_BOOK.resolve() if Path(book_path).exists() else False
     parts = [f"predicted public leaderboard score, fitted on {'the shipped public probes' if shipped else 'the probes'} "
              f"of {book_path}"]
     if not comparable:
@@ -141,7 +142,7 @@ def cmd_calibrate(args) -> int:
     settings = CalibrationSettings(FitSettings(map=args.map, leaderboard_noise=args.leaderboard_noise, seed=args.seed),
                                    correlation_resamples=args.resamples, target=args.target)
     say = _progress(not args.json)
-    rows, models = [], []
+    rows, models, refused = [], [], []
     with workspace:
         store = workspace.store()
         for embedder in embedders:
@@ -154,6 +155,7 @@ def cmd_calibrate(args) -> int:
                 rows.append(row)
                 say(f"  {row.seconds:.1f} s, {row.embedding_calls} embedding call(s) for the constant probes")
                 if row.model is None:
+                    refused.append(f"{suite.name} ({embedder.name}): {row.refused or 'no model could be fitted'}")
                     continue
                 if args.write_model:
                     models.append(write_model(workspace.baselines_dir, row.model).describe())
@@ -171,6 +173,10 @@ def cmd_calibrate(args) -> int:
             print(line)
         for path in paths:
             print(path)
+    if args.write_model and not any(row.model is not None for row in rows):
+        # asked to write a model and none could be: the caller must not read this as success
+        print(f"error: --write-model wrote no model: every fit was refused ({'; '.join(refused)})", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 

@@ -139,6 +139,19 @@ def _optimizer_options(parser: argparse.ArgumentParser, *, proposer_help: str) -
 
 
 # -- shared helpers ---------------------------------------------------------------------------------------
+#: below this many held-out rows a bootstrap interval (and the Δ read from it) is too unstable to act on:
+#: a percentile interval of a mean needs roughly 30 independent values before its coverage is near 95%
+MIN_HELDOUT_ROWS = 30
+
+
+def warn_small_heldout(n_rows: int) -> None:
+    """Say, on stderr (JSON on stdout stays parseable), when the held-out split is too small to trust."""
+    if n_rows < MIN_HELDOUT_ROWS:
+        print_warnings([f"the held-out split has only {n_rows} rows (< {MIN_HELDOUT_ROWS}): its score, Δ and "
+                        "intervals are too unstable to act on; use a larger suite or a larger held-out share "
+                        "(--split)"])
+
+
 def _split(args, workspace):
     from harness.splits import parse_fractions, split_suite
 
@@ -206,6 +219,7 @@ def cmd_mean_prompt(args) -> int:
         if log is not None:
             log.close()
     data = report.to_dict()
+    warn_small_heldout(data["heldout_n"])
     if args.json:
         _print_json(data)
         return 0
@@ -373,6 +387,7 @@ def _run_optimizer(args, backend: str, run) -> int:
     data = {**result.to_dict(), "out": str(out), "trajectory": str(out / "trajectory.jsonl"), "plot": str(plot),
             "training_set": str(out / "training.jsonl"), "training_rows": n_training}
     write_json_atomic(out / "result.json", data)
+    warn_small_heldout(data["heldout_n"])
     if args.json:
         _print_json(data)
         return 0

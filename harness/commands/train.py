@@ -138,6 +138,12 @@ def base_model(base: str, workspace, *, announce: bool = True) -> str:
 
     entry = workspace.registry.entries.get(base)
     if entry is None:
+        if "/" not in base and ":" not in base and not Path(base).expanduser().exists():
+            # a bare word is a typo of a candidate name far more often than a hub model without an org
+            known = [name for name, e in workspace.registry.entries.items() if e.get("kind") == "hf"]
+            raise ConfigError(f"--base {base!r} is no known candidate (hf candidates in "
+                              f"{workspace.candidates_file}: {', '.join(known) or 'none'}), no local folder and "
+                              "not a hub id (org/name); give one of those or gguf:PATH / gguf-package:NAME")
         return base
     if entry.get("kind") != "hf":
         raise ConfigError(f"--base {base}: candidate '{base}' is of kind {entry.get('kind')!r}; give an hf "

@@ -31,21 +31,20 @@ import csv
 import io
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.candidates.base import Candidate
-from harness.candidates.chat import PLACEHOLDERS, check_template, render_template
+from harness.candidates.chat import PLACEHOLDERS, check_template
 from harness.candidates.constant import ConstantCandidate
-from harness.data import Sample
+from harness.candidates.registry import parse_spec
+from harness.candidates.template import TemplateCandidate
 from harness.errors import ConfigError, DataError
 from harness.files import write_text_atomic
-from harness.hashing import file_fingerprint, json_fingerprint
+from harness.hashing import file_fingerprint
 from harness.tables import Record, is_missing, read_table
 
-#: The book shipped with the project: published leaderboard facts, each with its source.
-DEFAULT_BOOK = Path("fixtures") / "probe_book.csv"
 KINDS = ("constant", "template", "candidate")
 COLUMNS = ("name", "kind", "submission", "public", "private", "date", "reproducible", "exclude", "note", "source")
 #: columns of the older probes format, read as their new names
@@ -114,23 +113,6 @@ class Probe:
         return {"name": self.name, "kind": self.kind, "submission": self.submission, "public": number(self.public),
                 "private": number(self.private), "date": self.date, "reproducible": "yes" if self.reproducible else "no",
                 "exclude": self.exclude, "note": self.note, "source": self.source}
-
-
-class TemplateCandidate:
-    """Answers `template` with each row's texts filled in (a row-template probe)."""
-
-    def __init__(self, name: str, template: str) -> None:
-        check_template(template, f"candidate '{name}'", require_placeholder=True)
-        self.name = name
-        self.spec = name
-        self.template = template
-        self.fingerprint = json_fingerprint({"kind": "template", "template": template})
-
-    def __repr__(self) -> str:
-        return f"TemplateCandidate(name={self.name!r}, template={self.template!r})"
-
-    def predict(self, samples: Sequence[Sample]) -> list[str]:
-        return [render_template(self.template, sample) for sample in samples]
 
 
 @dataclass(frozen=True)
@@ -262,19 +244,8 @@ def load_book(path: str | Path) -> ProbeBook:
 def parse_candidate_spec(spec: str) -> tuple[str, str]:
     """(kind, submission) for `prh probes add --candidate SPEC`: `mean:TEXT` is a constant, `template:TEXT` a
     row template, anything else (`file:…`, a candidates.toml name) a candidate spec."""
-    spec = spec.strip()
-    if spec.startswith("mean:"):
-        text = spec[len("mean:"):]
-        if not text.strip():
-            raise ConfigError("--candidate mean:TEXT needs a non-empty TEXT")
-        return "constant", text
-    if spec.startswith("template:"):
-        text = spec[len("template:"):]
-        check_template(text, "--candidate template:TEXT", require_placeholder=True)
-        return "template", text
-    if not spec:
-        raise ConfigError("--candidate needs a spec: mean:TEXT, template:TEXT, file:PATH or a candidates.toml name")
-    return "candidate", spec
+    kind, text = parse_spec(spec)
+    return (kind, text) if kind in ("constant", "template") else ("candidate", spec.strip())
 
 
 def append_probe(path: str | Path, probe: Probe) -> ProbeBook:
@@ -287,6 +258,8 @@ def append_probe(path: str | Path, probe: Probe) -> ProbeBook:
     path = Path(path)
     if path.suffix.lower() != ".csv":
         raise ConfigError(f"{path}: prh probes add writes CSV books (a .csv file)")
+    if not path.parent.is_dir():  # a typo in the folder is an error, never a new tree of folders
+        raise ConfigError(f"{path}: the folder {path.parent} does not exist; create it first or fix --book")
     if path.exists():
         book = load_book(path)
         if probe.name in book.by_name():
