@@ -208,9 +208,12 @@ COMMAND_MODULES = ("harness.commands.generate", "harness.commands.train", "harne
                    "harness.commands.deepeval_dataset")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, embedder_factory=None) -> int:
+    """Run `prh`. `embedder_factory` (spec → EmbedderChoice) replaces the embedders every Workspace of the
+    command builds: for tests and programs that run prh with their own model."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what a command that relaunches itself repeats
+    args.embedder_factory = embedder_factory
     try:
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args)

@@ -96,16 +96,22 @@ class Workspace:
     _suite_specs: dict[str, SuiteSpec] | None = field(default=None, repr=False)
     _registry: CandidateRegistry | None = field(default=None, repr=False)
     _embedders: dict[str, EmbedderChoice] = field(default_factory=dict, repr=False)
+    #: builds the embedder of a spec (auto, st5, minilm, path:DIR); None: harness.embedders.choose_embedder.
+    #: Tests and callers give their own here (one tiny model for every spec), never by patching the module.
+    embedder_factory: Callable[[str], EmbedderChoice] | None = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
     _explicit_suites_file: bool = field(default=False, repr=False)
 
     @classmethod
     def from_dir(cls, root: str | Path = ".", *, suites_file: str | Path | None = None,
                  candidates_file: str | Path | None = None, baselines_dir: str | Path | None = None,
-                 store: str | Path | None = None, report_dir: str | Path | None = None) -> Workspace:
+                 store: str | Path | None = None, report_dir: str | Path | None = None,
+                 embedder_factory: Callable[[str], EmbedderChoice] | None = None) -> Workspace:
         """The workspace of the project in `root`. Explicit paths are taken as given (relative to the
         current directory, as a shell user typed them); defaults are files and folders of `root`; the
-        store defaults to $PRH_STORE, else `root/.prh/store.sqlite`."""
+        store defaults to $PRH_STORE, else `root/.prh/store.sqlite`. `embedder_factory` replaces
+        `choose_embedder` for every embedder this workspace builds (scoring, retrieval candidates,
+        calibration)."""
         root = Path(root)
         if suites_file is not None and not Path(suites_file).is_file():
             raise ConfigError(f"suites file not found: {suites_file}")
@@ -121,13 +127,15 @@ class Workspace:
             store_path=Path(store if store is not None else os.environ.get(STORE_ENV) or root / STORE_PATH),
             report_dir=Path(report_dir) if report_dir is not None else root / REPORT_DIR,
             _explicit_suites_file=suites_file is not None,
+            embedder_factory=embedder_factory,
         )
 
     @classmethod
     def from_args(cls, args: object, root: str | Path = ".") -> Workspace:
         """The workspace a command line names: `args` may carry suites_file, candidates_file, baselines_dir,
-        store and report_dir (argparse's names for --suites-file …); absent or None means the default."""
-        return cls.from_dir(root, **workspace_paths(args))
+        store and report_dir (argparse's names for --suites-file …); absent or None means the default.
+        `args.embedder_factory`, when set (`harness.cli.main(argv, embedder_factory=…)`), is passed on."""
+        return cls.from_dir(root, **workspace_paths(args), embedder_factory=getattr(args, "embedder_factory", None))
 
     # -- suites ------------------------------------------------------------------------------------------
     @property
@@ -205,7 +213,8 @@ class Workspace:
             return spec
         from harness.candidates import CandidateContext, resolve_candidate
 
-        context = CandidateContext(base_dir=self.root, store=self.store(), suites=self.suite_specs)
+        context = CandidateContext(base_dir=self.root, store=self.store(), suites=self.suite_specs,
+                                   embedder=lambda spec: self.embedder(spec).embedder)
         return resolve_candidate(spec, self.registry, context)
 
     def check_candidate(self, spec: str | Candidate, suites: Sequence[str] = ()) -> Candidate:
@@ -226,7 +235,7 @@ class Workspace:
         if spec not in self._embedders:
             from harness.embedders import choose_embedder
 
-            self._embedders[spec] = choose_embedder(spec)
+            self._embedders[spec] = (self.embedder_factory or choose_embedder)(spec)
         return self._embedders[spec]
 
     # -- store -------------------------------------------------------------------------------------------

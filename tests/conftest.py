@@ -205,3 +205,19 @@ def prh_store(shipped_store, tmp_path, monkeypatch) -> Path:
     path = copy_store(shipped_store, tmp_path / "store.sqlite")
     monkeypatch.setenv("PRH_STORE", str(path))
     return path
+
+
+# -- embedders given to the harness, not patched into it ------------------------------------------------------
+def embedder_factory(embedder, by_spec: dict | None = None):
+    """A Workspace `embedder_factory`: `by_spec[spec]` where given, else `embedder`, for every spec."""
+    from harness.embedders import EmbedderChoice
+
+    return lambda spec: EmbedderChoice((by_spec or {}).get(spec, embedder))
+
+
+def prh_with(embedder, by_spec: dict | None = None):
+    """`prh` (harness.cli.main) with every embedder its Workspace builds replaced (see embedder_factory)."""
+    from harness.cli import main
+
+    factory = embedder_factory(embedder, by_spec)
+    return lambda argv: main(list(argv), embedder_factory=factory)

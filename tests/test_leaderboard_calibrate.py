@@ -8,12 +8,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, prh_with
 from optimize_helpers import BagOfWordsEmbedder, family_suite
 from scipy.stats import pearsonr, spearmanr
 
 from harness.cli import main
-from harness.embedders import EmbedderChoice
 from harness.errors import ConfigError
 from harness.evaluate import BootstrapSettings, evaluate
 from harness.leaderboard.book import Probe
@@ -175,11 +174,10 @@ def in_repo(monkeypatch, tmp_path):
 
 
 def test_calibrate_cli_json_contract_and_write_model(in_repo, capsys, monkeypatch):
-    monkeypatch.setattr("harness.embedders.choose_embedder",
-                        lambda spec="auto", **kwargs: EmbedderChoice(BagOfWordsEmbedder()))
+    prh = prh_with(BagOfWordsEmbedder())
     args = ["calibrate", "--suite", "leaked", "--embedder", "bow", "--resamples", "200", "--out",
             str(in_repo / "cal"), "--baselines-dir", str(in_repo / "baselines"), "--json"]
-    assert main(args) == 0
+    assert prh(args) == 0
     data = json.loads(capsys.readouterr().out)
     result = data["results"][0]
     assert {"loo", "loo_mae", "loo_max_error", "loo_spearman", "model", "set_aside", "seconds"} <= set(result)
@@ -187,12 +185,12 @@ def test_calibrate_cli_json_contract_and_write_model(in_repo, capsys, monkeypatc
     assert {e["probe"] for e in result["excluded"]} >= {"7th-over-128-tokens", "11th-lucrarea-private"}
     assert data["models"][0].startswith("not written (use --write-model)")
     assert not (in_repo / "baselines").exists()
-    assert main([*args, "--write-model"]) == 0
+    assert prh([*args, "--write-model"]) == 0
     first = json.loads(capsys.readouterr().out)["models"][0]
     assert "leaked (bow): none → linear map" in first
     written = in_repo / "baselines" / "bow" / "leaked.leaderboard.json"
     assert json.loads(written.read_text())["probe_book"] == "fixtures/probe_book.csv"
-    assert main([*args, "--write-model", "--map", "isotonic"]) == 0
+    assert prh([*args, "--write-model", "--map", "isotonic"]) == 0
     second = json.loads(capsys.readouterr().out)["models"][0]
     assert "leaked (bow): linear map on" in second and "→ isotonic map on" in second
 
@@ -207,9 +205,9 @@ def test_calibrate_cli_errors_name_the_row(in_repo, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_calibrate_cli_with_the_packaged_embedder(in_repo, capsys, monkeypatch, minilm):
-    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(minilm))
+    prh = prh_with(minilm)
     out = in_repo / "calibration"
-    assert main(["calibrate", "--suite", "leaked", "--embedder", "minilm", "--resamples", "300", "--out", str(out),
+    assert prh(["calibrate", "--suite", "leaked", "--embedder", "minilm", "--resamples", "300", "--out", str(out),
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)["results"][0]
     assert result["suite"] == "leaked" and result["embedder"] == "minilm" and result["n_rows"] == 64

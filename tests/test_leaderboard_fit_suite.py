@@ -7,13 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, prh_with
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from optimize_helpers import PROMPT_FAMILIES, BagOfWordsEmbedder, family_suite
 
-from harness.cli import main
-from harness.embedders import EmbedderChoice
 from harness.errors import ConfigError
 from harness.leaderboard.book import Probe, append_probe
 from harness.leaderboard.fit_suite import (
@@ -120,7 +118,7 @@ def test_fit_suite_command_writes_a_suite_with_provenance(tmp_path, monkeypatch,
     class KaggleLike(BagOfWordsEmbedder):
         comparable_with_kaggle = True
 
-    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(KaggleLike()))
+    prh = prh_with(KaggleLike())
     pool, probes, scores, family, leaderboard = families()
     pool_path = tmp_path / "pool.jsonl"
     pool_path.write_text("".join(json.dumps({"id": s.id, "original_text": s.original_text, "rewrite_prompt":
@@ -130,7 +128,7 @@ def test_fit_suite_command_writes_a_suite_with_provenance(tmp_path, monkeypatch,
     for probe, lb in zip(probes, leaderboard):
         append_probe(book, Probe(probe.name, probe.submission, round(float(lb), 6), source="constructed"))
     out = tmp_path / "matched.jsonl"
-    code = main(["calibrate", "fit-suite", "--from", str(pool_path), "--probes", str(book), "--size", "40",
+    code = prh(["calibrate", "fit-suite", "--from", str(pool_path), "--probes", str(book), "--size", "40",
                  "--out", str(out), "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0
@@ -143,6 +141,6 @@ def test_fit_suite_command_writes_a_suite_with_provenance(tmp_path, monkeypatch,
     assert provenance["source_fingerprint"] == Workspace.from_dir(tmp_path).suite(str(pool_path)).fingerprint
     assert provenance["probe_book_hash"] and provenance["seed"] == 0 and provenance["method"] == "greedy"
     assert provenance["suite_fingerprint"] == matched.fingerprint
-    assert main(["calibrate", "fit-suite", "--from", str(pool_path), "--probes", str(book), "--size", "40",
+    assert prh(["calibrate", "fit-suite", "--from", str(pool_path), "--probes", str(book), "--size", "40",
                  "--out", str(tmp_path / "matched.txt")]) == 2
     assert "--out must end in .jsonl or .csv" in capsys.readouterr().err

@@ -8,11 +8,9 @@ import json
 import shutil
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, embedder_factory, prh_with
 from optimize_helpers import BagOfWordsEmbedder
 
-from harness.cli import main
-from harness.embedders import EmbedderChoice
 from harness.leaderboard.book import load_book
 from harness.leaderboard.calibrate import CalibrationSettings, calibrate_suite
 from harness.leaderboard.model import FitSettings
@@ -29,15 +27,18 @@ class KaggleLikeBagOfWords(BagOfWordsEmbedder):
     comparable_with_kaggle = True
 
 
+#: every embedder the workspace and `prh` build: the bag-of-words stub (a Kaggle-like one by that name)
+EMBEDDERS = {"bow": BagOfWordsEmbedder(), "kaggle-bow": KaggleLikeBagOfWords(name="kaggle-bow")}
+FACTORY = embedder_factory(EMBEDDERS["bow"], EMBEDDERS)
+prh = prh_with(EMBEDDERS["bow"], EMBEDDERS)
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A copy of the shipped project, every embedder the bag-of-words stub (models fitted here)."""
     for name in ("suites.toml", "candidates.toml"):
         shutil.copy(REPO_ROOT / name, tmp_path / name)
     shutil.copytree(REPO_ROOT / "fixtures", tmp_path / "fixtures")
-    embedders = {"bow": BagOfWordsEmbedder(), "kaggle-bow": KaggleLikeBagOfWords(name="kaggle-bow")}
-    monkeypatch.setattr("harness.embedders.choose_embedder",
-                        lambda spec="auto", **kwargs: EmbedderChoice(embedders.get(spec, embedders["bow"])))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PRH_STORE", str(tmp_path / "store.sqlite"))
     return tmp_path
@@ -53,7 +54,7 @@ def fit_model(workspace: Workspace, suite: str, embedder: str = "bow"):
 
 
 def test_the_predicted_leaderboard_score_is_in_every_record_and_in_prh_score(project, capsys):
-    with Workspace.from_dir(project) as workspace:
+    with Workspace.from_dir(project, embedder_factory=FACTORY) as workspace:
         assert workspace.score("mean-prompt", "leaked", embedder="bow").record.predicted_lb is None
         model = fit_model(workspace, "leaked")
         scored = workspace.score("mean-prompt", "leaked", embedder="bow")
@@ -65,10 +66,10 @@ def test_the_predicted_leaderboard_score_is_in_every_record_and_in_prh_score(pro
     assert predicted.informative == (model.fit.loo_mae < model.fit.loo_mae_constant)
     assert predicted.note.startswith("fitted on the shipped public probes") and "leaked.leaderboard.json" in predicted.model
     assert any(s.startswith("4th-lucrarea-0.666: its answers contain the lucrarea string") for s in predicted.set_aside)
-    stored = Workspace.from_dir(project).store(create=False).runs()[-1]
+    stored = Workspace.from_dir(project, embedder_factory=FACTORY).store(create=False).runs()[-1]
     assert stored.predicted_lb == predicted  # kept in the history for the reports
     assert any(p.row_scores for p in model.fit.fitted if p.kind == "template")
-    with Workspace.from_dir(project, store=project / "fresh.sqlite") as fresh:
+    with Workspace.from_dir(project, embedder_factory=FACTORY, store=project / "fresh.sqlite") as fresh:
         bow = fresh.embedder("bow").embedder
         before = len(bow.calls)
         again = fresh.score("mean-prompt", "leaked", embedder="bow").record.predicted_lb
@@ -76,32 +77,32 @@ def test_the_predicted_leaderboard_score_is_in_every_record_and_in_prh_score(pro
     assert again.estimate == pytest.approx(predicted.estimate)
     assert not {t for call in bow.calls[before:] for t in call} & originals  # the template's rows: from the file
 
-    assert main(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json",
+    assert prh(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json",
                  "--resamples", "500"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {"estimate", "low", "high", "model", "loo_mae", "extrapolating", "loo_mae_mean_alone",
             "informative"} <= set(data["predicted_lb"])
     assert data["predicted_lb"]["estimate"] == pytest.approx(predicted.estimate)
     assert "predicted_lb_note" not in data
-    assert main(["score", "--suite", "public", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
+    assert prh(["score", "--suite", "public", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["predicted_lb"] is None and "no leaderboard model for suite 'public'" in data["predicted_lb_note"]
 
 
 def test_a_model_of_another_suite_or_embedder_build_is_not_used(project, capsys):
-    with Workspace.from_dir(project) as workspace:
+    with Workspace.from_dir(project, embedder_factory=FACTORY) as workspace:
         fit_model(workspace, "leaked")
     path = model_path(project / "baselines", "bow", "leaked")
     data = json.loads(path.read_text())
     data["embedder_fingerprint"] = "another-build"
     path.write_text(json.dumps(data))
     assert read_model(path).embedder_fingerprint == "another-build"
-    assert main(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
+    assert prh(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["predicted_lb"] is None and "another build of embedder 'bow'" in out["predicted_lb_note"]
     data["embedder_fingerprint"], data["suite_fingerprint"] = BagOfWordsEmbedder().fingerprint, "old-rows"
     path.write_text(json.dumps(data))
-    assert main(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
+    assert prh(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
     assert "suite 'leaked' changed" in json.loads(capsys.readouterr().out)["predicted_lb_note"]
 
 
@@ -116,7 +117,7 @@ scorer_specific = ["zebra"]
 kind = "ensemble"
 members = ["zebra"]
 ''')
-    with Workspace.from_dir(project) as workspace:
+    with Workspace.from_dir(project, embedder_factory=FACTORY) as workspace:
         for embedder in ("bow", "kaggle-bow"):
             workspace.update_baseline(workspace.score("mean-prompt", "leaked", embedder=embedder))
         plain = workspace.score("mean:banana banana", "leaked", embedder="bow").comparison
@@ -137,7 +138,7 @@ members = ["zebra"]
 
 def test_scorer_specific_must_be_a_list_of_strings(project, capsys):
     (project / "candidates.toml").write_text('[candidates.x]\nkind = "constant"\nprompt = "x"\nscorer_specific = "x"\n')
-    assert main(["score", "--suite", "leaked", "--candidate", "x", "--embedder", "bow"]) == 2
+    assert prh(["score", "--suite", "leaked", "--candidate", "x", "--embedder", "bow"]) == 2
     assert "'scorer_specific' must be a list of strings" in capsys.readouterr().err
 
 

@@ -8,12 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, prh_with
 from optimize_helpers import BagOfWordsEmbedder, family_suite
 from stub_openai_server import StubOpenAIServer
-
-from harness.cli import main
-from harness.embedders import EmbedderChoice
 
 
 @pytest.fixture
@@ -24,13 +21,13 @@ def in_repo(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def bow(monkeypatch):
-    """Every embedder the CLI asks for is the instant bag-of-words stub."""
-    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(BagOfWordsEmbedder()))
+def bow():
+    """`prh` with every embedder it asks for the instant bag-of-words stub."""
+    return prh_with(BagOfWordsEmbedder())
 
 
-def run_json(capsys, *args):
-    code = main(list(args))
+def run_json(prh, capsys, *args):
+    code = prh(list(args))
     out = capsys.readouterr().out
     return code, (json.loads(out) if out.strip() else None)
 
@@ -57,11 +54,11 @@ def test_importing_the_cli_module_loads_nothing_heavy():
 
 @pytest.mark.slow
 def test_mean_prompt_json_with_the_packaged_embedder(in_repo, capsys, monkeypatch, minilm):
-    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(minilm))
+    prh = prh_with(minilm)
     args = ["optimize", "mean-prompt", "--suite", "leaked", "--embedder", "minilm", "--max-steps", "2",
             "--candidates-per-step", "24", "--resamples", "500", "--seed", "5", "--json", "--log",
             str(in_repo / "steps.jsonl")]
-    code, data = run_json(capsys, *args)
+    code, data = run_json(prh, capsys, *args)
     assert code == 0
     for key in ("prompt", "train_score", "heldout_score", "start_heldout_score", "heldout_ci_low", "heldout_ci_high",
                 "delta_ci_low", "delta_ci_high"):
@@ -80,11 +77,11 @@ def test_token_search_on_the_public_suite_beats_its_start_under_the_oracle(in_re
     --space tokens --json` searches the embedder's tokens (guided by the gradient), beats its start on
     held-out rows, and stays under the held-out oracle bound. (Same seed and steps, same prompt: tested on
     the stub embedder, faster.)"""
-    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(minilm))
+    prh = prh_with(minilm)
     args = ["optimize", "mean-prompt", "--suite", "public", "--embedder", "minilm", "--space", "tokens",
             "--budget-seconds", "0",
             "--max-steps", "2", "--candidates-per-step", "32", "--nearest-steps", "1", "--resamples", "500", "--json"]
-    code, data = run_json(capsys, *args)
+    code, data = run_json(prh, capsys, *args)
     assert code == 0
     assert data["space"] == "tokens" and data["guide"] == "gradient" and data["device"] == "cpu"
     assert data["heldout_score"] > data["start_heldout_score"] and data["heldout_n"] == data["split"]["n_heldout"]
@@ -98,20 +95,20 @@ def test_token_search_on_the_public_suite_beats_its_start_under_the_oracle(in_re
 def test_mean_prompt_is_reproducible_and_prints_a_candidates_entry(in_repo, capsys, bow):
     args = ["optimize", "mean-prompt", "--suite", "synthetic-hard", "--max-steps", "4", "--candidates-per-step",
             "16", "--resamples", "300", "--seed", "3", "--json"]
-    _, first = run_json(capsys, *args)
-    _, second = run_json(capsys, *args)
+    _, first = run_json(bow, capsys, *args)
+    _, second = run_json(bow, capsys, *args)
     assert first["prompt"] == second["prompt"] and first["heldout_score"] == second["heldout_score"]
     assert first["split"]["by"] == "group"  # the suite has groups: auto splits by group
-    code = main(args[:-1] + ["--name", "found"])
+    code = bow(args[:-1] + ["--name", "found"])
     out = capsys.readouterr().out
     assert code == 0 and "held-out (" in out and "[candidates.found]" in out and "train (what the search" in out
     assert "best possible constant" in out and "oracle (best constant answer)" in out
     assert "nearest string to the train oracle" in out
     assert first["space"] == "words"  # the default
     # a token search needs a tokenizer; no stop for the nearest search is an error too
-    code = main(args + ["--space", "tokens"])
+    code = bow(args + ["--space", "tokens"])
     assert code == 2 and "needs an embedder with a tokenizer" in capsys.readouterr().err
-    code = main(["optimize", "mean-prompt", "--suite", "synthetic-hard", "--budget-seconds", "0", "--max-evaluations",
+    code = bow(["optimize", "mean-prompt", "--suite", "synthetic-hard", "--budget-seconds", "0", "--max-evaluations",
                  "50"])
     assert code == 2 and "the nearest-string search needs a stop" in capsys.readouterr().err
 
@@ -125,7 +122,7 @@ def test_opro_cli_end_to_end_with_stub_proposers(in_repo, capsys, bow):
                               f'[candidates.p2]\nkind = "chat"\nbase_url = "{two.base_url}"\nmodel = "b"\n'
                               'max_retries = 0\n')
         out = in_repo / "opro"
-        code, data = run_json(capsys, "optimize", "opro", "--suite", str(suite_path), "--target", "mean:Hello there.",
+        code, data = run_json(bow, capsys, "optimize", "opro", "--suite", str(suite_path), "--target", "mean:Hello there.",
                               "--proposer", "p1", "--proposer", "p2", "--rounds", "2", "--resamples", "300",
                               "--candidates-file", str(candidates), "--out", str(out), "--json")
         assert code == 0
@@ -134,18 +131,18 @@ def test_opro_cli_end_to_end_with_stub_proposers(in_repo, capsys, bow):
         for name in ("trajectory.jsonl", "trajectory.png", "training.jsonl", "result.json"):
             assert (out / name).is_file(), name
         assert data["training_rows"] == 1
-        code = main(["optimize", "export-training", "--trajectory", str(out / "trajectory.jsonl"), "--out",
+        code = bow(["optimize", "export-training", "--trajectory", str(out / "trajectory.jsonl"), "--out",
                      str(in_repo / "all.jsonl"), "--all"])
         assert code == 0 and "1 rows" in capsys.readouterr().out
-        assert main(["optimize", "plot", "--trajectory", str(out / "trajectory.jsonl"), "--out",
+        assert bow(["optimize", "plot", "--trajectory", str(out / "trajectory.jsonl"), "--out",
                      str(in_repo / "again.png")]) == 0
         # one proposer is refused before any request, as a one-line error
         capsys.readouterr()
-        code = main(["optimize", "opro", "--suite", str(suite_path), "--proposer", "p1", "--candidates-file",
+        code = bow(["optimize", "opro", "--suite", str(suite_path), "--proposer", "p1", "--candidates-file",
                      str(candidates), "--out", str(in_repo / "x")])
         err = capsys.readouterr().err
         assert code == 2 and "two different proposer models" in err and "Traceback" not in err
-        code = main(["optimize", "opro", "--suite", str(suite_path), "--proposer", "p1", "--proposer", "p2",
+        code = bow(["optimize", "opro", "--suite", str(suite_path), "--proposer", "p1", "--proposer", "p2",
                      "--candidates-file", str(candidates), "--max-cost", "1", "--price", "p1=1,2"])
         assert code == 2 and "--price p2=IN,OUT" in capsys.readouterr().err
 
@@ -160,7 +157,7 @@ def test_opro_caps_proposer_answers_for_models_that_never_stop(in_repo, capsys, 
         args = ["optimize", "opro", "--suite", str(suite_path), "--target", "mean:Hello there.", "--proposer", "a",
                 "--proposer", "b", "--rounds", "1", "--resamples", "300", "--candidates-file", str(candidates),
                 "--out", str(in_repo / "opro"), "--json"]
-        code, _ = run_json(capsys, *args, "--max-answer-tokens", "48")
+        code, _ = run_json(bow, capsys, *args, "--max-answer-tokens", "48")
         assert code == 0 and [r.body["max_tokens"] for r in server.chat_requests] == [48, 48]
-        assert main([*args, "--max-answer-tokens", "0"]) == 2
+        assert bow([*args, "--max-answer-tokens", "0"]) == 2
         assert "max_answer_tokens must be >= 1" in capsys.readouterr().err

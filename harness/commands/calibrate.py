@@ -136,7 +136,7 @@ def cmd_calibrate(args) -> int:
     book = load_book(args.probes)
     workspace = Workspace.from_args(args)
     suites = [workspace.suite(name) for name in args.suite or workspace.suite_names()]
-    embedders, notes = available_embedders(args.embedder or ["st5", "minilm"])
+    embedders, notes = available_embedders(args.embedder or ["st5", "minilm"], workspace.embedder)
     if not embedders:
         raise HarnessError("no embedder is available: " + "; ".join(notes))
     settings = CalibrationSettings(FitSettings(map=args.map, leaderboard_noise=args.leaderboard_noise, seed=args.seed),

@@ -26,7 +26,7 @@ import numpy as np
 
 from harness.candidates.base import Candidate
 from harness.data import Suite
-from harness.embedders import Embedder
+from harness.embedders import Embedder, EmbedderChoice
 from harness.errors import ConfigError, ModelUnavailableError
 from harness.leaderboard.book import Probe, ProbeBook
 from harness.leaderboard.model import (
@@ -229,15 +229,14 @@ def calibrate_suite(book: ProbeBook | Sequence[Probe], suite: Suite, embedder: E
         model=model)
 
 
-def available_embedders(specs: Sequence[str], **kwargs) -> tuple[list[Embedder], list[str]]:
+def available_embedders(specs: Sequence[str], build: Callable[[str], EmbedderChoice]) -> tuple[list[Embedder], list[str]]:
     """The embedders of `specs` that exist on this machine, and a note for each that does not (a
-    calibration over "every embedder available" must say which ones it could not use, and why)."""
-    from harness.embedders import choose_embedder
-
+    calibration over "every embedder available" must say which ones it could not use, and why). `build`
+    makes one from a spec: the Workspace's `embedder`, so an embedder given to the Workspace is used."""
     found, notes = [], []
     for spec in specs:
         try:
-            embedder = choose_embedder(spec, **kwargs).embedder  # "auto" falling back is reported by name below
+            embedder = build(spec).embedder  # "auto" falling back is reported by name below
         except ModelUnavailableError as error:
             notes.append(f"embedder '{spec}' skipped: {str(error).split('. ')[0]}")
             continue
