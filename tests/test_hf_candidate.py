@@ -135,12 +135,20 @@ def test_adapter_for_another_base_fails_before_anything_is_loaded(other_model, a
         hf(other_model, adapter=str(renamed)).preflight()
 
 
-def test_adapter_declared_as_hub_id_fits_its_base_under_another_name(tiny_llama, adapter, tmp_path):
+def test_adapter_declared_as_hub_id_fits_its_base_under_another_name(tiny_llama, other_model, adapter, tmp_path):
     renamed = tmp_path / "renamed"
     shutil.copytree(adapter.path, renamed)
     config = json.loads((renamed / "adapter_config.json").read_text())
     (renamed / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": "acme/tiny"}))
-    hf(tiny_llama, adapter=str(renamed)).preflight()  # shapes match: no error, no warning
+    candidate = hf(tiny_llama, adapter=str(renamed))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        candidate.preflight()  # the declared base is unknown here, but the shapes match: no error, no warning
+    assert [str(w.message) for w in caught] == []
+    assert candidate.adapter_dir == renamed
+    # the check did run: the same adapter on a model of other shapes is refused
+    with pytest.raises(ConfigError, match="made for another model"):
+        hf(other_model, adapter=str(renamed)).preflight()
 
 
 def test_adapter_whose_declared_base_is_a_cached_hub_id_is_checked_against_it(tiny_llama, other_model, adapter,

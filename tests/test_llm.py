@@ -226,8 +226,13 @@ def test_preflight_404_hints_at_the_api_path(server):
 
 
 def test_preflight_accepts_servers_that_list_no_models(server):
+    """An empty model list (llama.cpp's single-model server) is no refusal; a list without the model is."""
     server.models = []
     fast_client(server).preflight()
+    assert [r.path for r in server.requests if r.method == "GET"] == ["/v1/models"]  # it did ask
+    server.models = ["another-model"]
+    with pytest.raises(ModelUnavailableError, match="does not list model 'stub-model'; it lists: another-model"):
+        fast_client(server).preflight()
 
 
 # -- configuration and secrecy ------------------------------------------------------------------------------
