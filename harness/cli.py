@@ -186,10 +186,10 @@ def cmd_suites(args) -> int:
     from harness.data import check_suites
 
     workspace = Workspace.from_args(args)
-    broken = 0
+    broken = []
     for check in check_suites(workspace.suites_file):
         if check.error is not None:
-            broken += 1
+            broken.append(check.name)
             print(f"BROKEN {check.error}")
             continue
         suite = check.suite
@@ -197,7 +197,8 @@ def cmd_suites(args) -> int:
         print(f"{check.name}: {len(suite)} rows, {groups or 'no'} groups, {len(set(suite.prompts))} distinct "
               f"prompts ({suite.source})")
     if broken:
-        print(f"error: {broken} broken suite(s) in {workspace.suites_file}", file=sys.stderr)
+        print(f"error: {len(broken)} broken suite(s) in {workspace.suites_file}: {', '.join(broken)} (see BROKEN above)",
+              file=sys.stderr)
         return EXIT_USAGE
     return 0
 

