@@ -79,25 +79,19 @@ def resamples(text: str) -> int:
     return value
 
 
-def non_negative_float(text: str) -> float:
-    value = _number(text, float, "a number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+def _at_least(kind: type, minimum: int, what: str) -> Callable[[str], float | int]:
+    """A parser of `kind` values >= `minimum` (argparse `type=`)."""
+    def parse(text: str) -> float | int:
+        value = _number(text, kind, f"{what} >= {minimum}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what} >= {minimum}, got {text}")
+        return value
+    parse.__name__ = f"{what.split()[-1]} >= {minimum}"  # argparse names the type in some messages
+    return parse
 
 
-def positive_int(text: str) -> int:
-    value = _number(text, int, "an integer >= 1")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = _number(text, int, "an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
+non_negative_float = _at_least(float, 0, "a number")
+positive_int = _at_least(int, 1, "an integer")
 
 
 def score_0_to_1(text: str) -> float:
