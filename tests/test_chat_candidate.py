@@ -198,16 +198,17 @@ def test_fingerprint_tracks_what_changes_answers(tmp_path, server, monkeypatch):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    ({"temprature": 0.1}, r"unknown key\(s\) temprature; known: kind, description, base_url"),
-    ({"postprocess": "fancy"}, "postprocess must be one of auto, json, last_line, raw"),
+    ({"temprature": 0.1}, r"unknown key 'temprature'; known keys: kind, description, few_shot_suite, few_shot_k, base_url"),
+    ({"postprocess": "fancy"}, "'postprocess' must be one of 'auto', 'json', 'last_line' or 'raw', found string 'fancy'"),
     ({"user": "{original}"}, r"unknown placeholder\(s\) \{original\}"),
     ({"user": "no placeholders"}, "uses neither"),
     ({"few_shot_k": 2}, "needs a few_shot_suite"),
     ({"few_shot_suite": "train"}, "needs few_shot_k >= 1"),
     ({"few_shot_suite": "nope", "few_shot_k": 1}, "few_shot_suite 'nope' is not a known suite; known: rows, train"),
     ({"few_shot_suite": "train", "few_shot_k": 99}, "has only 6 rows"),
-    ({"n": 0}, "'n' must be >= 1"),
-    ({"temperature": "hot"}, "'temperature' must be int or float, got str"),
+    ({"n": 0}, "'n' must be >= 1, found integer 0"),
+    ({"temperature": "hot"}, "'temperature' must be a number, found string 'hot'"),
+    ({"temperature": 3}, "'temperature' must be <= 2.0, found integer 3"),
 ])
 def test_configuration_errors_are_precise(tmp_path, server, extra, message):
     with pytest.raises(ConfigError, match=message):
@@ -215,11 +216,11 @@ def test_configuration_errors_are_precise(tmp_path, server, extra, message):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    ({"timeout": "slow"}, "'timeout' must be int or float, got str"),
-    ({"max_retries": 1.5}, "'max_retries' must be int, got float"),
-    ({"max_concurrency": 0}, "'max_concurrency' must be >= 1, got 0"),
-    ({"api_key_env": 7}, "'api_key_env' must be str, got int"),
-    ({"max_retries": -1}, "max_retries must be an integer >= 0"),
+    ({"timeout": "slow"}, "'timeout' must be a number, found string 'slow'"),
+    ({"max_retries": 1.5}, "'max_retries' must be an integer, found float 1.5"),
+    ({"max_concurrency": 0}, "'max_concurrency' must be >= 1, found integer 0"),
+    ({"api_key_env": 7}, "'api_key_env' must be a string, found integer 7"),
+    ({"max_retries": -1}, "'max_retries' must be >= 0, found integer -1"),
 ])
 def test_option_errors_name_the_candidate_once(tmp_path, server, extra, message):
     """Issue 9: options read inside the client's try block were prefixed twice."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.candidates.base import CandidateContext
 from harness.candidates.postprocess import MODES, POSTPROCESS_VERSION
@@ -30,6 +30,9 @@ from harness.hashing import json_fingerprint
 from harness.llm import ChatClient, ChatRequestError
 from harness.prompting import PLACEHOLDERS, recovery_messages
 from harness.templates import check_placeholders, substitute
+
+if TYPE_CHECKING:
+    from harness.candidates.schema import FewShotKeys
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +51,6 @@ DEFAULT_USER = (
 #: The user template when `postprocess = "json"` and none is given: asks for the format that mode reads.
 DEFAULT_USER_JSON = DEFAULT_USER + ' Answer with JSON only: {{"prompt": "<the instruction>"}}'
 
-#: Keys of a `[candidates.NAME]` entry of kind "chat".
-ENTRY_KEYS = ("kind", "description", "base_url", "model", "api_key_env", "system", "user", "few_shot_suite",
-              "few_shot_k", "temperature", "n", "max_tokens", "seed", "max_concurrency", "timeout",
-              "max_retries", "postprocess", "max_text_chars", "train_suites")
 
 
 
@@ -183,58 +182,35 @@ class ChatCandidate:
 
 # -- from candidates.toml -----------------------------------------------------------------------------------
 def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) -> ChatCandidate:
-    """Build a chat candidate from its `[candidates.NAME]` entry (keys: `ENTRY_KEYS`, see docs/chat.md)."""
+    """Build a chat candidate from its `[candidates.NAME]` entry (keys: `schema.ChatEntry`, see docs/chat.md)."""
+    from harness.candidates.schema import ChatEntry, validate_entry
     from harness.candidates.schema import where as entry_where
 
     where = f"{entry_where(context.source, name)} (kind chat)"
     if "api_key" in entry:  # never echo its value
         raise ConfigError(f"{where}: a key must never be written in the candidates file; put it in an environment "
                           "variable and give the variable's NAME as api_key_env")
-    unknown = sorted(set(entry) - set(ENTRY_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(ENTRY_KEYS)}")
-    for required in ("base_url", "model"):
-        if not isinstance(entry.get(required), str) or not entry[required].strip():
-            raise ConfigError(f"{where}: '{required}' is required (a non-empty string)")
-    postprocess = _option(entry, "postprocess", str, "auto", where)
-    if postprocess not in MODES:
-        raise ConfigError(f"{where}: postprocess must be one of {', '.join(MODES)}, got {postprocess!r}")
-    system = _option(entry, "system", str, DEFAULT_SYSTEM, where)
-    user = _option(entry, "user", str, DEFAULT_USER_JSON if postprocess == "json" else DEFAULT_USER, where)
-    temperature = float(_option(entry, "temperature", (int, float), 0.0, where))
-    if not 0.0 <= temperature <= 2.0:
-        raise ConfigError(f"{where}: temperature must be between 0 and 2, got {temperature:g}")
-    n = _positive_int(entry, "n", 1, where)
-    max_tokens = _positive_int(entry, "max_tokens", None, where)
-    seed = _option(entry, "seed", int, None, where)
-    examples, example_suites = _few_shot(entry, context, where)
-    trained_on = _option(entry, "train_suites", list, [], where)
-    if not all(isinstance(s, str) for s in trained_on):
-        raise ConfigError(f"{where}: train_suites must be a list of suite names")
+    settings = validate_entry(ChatEntry, entry, where)
+    postprocess = settings.postprocess
+    system = DEFAULT_SYSTEM if settings.system is None else settings.system
+    user = settings.user if settings.user is not None else DEFAULT_USER_JSON if postprocess == "json" else DEFAULT_USER
+    examples, example_suites = _few_shot(settings, context, where)
+    trained_on = list(settings.train_suites)
     train_suites = [*trained_on, *(s for s in example_suites if s not in trained_on)]
-    max_text_chars = _positive_int(entry, "max_text_chars", None, where)
-    # Read the options before the try: their errors already name the candidate, only the client's need `where`.
-    api_key_env = _option(entry, "api_key_env", str, None, where)
-    timeout = float(_option(entry, "timeout", (int, float), 60.0, where))
-    max_retries = _option(entry, "max_retries", int, 5, where)
-    max_concurrency = _positive_int(entry, "max_concurrency", 8, where)
     try:
-        client = ChatClient(entry["base_url"].strip(), entry["model"], api_key_env, timeout=timeout,
-                            max_retries=max_retries, max_concurrency=max_concurrency)
+        client = ChatClient(settings.base_url.strip(), settings.model, settings.api_key_env, timeout=settings.timeout,
+                            max_retries=settings.max_retries, max_concurrency=settings.max_concurrency)
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
     return ChatCandidate(name, client, system=system, user=user, examples=examples, train_suites=train_suites,
-                         temperature=temperature, n=n, max_tokens=max_tokens, seed=seed, postprocess=postprocess,
-                         max_text_chars=max_text_chars)
+                         temperature=settings.temperature, n=settings.n, max_tokens=settings.max_tokens,
+                         seed=settings.seed, postprocess=postprocess, max_text_chars=settings.max_text_chars)
 
 
-def _few_shot(entry: Mapping[str, Any], context: CandidateContext, where: str) -> tuple[list[Sample], list[str]]:
+def _few_shot(settings: FewShotKeys, context: CandidateContext, where: str) -> tuple[list[Sample], list[str]]:
     """The few-shot examples: `few_shot_k` rows spread evenly over the suite `few_shot_suite` (the same
-    rows every time, so the fingerprint is stable)."""
-    suite_name = _option(entry, "few_shot_suite", str, None, where)
-    k = _option(entry, "few_shot_k", int, 0, where)
-    if k < 0:
-        raise ConfigError(f"{where}: few_shot_k must be >= 0, got {k}")
+    rows every time, so the fingerprint is stable). `settings` is a validated entry (chat or hf)."""
+    suite_name, k = settings.few_shot_suite, settings.few_shot_k
     if suite_name is None:
         if k:
             raise ConfigError(f"{where}: few_shot_k = {k} needs a few_shot_suite to take the examples from")
@@ -251,18 +227,3 @@ def _few_shot(entry: Mapping[str, Any], context: CandidateContext, where: str) -
     return picked, [suite_name]
 
 
-def _option(entry: Mapping[str, Any], key: str, types: type | tuple[type, ...], default: Any, where: str) -> Any:
-    if key not in entry:
-        return default
-    value = entry[key]
-    if isinstance(value, bool) or not isinstance(value, types):
-        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-        raise ConfigError(f"{where}: '{key}' must be {names}, got {type(value).__name__}")
-    return value
-
-
-def _positive_int(entry: Mapping[str, Any], key: str, default: int | None, where: str) -> int | None:
-    value = _option(entry, key, int, default, where)
-    if value is not None and value < 1:
-        raise ConfigError(f"{where}: '{key}' must be >= 1, got {value}")
-    return value

@@ -69,9 +69,6 @@ from harness.prompting import (
 log = logging.getLogger(__name__)
 
 #: Keys of a `[candidates.NAME]` entry of kind "hf".
-ENTRY_KEYS = ("kind", "description", "model", "adapter", "adapter_command", "dtype", "device", "batch_size",
-              "max_new_tokens", "temperature", "top_p", "seed", "system", "user", "max_text_chars", "few_shot_suite",
-              "few_shot_k", "stop", "load_in_4bit", "postprocess", "train_suites")
 DTYPES = {"auto": "auto", "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
           "float16": "float16", "fp16": "float16"}
 
@@ -391,18 +388,14 @@ def _stop_ids(model, tokenizer) -> list[int]:
 
 # -- from candidates.toml ----------------------------------------------------------------------------------------
 def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) -> HFCandidate:
-    """Build an hf candidate from its `[candidates.NAME]` entry (keys: `ENTRY_KEYS`, see docs/hf.md).
+    """Build an hf candidate from its `[candidates.NAME]` entry (keys: `schema.HfEntry`, see docs/hf.md).
     Relative paths (model, adapter) are read from the candidates file's folder."""
+    from harness.candidates.schema import HfEntry, validate_entry
     from harness.candidates.schema import where as entry_where
 
     where = f"{entry_where(context.source, name)} (kind hf)"
-    unknown = sorted(set(entry) - set(ENTRY_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(ENTRY_KEYS)}")
-    model = entry.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise ConfigError(f"{where}: 'model' is required: a local model directory or a hub id (org/name)")
-    model = model.strip()
+    settings = validate_entry(HfEntry, entry, where)
+    model = settings.model.strip()
     if model.startswith(GGUF_PREFIX):  # a GGUF file: relative to the candidates file, like other paths
         gguf = Path(model[len(GGUF_PREFIX):]).expanduser()
         model = GGUF_PREFIX + str(gguf if gguf.is_absolute() else context.base_dir / gguf)
@@ -411,41 +404,20 @@ def from_config(name: str, entry: Mapping[str, Any], context: CandidateContext) 
         local = path if path.is_absolute() else context.base_dir / path
         if local.is_dir() or looks_like_path(model) or is_gguf_name(model):
             model = local  # a Path: never mistaken for a hub id
-    adapter = _option(entry, "adapter", str, None, where)
-    if adapter is not None:
-        adapter_path = Path(adapter).expanduser()
+    adapter = None
+    if settings.adapter is not None:
+        adapter_path = Path(settings.adapter).expanduser()
         adapter = adapter_path if adapter_path.is_absolute() else context.base_dir / adapter_path
-    train_suites = _option(entry, "train_suites", list, [], where)
-    if not all(isinstance(s, str) for s in train_suites):
-        raise ConfigError(f"{where}: train_suites must be a list of suite names")
-    examples, example_suites = few_shot_examples(entry, context, where)
-    stop = _option(entry, "stop", list, [], where)
-    adapter_command = _option(entry, "adapter_command", str, None, where)
+    train_suites = list(settings.train_suites)
+    examples, example_suites = few_shot_examples(settings, context, where)
     return HFCandidate(
-        name, model, adapter=adapter,
-        dtype=_option(entry, "dtype", str, "auto", where),
-        device=_option(entry, "device", str, "auto", where),
-        batch_size=_option(entry, "batch_size", int, 8, where),
-        max_new_tokens=_option(entry, "max_new_tokens", int, 48, where),
-        temperature=float(_option(entry, "temperature", (int, float), 0.0, where)),
-        top_p=float(_option(entry, "top_p", (int, float), 1.0, where)),
-        seed=_option(entry, "seed", int, 0, where),
-        system=_option(entry, "system", str, DEFAULT_SYSTEM, where),
-        user_template=_option(entry, "user", str, DEFAULT_USER, where),
-        max_text_chars=_option(entry, "max_text_chars", int, DEFAULT_MAX_CHARS, where),
-        examples=examples, stop=stop,
-        load_in_4bit=_option(entry, "load_in_4bit", bool, False, where),
-        postprocess=_option(entry, "postprocess", str, "auto", where),
+        name, model, adapter=adapter, dtype=settings.dtype, device=settings.device, batch_size=settings.batch_size,
+        max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, top_p=settings.top_p,
+        seed=settings.seed, system=DEFAULT_SYSTEM if settings.system is None else settings.system,
+        user_template=DEFAULT_USER if settings.user is None else settings.user,
+        max_text_chars=DEFAULT_MAX_CHARS if settings.max_text_chars is None else settings.max_text_chars,
+        examples=examples, stop=settings.stop, load_in_4bit=settings.load_in_4bit, postprocess=settings.postprocess,
         train_suites=[*train_suites, *(s for s in example_suites if s not in train_suites)],
-        adapter_command=adapter_command, where=where)
+        adapter_command=settings.adapter_command, where=where)
 
 
-def _option(entry: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any, where: str) -> Any:
-    if key not in entry:
-        return default
-    value = entry[key]
-    # bool is an int in Python, but `batch_size = true` is a mistake, not 1
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}")
-    return value

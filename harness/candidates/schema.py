@@ -86,7 +86,7 @@ def _expected(problem: Mapping[str, Any]) -> str:
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         bound = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
         limit = next(iter(ctx.values()))
-        return f"a number {bound} {limit}"
+        return f"{bound} {limit}"
     if kind == "literal_error":
         return f"one of {ctx.get('expected', '')}"
     if kind == "string_too_short":
@@ -96,7 +96,7 @@ def _expected(problem: Mapping[str, Any]) -> str:
     return _EXPECTED.get(kind) or problem["msg"].lower()
 
 
-# -- the kinds' entries (chat and hf declare theirs beside their code: ENTRY_KEYS) -------------------------
+# -- the kinds' entries ------------------------------------------------------------------------------------
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
@@ -131,3 +131,53 @@ class EnsembleEntry(EntrySchema):
     members: list[NonEmpty] = []
     suffix: str = ""
     separator: str = " "
+
+
+class FewShotKeys(EntrySchema):
+    """Few-shot examples taken from a suite (chat and hf)."""
+
+    few_shot_suite: NonEmpty | None = None
+    few_shot_k: Annotated[int, Field(ge=0)] = 0
+
+
+class ChatEntry(FewShotKeys):
+    """`kind = "chat"`: an OpenAI-compatible endpoint (docs/chat.md). Never a key: `api_key_env` names the
+    variable that holds it."""
+
+    base_url: NonEmpty = Field(description="the endpoint, e.g. http://localhost:8000/v1")
+    model: NonEmpty = Field(description="the model name the endpoint serves")
+    api_key_env: NonEmpty | None = None
+    system: str | None = None
+    user: str | None = None
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.0
+    n: Annotated[int, Field(ge=1)] = 1
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    seed: int | None = None
+    max_concurrency: Annotated[int, Field(ge=1)] = 8
+    timeout: Annotated[float, Field(gt=0.0)] = 60.0
+    max_retries: Annotated[int, Field(ge=0)] = 5
+    postprocess: Literal["auto", "json", "last_line", "raw"] = "auto"
+    max_text_chars: Annotated[int, Field(ge=1)] | None = None
+    train_suites: list[NonEmpty] = []
+
+
+class HfEntry(FewShotKeys):
+    """`kind = "hf"`: a local causal LM, optionally with a LoRA adapter (docs/hf.md)."""
+
+    model: NonEmpty = Field(description="a local model directory, a hub id (org/name), gguf:PATH or gguf-package:NAME")
+    adapter: NonEmpty | None = None
+    adapter_command: NonEmpty | None = None
+    dtype: Literal["auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"] = "auto"
+    device: NonEmpty = "auto"
+    batch_size: Annotated[int, Field(ge=1)] = 8
+    max_new_tokens: Annotated[int, Field(ge=1)] = 48
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.0
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    seed: int = 0
+    system: str | None = None
+    user: str | None = None
+    max_text_chars: Annotated[int, Field(ge=1)] | None = None
+    stop: list[NonEmpty] = []
+    load_in_4bit: bool = False
+    postprocess: Literal["auto", "json", "last_line", "raw"] = "auto"
+    train_suites: list[NonEmpty] = []
