@@ -525,3 +525,41 @@ def test_no_test_patches_the_embedder_chooser():
     offenders = [p.name for p in (REPO_ROOT / "tests").rglob("test_*.py")
                  if 'setattr("harness.embedders.' + 'choose_embedder"' in p.read_text(encoding="utf-8")]
     assert offenders == []
+
+
+@pytest.mark.e2e
+def test_ctrl_c_during_prh_score_keeps_the_embeddings_and_exits_130(tmp_path):
+    """A real SIGINT while `prh score` embeds a large ad-hoc suite: exit 130, one line saying what was kept,
+    no traceback, and the embeddings of the chunks finished before the signal are in the store."""
+    import signal
+    import subprocess
+    import sys
+
+    rows = "".join(f'{i},"text {i}","Rewrite number {i} as a poem about item {i * 7919 % 104729}.","out {i}"\n'
+                   for i in range(20_000))
+    (tmp_path / "big.csv").write_text(KAGGLE_HEADER + rows)
+    store = tmp_path / "store.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PRH_STORE": str(store)}
+    process = subprocess.Popen([sys.executable, "-m", "harness.cli", "score", "--suite", "big.csv", "--candidate",
+                                "mean:Rewrite it.", "--embedder", "minilm"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not _embeddings_in(store):
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and [line for line in err.splitlines() if line.startswith("interrupted:")]
+    assert _embeddings_in(store) > 0
+
+
+def _embeddings_in(store: Path) -> int:
+    import sqlite3
+
+    if not store.exists():
+        return 0
+    try:
+        with sqlite3.connect(store, timeout=1) as connection:
+            return connection.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+    except sqlite3.Error:
+        return 0
