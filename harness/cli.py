@@ -221,6 +221,10 @@ def main(argv: list[str] | None = None, *, embedder_factory=None) -> int:
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a path the user gave that cannot be read or written: theirs to fix, not a bug
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         # Every answer, embedding and finished run is written to the store as it arrives, so a rerun
         # starts where this one stopped; what was not finished is not recorded.

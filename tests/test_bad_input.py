@@ -239,6 +239,10 @@ PRH_CASES = [
     Case("store-is-directory", "prh", ("leaderboard", "--store", "adir"), 2, ("adir", "folder"), setup=make_dir("adir")),
     Case("score-store-not-sqlite", "prh", (*SCORE, "--candidate", "mean-prompt", "--store", "notdb.sqlite"), 2,
          ("notdb.sqlite", "SQLite"), setup=write("notdb.sqlite", b"plain text " * 100), keep=("notdb.sqlite",)),
+    Case("store-folder-is-a-file", "prh", (*SCORE, "--candidate", "mean-prompt", "--store", "afile/x.sqlite"), 2,
+         ("afile",), setup=write("afile", "just a file\n"), keep=("afile",)),
+    Case("probes-add-book-unwritable", "prh",
+         ("probes", "add", "--candidate", "mean:Improve it", "--public", "0.6", "--book", "/proc/b.csv"), 2, ("/proc/b.csv", "cannot write")),
     Case("history-store-missing", "prh", ("history", "list", "--store", "nope.sqlite"), 2, ("nope.sqlite",)),
     # probes and calibration
     Case("probes-add-book-dir-missing", "prh",

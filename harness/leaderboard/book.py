@@ -291,6 +291,8 @@ def append_probe(path: str | Path, probe: Probe) -> ProbeBook:
         load_book(temporary)  # the appended row must read back
     except DataError as error:
         raise ConfigError(f"{path}: the new probe would not read back ({error.problem}); not changed") from None
+    except OSError as error:  # the book's folder cannot be written: name the book, not the check file
+        raise ConfigError(f"{path}: cannot write into {path.parent} ({error.strerror or error}); not changed") from None
     finally:
         temporary.unlink(missing_ok=True)
     write_text_atomic(path, new_text)
