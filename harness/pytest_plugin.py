@@ -249,6 +249,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             state.validate()
         except HarnessError as exc:
             state.usage_error = str(exc)
+        except OSError as exc:  # a path given on the command line that cannot be read or written
+            state.usage_error = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     if state.usage_error is not None:
         raise pytest.UsageError(state.usage_error)
 
