@@ -370,7 +370,7 @@ def run_prh(case: Case, capsys, monkeypatch) -> Outcome:
         monkeypatch.setattr("harness.evaluate.evaluate", interrupted)
     factory = None
     if case.embedder == "bow":
-        from test_optimize_support import BagOfWordsEmbedder
+        from optimize_helpers import BagOfWordsEmbedder
 
         factory = embedder_factory(BagOfWordsEmbedder())
     crashed, code = False, None
@@ -462,7 +462,7 @@ def test_a_killed_writers_temporary_files_are_removed_at_the_next_write(tmp_path
 
 def test_reports_rendered_from_another_store_say_what_they_replace(project):
     """A run with --store (or --suites-file) rebuilds reports/ from that store: it says so, naming both."""
-    from test_optimize_support import BagOfWordsEmbedder
+    from optimize_helpers import BagOfWordsEmbedder
 
     from harness.workspace import Workspace
 
@@ -483,7 +483,7 @@ def test_reports_rendered_from_another_store_say_what_they_replace(project):
 
 def test_the_plugin_says_it_replaced_reports_of_another_store(project, capsys):
     """`prh leaderboard --store OTHER` warns, naming the store the reports came from."""
-    prh = prh_with(__import__("test_optimize_support").BagOfWordsEmbedder())
+    prh = prh_with(__import__("optimize_helpers").BagOfWordsEmbedder())
     assert prh(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--resamples", "200",
                 "--store", "a.sqlite"]) == 0
     assert prh(["leaderboard", "--store", "a.sqlite"]) == 0
@@ -497,7 +497,7 @@ def test_the_plugin_says_it_replaced_reports_of_another_store(project, capsys):
 
 def test_template_specs_score_with_prh(project, capsys):
     """Issue 17: `prh score --candidate 'template:{original_text}'` works (one spec parser for every kind)."""
-    prh = prh_with(__import__("test_optimize_support").BagOfWordsEmbedder())
+    prh = prh_with(__import__("optimize_helpers").BagOfWordsEmbedder())
     code = prh(["score", "--suite", "leaked", "--candidate", "template:{original_text}", "--embedder", "bow",
                 "--resamples", "200", "--json"])
     data = json.loads(capsys.readouterr().out)
@@ -507,7 +507,7 @@ def test_template_specs_score_with_prh(project, capsys):
 
 def test_a_small_held_out_split_is_warned_about(project, capsys):
     """`prh optimize` on a 10-row suite reports its held-out Δ on 3 rows: it says that is too few to act on."""
-    from test_optimize_support import BagOfWordsEmbedder, family_suite
+    from optimize_helpers import BagOfWordsEmbedder, family_suite
 
     suite = family_suite()
     rows = suite.samples[:10]

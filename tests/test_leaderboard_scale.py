@@ -12,13 +12,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, embedder_factory, prh_with
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from optimize_helpers import BagOfWordsEmbedder
 
 from harness.cli import main
-from harness.embedders import EmbedderChoice
 from harness.errors import DataError
 from harness.leaderboard.scale import (
     FileSummary,
@@ -197,13 +196,16 @@ def test_the_near_constant_thresholds_come_from_the_fitted_files():
 
 
 # -- on every result -------------------------------------------------------------------------------------------
+#: every embedder the workspace and `prh` build in these tests: the bag-of-words stub
+FACTORY = embedder_factory(BagOfWordsEmbedder())
+prh = prh_with(BagOfWordsEmbedder())
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     for name in ("suites.toml", "candidates.toml"):
         shutil.copy(REPO_ROOT / name, tmp_path / name)
     shutil.copytree(REPO_ROOT / "fixtures", tmp_path / "fixtures")
-    embedder = BagOfWordsEmbedder()
-    monkeypatch.setattr("harness.embedders.choose_embedder", lambda spec="auto", **kwargs: EmbedderChoice(embedder))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PRH_STORE", str(tmp_path / "store.sqlite"))
     return tmp_path
@@ -223,7 +225,7 @@ def varied_predictions(project) -> str:
 
 def test_every_result_under_a_mapped_embedder_gets_an_st5_estimate(project, capsys):
     candidate = varied_predictions(project)
-    with Workspace.from_dir(project) as workspace:
+    with Workspace.from_dir(project, embedder_factory=FACTORY) as workspace:
         assert workspace.score(candidate, "leaked", embedder="bow").record.st5_estimate is None  # no map
         write_scale_map(workspace.baselines_dir, domain_map())
         scored = workspace.score(candidate, "leaked", embedder="bow")
@@ -241,13 +243,13 @@ def test_every_result_under_a_mapped_embedder_gets_an_st5_estimate(project, caps
 
 
 def test_prh_score_json_carries_st5_estimate_or_null(project, capsys):
-    assert main(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
+    assert prh(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["st5_estimate"] is None
     write_scale_map(project / "baselines", domain_map())
-    assert main(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
+    assert prh(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)["st5_estimate"]
     assert set(data) == {"estimate", "low", "high", "in_domain", "note", "map"} and data["in_domain"] is False
-    assert main(["score", "--suite", "leaked", "--candidate", varied_predictions(project), "--embedder", "bow"]) == 0
+    assert prh(["score", "--suite", "leaked", "--candidate", varied_predictions(project), "--embedder", "bow"]) == 0
     assert "Kaggle-scale est. 0." in capsys.readouterr().out
 
 
