@@ -20,7 +20,6 @@ from stub_openai_server import Reply, StubOpenAIServer
 from test_optimize_cli import bow, in_repo, run_json, write_suite_csv  # noqa: F401  (fixtures)
 
 from harness.candidates.chat import ChatCandidate
-from harness.cli import main
 from harness.data import Suite
 from harness.errors import ConfigError
 from harness.evaluate import BootstrapSettings
@@ -220,7 +219,7 @@ def test_cli_end_to_end_same_options_and_outputs_as_opro(backend, in_repo, capsy
     args = ["optimize", backend, "--suite", str(suite_path), "--target", "mean:Hello there.", "--proposer", "p1",
             "--max-metric-calls", "45", "--resamples", "300", "--seed", "2", "--price", "p1=1,2",
             "--max-cost", "1", "--candidates-file", str(candidates), "--out", str(out)]
-    code, data = run_json(capsys, *args, "--json")
+    code, data = run_json(bow, capsys, *args, "--json")
     assert code == 0
     for key in ("backend", "metric_calls", "heldout_score", "start_heldout_score", "heldout_delta",
                 "heldout_delta_ci", "best_instruction", "usage", "out", "candidates_toml"):
@@ -231,21 +230,21 @@ def test_cli_end_to_end_same_options_and_outputs_as_opro(backend, in_repo, capsy
         assert (out / name).is_file(), name
     records = read_trajectory(out / "trajectory.jsonl")
     assert records[0]["backend"] == backend and records[0]["budget"]["max_metric_calls"] == 45
-    assert main(["optimize", "export-training", "--trajectory", str(out / "trajectory.jsonl"), "--out",
+    assert bow(["optimize", "export-training", "--trajectory", str(out / "trajectory.jsonl"), "--out",
                  str(in_repo / "rows.jsonl"), "--all"]) == 0
     capsys.readouterr()
     # the same folder again: refused, the first run's files untouched (no resume, no overwrite)
     before = (out / "trajectory.jsonl").read_bytes()
-    code = main(args)
+    code = bow(args)
     err = capsys.readouterr().err
     assert code == 2 and "already holds files" in err and "Traceback" not in err
     assert (out / "trajectory.jsonl").read_bytes() == before
     # GEPA and TextGrad take one proposer model
-    code = main([*args[:6], "--proposer", "p2", *args[6:-1], str(in_repo / "two")])
+    code = bow([*args[:6], "--proposer", "p2", *args[6:-1], str(in_repo / "two")])
     assert code == 2 and "give --proposer once" in capsys.readouterr().err
     assert not (in_repo / "two").exists()
     # the human-readable report ends with a ready-to-paste entry
-    assert main([*args[:-1], str(in_repo / "again")]) == 0
+    assert bow([*args[:-1], str(in_repo / "again")]) == 0
     printed = capsys.readouterr().out
     assert f"{backend} instruction:" in printed and "[candidates.optimised-mean-prompt]" in printed
 
@@ -265,7 +264,7 @@ def test_a_missing_extra_is_one_line_saying_how_to_install_it(monkeypatch, in_re
             require(module, what=f"prh optimize {module}")
     suite_path = write_suite_csv(in_repo / "families.csv", family_suite())
     candidates = write_candidates(in_repo / "candidates.toml", [("p1", "http://127.0.0.1:9/v1", "m")])
-    code = main(["optimize", "gepa", "--suite", str(suite_path), "--proposer", "p1", "--max-metric-calls", "10",
+    code = bow(["optimize", "gepa", "--suite", str(suite_path), "--proposer", "p1", "--max-metric-calls", "10",
                  "--candidates-file", str(candidates), "--out", str(in_repo / "g")])
     err = capsys.readouterr().err
     assert code == 2 and "pip install -e \".[optimizers]\"" in err and len(err.strip().splitlines()) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.files import write_json_atomic
+from harness.options import add_workspace_paths
 from harness.workspace import Workspace
 
 
@@ -19,7 +20,7 @@ def add_commands(subparsers) -> None:
     parser = subparsers.add_parser("deepeval-dataset", help="write a suite as a DeepEval dataset (JSON goldens)")
     parser.add_argument("--suite", required=True, help="a suite name from the suites file, or a Kaggle-format file")
     parser.add_argument("--out", required=True, help="the JSON file to write")
-    parser.add_argument("--suites-file", default=None, help="suites file (default: suites.toml)")
+    add_workspace_paths(parser.add_argument, only=("--suites-file",))
     parser.set_defaults(handler=cmd_deepeval_dataset)
 
 

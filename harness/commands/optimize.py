@@ -129,8 +129,8 @@ def _optimizer_options(parser: argparse.ArgumentParser, *, proposer_help: str) -
                         "instruction on one dev or train row is one call; GEPA's unit: compare backends at equal "
                         "budget)")
     parser.add_argument("--max-total-tokens", type=int, default=None, help="token budget (proposers + target)")
-    parser.add_argument("--max-cost", type=float, default=None, help="budget in USD (needs --price for every model)")
-    parser.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget (the final held-out "
+    parser.add_argument("--max-cost", type=non_negative_float, default=None, help="budget in USD (needs --price for every model)")
+    parser.add_argument("--max-seconds", type=non_negative_float, default=None, help="wall-clock budget (the final held-out "
                         "scoring is not counted)")
     parser.add_argument("--price", action="append", default=[],
                         help="NAME=IN,OUT: USD per million input/output tokens for a candidate or model name")
