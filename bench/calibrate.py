@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from harness.data import Sample, Suite  # noqa: E402
 from harness.embedders import make_minilm  # noqa: E402
-from harness.evaluate import BootstrapSettings, evaluate  # noqa: E402
+from harness.evaluation import BootstrapSettings, evaluate  # noqa: E402
 from harness.leaderboard.book import Probe, load_book  # noqa: E402
 from harness.leaderboard.calibrate import CalibrationSettings, calibrate_suite  # noqa: E402
 from harness.leaderboard.fit_suite import match_suite  # noqa: E402

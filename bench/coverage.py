@@ -128,7 +128,7 @@ def real_scores(cache: Path, gemma_csv: Path) -> dict[str, np.ndarray]:
     from harness.candidates import ConstantCandidate
     from harness.data import SuiteSpec, load_suite, load_suite_specs
     from harness.embedders import choose_embedder
-    from harness.evaluate import BootstrapSettings, evaluate
+    from harness.evaluation import BootstrapSettings, evaluate
     from harness.progress import stage_progress
     from harness.stats import factorize_groups
     from harness.store import Store

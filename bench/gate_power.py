@@ -211,7 +211,7 @@ def fit(csv: Path) -> Targets:
     from harness.candidates import ConstantCandidate
     from harness.data import Suite, SuiteSpec, load_suite, load_suite_specs
     from harness.embedders import choose_embedder
-    from harness.evaluate import BootstrapSettings, evaluate
+    from harness.evaluation import BootstrapSettings, evaluate
     from harness.stats import design_effect
     from harness.store import Store
 

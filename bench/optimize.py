@@ -47,7 +47,7 @@ from harness.candidates.constant import ConstantCandidate  # noqa: E402
 from harness.data import Suite, SuiteSpec, load_suite, load_suite_specs  # noqa: E402
 from harness.embedders import choose_embedder  # noqa: E402
 from harness.embedding_cache import embed_texts  # noqa: E402
-from harness.evaluate import BootstrapSettings, evaluate  # noqa: E402
+from harness.evaluation import BootstrapSettings, evaluate  # noqa: E402
 from harness.optimize.mean_prompt import PUBLIC_MEAN_PROMPT, optimize_mean_prompt  # noqa: E402
 from harness.optimize.objective import MeanScsObjective  # noqa: E402
 from harness.optimize.search import SearchSettings  # noqa: E402

@@ -21,7 +21,7 @@ from harness.candidates import ConstantCandidate  # noqa: E402
 from harness.candidates.retrieval import RetrievalCandidate  # noqa: E402
 from harness.data import Suite, SuiteSpec, load_suite  # noqa: E402
 from harness.embedders import choose_embedder  # noqa: E402
-from harness.evaluate import BootstrapSettings, evaluate  # noqa: E402
+from harness.evaluation import BootstrapSettings, evaluate  # noqa: E402
 from harness.stats import paired_bootstrap_delta  # noqa: E402
 from harness.store import Store  # noqa: E402
 

@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from harness.candidates import ConstantCandidate  # noqa: E402
 from harness.data import Sample, Suite, SuiteSpec, load_suite, load_suite_specs  # noqa: E402
 from harness.embedders import choose_embedder  # noqa: E402
-from harness.evaluate import BootstrapSettings, evaluate  # noqa: E402
+from harness.evaluation import BootstrapSettings, evaluate  # noqa: E402
 from harness.stats import bootstrap_mean, paired_bootstrap_test  # noqa: E402
 from harness.store import Store  # noqa: E402
 

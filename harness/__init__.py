@@ -24,7 +24,7 @@ _names, __getattr__, __dir__ = lazy_exports(__name__, {
     "harness.data": ("Suite", "Sample"),
     "harness.candidates": ("Candidate", "ConstantCandidate"),
     "harness.embedders": ("Embedder", "choose_embedder"),
-    "harness.evaluate": ("evaluate", "Result", "BootstrapSettings"),
+    "harness.evaluation": ("evaluate", "Result", "BootstrapSettings"),
     "harness.verdict": ("Comparison",),
     "harness.metric": ("scs", "scs_rows"),
     "harness.stats": ("bootstrap_mean", "paired_bootstrap_delta"),
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from harness.data import Sample, Suite
     from harness.embedders import Embedder, choose_embedder
     from harness.errors import HarnessError
-    from harness.evaluate import BootstrapSettings, Result, evaluate
+    from harness.evaluation import BootstrapSettings, Result, evaluate
     from harness.metric import scs, scs_rows
     from harness.stats import bootstrap_mean, paired_bootstrap_delta
     from harness.verdict import Comparison

@@ -19,13 +19,18 @@ from typing import Any
 def lazy_exports(package: str, exports: Mapping[str, Iterable[str]]
                  ) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
     """(`__all__`, `__getattr__`, `__dir__`) for `package`, whose `exports` map each module to the names
-    it provides. A name listed twice is an error here rather than a puzzle later. (A name equal to a
-    submodule's, like `harness.generate.mine`, is the submodule once that has been imported: avoid them.)"""
+    it provides. A name listed twice is an error here rather than a puzzle later, and so is a name equal to
+    one of the package's submodules: once that submodule is imported, the import system sets the package's
+    attribute to the module, and `from package import name` silently hands out the module instead."""
+    import importlib.util
+
     where: dict[str, str] = {}
     for module, names in exports.items():
         for name in names:
             if name in where:
                 raise ValueError(f"{package}: {name!r} is exported from both {where[name]} and {module}")
+            if importlib.util.find_spec(f"{package}.{name}") is not None:
+                raise ValueError(f"{package}: the exported name {name!r} is also a submodule's name")
             where[name] = module
 
     def __getattr__(name: str) -> Any:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataError
-from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings, Result
+from harness.evaluation import DEFAULT_BOOTSTRAP, BootstrapSettings, Result
 from harness.files import write_json_atomic
 from harness.hashing import json_fingerprint
 from harness.stats import (

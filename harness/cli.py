@@ -110,7 +110,7 @@ def _candidate_for(args, suite):
 
 
 def _score(args, workspace, *, quiet: bool):
-    from harness.evaluate import BootstrapSettings
+    from harness.evaluation import BootstrapSettings
     from harness.progress import stage_progress
 
     suite = workspace.suite(args.suite, columns=_suite_columns(args) or None)

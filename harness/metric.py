@@ -4,7 +4,7 @@ Per row: |cos(prediction, truth)| ** 3 (the absolute value is what the Kaggle sc
 `signed=True` keeps the sign, so an anti-aligned answer scores negative). The suite score is the mean.
 
 Three shapes of the same number, so that nobody writes the cube again:
-- per row (`scs_rows`, `scs`): prediction i against truth i, what `harness.evaluate` reports;
+- per row (`scs_rows`, `scs`): prediction i against truth i, what `harness.evaluation` reports;
 - batched (`scs_matrix`, `weighted_scs`): every prediction against every truth, for constant answers
   (one vector scores every row: probes, mean-prompt searches, the oracle bound);
 - one against many (`scs_against`): one prediction against each truth.

@@ -150,7 +150,7 @@ class PrhSession:
     def _score_family(self) -> dict[str, SuiteOutcome]:
         from harness.candidates import MissingPredictionsError
         from harness.errors import LearnedFromSuiteError
-        from harness.evaluate import BootstrapSettings
+        from harness.evaluation import BootstrapSettings
 
         option = self.config.option
         workspace = self.workspace
@@ -286,8 +286,9 @@ def check_predictions_complete(outcome: SuiteOutcome) -> None:
                     f"empty (Kaggle rejects such a submission); row ids: {shown}", pytrace=False)
 
 
-def check_no_regression(outcome: SuiteOutcome) -> None:
-    """Fails when the (corrected) paired CI of (candidate − baseline) lies entirely below −tolerance, or when
+def check_gate(outcome: SuiteOutcome) -> None:
+    """The regression gate's verdict for one suite (`Workspace.gate` corrected it over the run's suites).
+    Fails when the (corrected) paired CI of (candidate − baseline) lies entirely below −tolerance, or when
     replacing the baseline was refused; passes when the candidate was just accepted as the baseline."""
     _require_scored(outcome)
     update = outcome.baseline_update

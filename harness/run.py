@@ -3,7 +3,7 @@ and the one JSON schema of a run (`run_json`, for `prh score --json` and `report
 
 The identity of a run (which candidate, which suite, which embedder, each with its fingerprint, and the
 settings that change the numbers) is written once, in `RunSpec`, and *held* by every type that talks about
-the run: `harness.evaluate.Result` (the scored rows), `RunRecord` (the history's row), and through them the
+the run: `harness.evaluation.Result` (the scored rows), `RunRecord` (the history's row), and through them the
 Workspace's `Scored` and the reports. They read it through `SpecView`'s read-only properties
 (`record.candidate` is `record.spec.candidate`), so no field is copied from one type into another and no
 copy can drift. (inspect_ai's `EvalSpec` plays this part for its `EvalLog`.)
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from harness.verdict import Comparison, PredictedScore, ScorerParity, St5Estimate
 
 if TYPE_CHECKING:
-    from harness.evaluate import Result
+    from harness.evaluation import Result
 
 #: the layout of a stored `RunRecord` (absent in records written before it existed: the flat layout, 1)
 RUN_FORMAT = 2

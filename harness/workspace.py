@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from harness.candidates import Candidate, CandidateRegistry
     from harness.data import Suite, SuiteSpec
     from harness.embedders import EmbedderChoice
-    from harness.evaluate import BootstrapSettings, Result
+    from harness.evaluation import BootstrapSettings, Result
     from harness.report import ReportView
     from harness.store import RunRecord, RunRow, Store
     from harness.verdict import Comparison
@@ -289,7 +289,7 @@ class Workspace:
         suites.
         """
         from harness.baselines import compare_with_baseline, load_baseline
-        from harness.evaluate import DEFAULT_BOOTSTRAP, evaluate
+        from harness.evaluation import DEFAULT_BOOTSTRAP, evaluate
 
         bootstrap = bootstrap or DEFAULT_BOOTSTRAP
         loaded = self.suite(suite) if isinstance(suite, (str, Path)) else suite
@@ -320,7 +320,7 @@ class Workspace:
         through exactly the path scoring takes (preflight, prediction cache, the candidate's own formatting,
         batching and post-processing); nothing is embedded or recorded. Empty answers stay "" for the caller
         to report."""
-        from harness.evaluate import predict_rows
+        from harness.evaluation import predict_rows
 
         return predict_rows(self.candidate(candidate), rows, self.store(), on_progress=on_progress)
 

@@ -5,7 +5,7 @@ checks here: the `prh_outcome` fixture holds the scored result (`.result`) and t
 (`.comparison`) of one suite.
 """
 
-from harness.pytest_plugin import check_no_regression, check_predictions_complete
+from harness.pytest_plugin import check_gate, check_predictions_complete
 
 
 def test_predictions_complete(prh_outcome):
@@ -13,4 +13,4 @@ def test_predictions_complete(prh_outcome):
 
 
 def test_not_worse_than_baseline(prh_outcome):
-    check_no_regression(prh_outcome)
+    check_gate(prh_outcome)

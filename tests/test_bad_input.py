@@ -367,7 +367,7 @@ def run_prh(case: Case, capsys, monkeypatch) -> Outcome:
     if case.fault == "interrupt":
         def interrupted(*args, **kwargs):
             raise KeyboardInterrupt
-        monkeypatch.setattr("harness.evaluate.evaluate", interrupted)
+        monkeypatch.setattr("harness.evaluation.evaluate", interrupted)
     factory = None
     if case.embedder == "bow":
         from optimize_helpers import BagOfWordsEmbedder

@@ -27,7 +27,7 @@ from harness.candidates import CandidateContext, load_candidate_registry, resolv
 from harness.candidates.chat import ChatCandidate
 from harness.data import Sample, load_suite, load_suite_specs
 from harness.errors import ConfigError, ModelUnavailableError
-from harness.evaluate import BootstrapSettings, evaluate
+from harness.evaluation import BootstrapSettings, evaluate
 from harness.report import write_reports
 from harness.run import run_json
 from harness.store import Store

@@ -16,7 +16,7 @@ from conftest import REPO_ROOT
 from harness.candidates.constant import ConstantCandidate
 from harness.cli import main
 from harness.data import Sample, Suite
-from harness.evaluate import BootstrapSettings, evaluate
+from harness.evaluation import BootstrapSettings, evaluate
 
 HAS_DEEPEVAL = importlib.util.find_spec("deepeval") is not None
 needs_deepeval = pytest.mark.skipif(not HAS_DEEPEVAL, reason="deepeval is not installed (pip install -e \".[deepeval]\" "
@@ -45,7 +45,7 @@ def test_scs_metric_passes_a_deepeval_test_case_and_agrees_with_the_harness(mini
     metric = SCSMetric(minilm, threshold=0.3)
     case = LLMTestCase(input="Ahoy, the text.", actual_output=close, expected_output=TRUTH)
     score = metric.measure(case)
-    # the same number `pytest suites/` gives that answer on that row, through harness.evaluate
+    # the same number `pytest suites/` gives that answer on that row, through harness.evaluation
     row = Suite("one", (Sample("r0", "text", "rewritten", TRUTH),))
     harness_score = evaluate(ConstantCandidate("c", close), row, minilm,
                              bootstrap=BootstrapSettings(n_resamples=10, method="percentile")).scores[0]

@@ -20,7 +20,7 @@ from harness.baselines import (
 from harness.candidates import ConstantCandidate, PredictionsFileCandidate
 from harness.data import Sample, Suite
 from harness.errors import DataError
-from harness.evaluate import BootstrapSettings, evaluate
+from harness.evaluation import BootstrapSettings, evaluate
 from harness.metric import scs_rows
 from harness.store import Store
 from harness.verdict import Comparison

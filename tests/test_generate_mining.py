@@ -12,10 +12,10 @@ from harness.candidates import resolve_candidate
 from harness.cli import main
 from harness.data import load_suite, load_suite_specs, spec_for_file
 from harness.errors import ConfigError
-from harness.evaluate import BootstrapSettings
+from harness.evaluation import BootstrapSettings
 from harness.generate.dedup import find_duplicates
 from harness.generate.jsonl import read_jsonl
-from harness.generate.mine import best_of, mine, mined_rows, mining_report, select_hard
+from harness.generate.mining import best_of, mine, mined_rows, mining_report, select_hard
 from harness.generate.review import review_markdown
 from harness.store import Store
 

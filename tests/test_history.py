@@ -14,7 +14,7 @@ from report_records import compared, record, rows
 
 from harness.baselines import compare_with_baseline, load_baseline, write_baseline
 from harness.cli import main
-from harness.evaluate import Result
+from harness.evaluation import Result
 from harness.run import RunSpec
 from harness.stats import ConfidenceInterval
 from harness.store import Store

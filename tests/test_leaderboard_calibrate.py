@@ -14,7 +14,7 @@ from scipy.stats import pearsonr, spearmanr
 
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.evaluate import BootstrapSettings, evaluate
+from harness.evaluation import BootstrapSettings, evaluate
 from harness.leaderboard.book import Probe
 from harness.leaderboard.calibrate import (
     CalibrationSettings,

@@ -22,7 +22,7 @@ from test_optimize_cli import bow, in_repo, run_json, write_suite_csv  # noqa: F
 from harness.candidates.chat import ChatCandidate
 from harness.data import Suite
 from harness.errors import ConfigError
-from harness.evaluate import BootstrapSettings
+from harness.evaluation import BootstrapSettings
 from harness.llm import ChatClient
 from harness.optimize import (
     Budget,

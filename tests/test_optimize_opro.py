@@ -15,7 +15,7 @@ from stub_openai_server import Reply, StubOpenAIServer
 from harness.candidates.chat import ChatCandidate
 from harness.data import SuiteSpec, load_suite
 from harness.errors import ConfigError, LearnedFromSuiteError
-from harness.evaluate import BootstrapSettings
+from harness.evaluation import BootstrapSettings
 from harness.llm import ChatClient
 from harness.optimize import (
     Budget,

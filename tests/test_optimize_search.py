@@ -13,7 +13,7 @@ from optimize_helpers import BagOfWordsEmbedder, RecordingSamples, family_suite,
 from harness.candidates.constant import ConstantCandidate
 from harness.data import Suite
 from harness.errors import ConfigError, DataError
-from harness.evaluate import BootstrapSettings, evaluate
+from harness.evaluation import BootstrapSettings, evaluate
 from harness.optimize import (
     MeanScsObjective,
     SearchSettings,

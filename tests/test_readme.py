@@ -39,7 +39,7 @@ def test_importing_the_package_is_cheap_and_loads_no_model():
     # the command and the plugin bring pytest's own stack at most; scoring and reports numpy and tabulate
     pytest_stack = {"_pytest", "pytest", "pluggy", "iniconfig", "py", "pygments", "exceptiongroup", "tomli"}
     assert third_party_modules_imported_by("import harness.cli, harness.pytest_plugin") <= {"harness", *pytest_stack}
-    heavy = third_party_modules_imported_by("import harness.evaluate, harness.cli, harness.pytest_plugin, harness.report")
+    heavy = third_party_modules_imported_by("import harness.evaluation, harness.cli, harness.pytest_plugin, harness.report")
     assert not heavy & {"torch", "sentence_transformers", "transformers", "scipy", "rich", "pydantic", "openai"}, heavy
 
 
@@ -54,11 +54,21 @@ def test_the_plugin_and_the_package_import_neither_torch_nor_scipy_nor_numpy():
     assert out == ["False"] * 5
 
 
-def test_the_public_names_resolve():
+def test_the_public_names_are_the_objects_of_their_home_modules():
+    """Each lazily exported name is the very object its home module defines, also after every submodule
+    has been imported (a public name equal to a submodule's used to turn into that module: `evaluate`)."""
+    import importlib
+    import pkgutil
+
     import harness
 
+    for info in pkgutil.walk_packages(harness.__path__, "harness."):
+        if not info.name.startswith(("harness.integrations", "harness.optimize.gepa", "harness.optimize.textgrad")):
+            importlib.import_module(info.name)
     for name in harness.__all__:
-        assert getattr(harness, name) is not None, name
+        exported = getattr(harness, name)
+        assert not isinstance(exported, type(harness)), f"harness.{name} is a module"
+        assert exported.__module__.startswith("harness"), name
     assert harness.Workspace.from_dir(REPO_ROOT).suite_names()[:2] == ["public", "leaked"]
 
 

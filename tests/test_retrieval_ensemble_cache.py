@@ -12,7 +12,7 @@ from harness.candidates.ensemble import LUCRAREA_SUFFIX, EnsembleCandidate
 from harness.candidates.retrieval import RetrievalCandidate
 from harness.data import Sample, Suite, load_suite_specs
 from harness.errors import ConfigError, LearnedFromSuiteError
-from harness.evaluate import BootstrapSettings, evaluate
+from harness.evaluation import BootstrapSettings, evaluate
 from harness.store import Store
 
 FAST = BootstrapSettings(n_resamples=1000)

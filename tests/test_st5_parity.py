@@ -29,7 +29,7 @@ from harness.embedders import (
     make_minilm,
     scorer_parity_of,
 )
-from harness.evaluate import BootstrapSettings, evaluate
+from harness.evaluation import BootstrapSettings, evaluate
 from harness.run import json_safe, run_json
 from harness.verdict import ScorerParity
 from harness.workspace import Workspace

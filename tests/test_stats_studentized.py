@@ -153,7 +153,7 @@ def test_the_default_is_one_name_everywhere():
     from _pytest.config.argparsing import Parser
 
     from harness.cli import build_parser
-    from harness.evaluate import DEFAULT_BOOTSTRAP
+    from harness.evaluation import DEFAULT_BOOTSTRAP
     from harness.pytest_plugin import pytest_addoption
     from harness.report.model import DEFAULT_CI_METHOD
 

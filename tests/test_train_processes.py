@@ -42,7 +42,7 @@ from tiny_models import tiny_train_config as tiny_config
 from harness.candidates import CandidateContext
 from harness.candidates.hf import from_config
 from harness.data import Suite
-from harness.evaluate import evaluate
+from harness.evaluation import evaluate
 from harness.tomlfile import tomllib
 from harness.train import train_lora
 

@@ -21,7 +21,7 @@ from harness.candidates import CandidateContext, load_candidate_registry, resolv
 from harness.candidates.hf import from_config
 from harness.data import Sample, Suite
 from harness.errors import ConfigError
-from harness.evaluate import evaluate
+from harness.evaluation import evaluate
 from harness.tomlfile import tomllib
 from harness.train import train_lora
 from harness.train.checkpoints import TRAINING_STATE, list_checkpoints

@@ -294,9 +294,9 @@ def cmd_dedup(args) -> int:
 
 def cmd_mine(args) -> int:
     from harness.errors import ConfigError, print_warnings
-    from harness.evaluate import BootstrapSettings
+    from harness.evaluation import BootstrapSettings
     from harness.files import append_toml_table, write_jsonl_atomic, write_text_atomic
-    from harness.generate.mine import mine, mined_rows, mining_report, source_records, suite_entry
+    from harness.generate.mining import mine, mined_rows, mining_report, source_records, suite_entry
     from harness.workspace import Workspace
 
     out = Path(args.out)

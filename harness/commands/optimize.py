@@ -179,7 +179,7 @@ def _print_json(data: dict) -> None:
 
 # -- prh optimize mean-prompt -------------------------------------------------------------------------------
 def cmd_mean_prompt(args) -> int:
-    from harness.evaluate import BootstrapSettings
+    from harness.evaluation import BootstrapSettings
     from harness.optimize.mean_prompt import optimize_mean_prompt
     from harness.optimize.search import SearchSettings
     from harness.optimize.vocabulary import read_token_list
@@ -339,7 +339,7 @@ def _output_folder(args, backend: str, run_id: str) -> Path:
 def _run_optimizer(args, backend: str, run) -> int:
     """Everything the backends share on the command line: workspace, split, embedder, target, metered
     proposers, budget, the trajectory, plot, training set, result.json and the printed report."""
-    from harness.evaluate import BootstrapSettings
+    from harness.evaluation import BootstrapSettings
     from harness.optimize.metering import MeteredChatClient
     from harness.optimize.session import Budget
     from harness.optimize.targets import ChatInstructionTarget, MeanPromptTarget

@@ -9,7 +9,7 @@ One module per job:
 - `runner`: concurrent requests through `harness.llm.ChatClient`, rows appended as they arrive, resume;
 - `jsonl`: the append-only output; derived files are written atomically by `harness.files`;
 - `cost_estimate`, `progress`: what a run would cost (prices: `harness.pricing`), the running cost;
-- `dedup`: exact and embedding near-duplicates; `mine`: hard rows for the current candidates;
+- `dedup`: exact and embedding near-duplicates; `mining`: hard rows for the current candidates;
   `review`: a markdown sample for a human reader.
 
 Names are re-exported lazily (PEP 562): `prh` imports `harness.commands.generate` to build its parser, and
@@ -25,7 +25,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ".dedup": ("Duplicate", "find_duplicates"),
     ".gemma_style": ("gemma_postprocess",),
     ".jsonl": ("AppendOnlyJsonl", "read_jsonl"),
-    ".mine": ("Mining", "mine", "mined_rows", "mining_report"),
+    ".mining": ("Mining", "mine", "mined_rows", "mining_report"),
     ".cost_estimate": ("Estimate", "estimate"),
     ".review": ("review_markdown",),
     ".rewrite": ("RewriteAcceptor", "RewriteSettings", "rewrite_items"),

@@ -23,7 +23,7 @@ import numpy as np
 from harness.candidates.base import Candidate
 from harness.data import Suite
 from harness.embedders import Embedder
-from harness.evaluate import Result
+from harness.evaluation import Result
 from harness.leaderboard.book import Probe
 from harness.leaderboard.model import predict
 from harness.leaderboard.model_file import load_model, model_path

@@ -3,7 +3,7 @@
 Constant probes answer one string for every row, so their scores need one vector per probe, not one per
 row: every constant probe of a calibration is embedded in ONE embedding call (through the store, so a
 second calibration embeds nothing), and the per-row scores are that vector's SCS against each row's
-truth (harness.metric's batched form). Template and candidate probes go through `harness.evaluate` like
+truth (harness.metric's batched form). Template and candidate probes go through `harness.evaluation` like
 any candidate (their answers differ by row).
 """
 
@@ -19,7 +19,7 @@ from harness.candidates.base import Candidate
 from harness.data import Suite
 from harness.embedders import Embedder
 from harness.embedding_cache import embed_texts
-from harness.evaluate import BootstrapSettings, evaluate
+from harness.evaluation import BootstrapSettings, evaluate
 from harness.leaderboard.book import Probe
 from harness.metric import scs_matrix
 from harness.store import Store

@@ -45,7 +45,7 @@ from harness.stats import loo_residuals, robust_sd
 from harness.verdict import NOT_JUDGED, Comparison
 
 if TYPE_CHECKING:
-    from harness.evaluate import Result
+    from harness.evaluation import Result
 
 #: Strings Kaggle's scorer (TF-Hub sentence-t5-base) reads in its own way: known to change its score, and
 #: invisible to (or misread by) another embedder. Matched case-insensitively.

@@ -5,7 +5,7 @@ acceptance) driving an instruction of the harness, through GEPA's adapter interf
 `HarnessAdapter` is the one integration point (`gepa.core.adapter.GEPAAdapter`):
 
 - `evaluate(batch, candidate)`: the instruction's candidate scored on the batch's rows by the session
-  (`harness.evaluate`: Workspace store, embedder, prediction cache), per-row SCS as GEPA's scores. GEPA's
+  (`harness.evaluation`: Workspace store, embedder, prediction cache), per-row SCS as GEPA's scores. GEPA's
   trainset is the TRAIN split (reflection minibatches), its valset the DEV split (Pareto front and the
   choice of the best); the held-out split is never given to GEPA.
 - `make_reflective_dataset`: the harness's own feedback per row, worst rows first: the row's score and

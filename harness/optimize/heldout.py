@@ -1,5 +1,5 @@
 """The one way an optimiser reports a result: the found candidate and its starting point, each scored
-once on the held-out split through `harness.evaluate`, with a paired bootstrap CI of the difference.
+once on the held-out split through `harness.evaluation`, with a paired bootstrap CI of the difference.
 
 Kept apart from the optimisers on purpose: they receive the train (and dev) split only, and this module
 is the only one that reads the held-out rows, after the optimisation has finished.
@@ -13,7 +13,7 @@ from harness.candidates.base import Candidate
 from harness.data import Suite
 from harness.embedders import Embedder
 from harness.errors import ConfigError
-from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings, Result, evaluate
+from harness.evaluation import DEFAULT_BOOTSTRAP, BootstrapSettings, Result, evaluate
 from harness.stats import ConfidenceInterval, paired_bootstrap_delta
 from harness.store import Store
 

@@ -17,7 +17,7 @@ from harness.candidates.constant import ConstantCandidate
 from harness.embedders import Embedder
 from harness.embedding_cache import embed_texts
 from harness.errors import ConfigError
-from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings
+from harness.evaluation import DEFAULT_BOOTSTRAP, BootstrapSettings
 from harness.files import toml_table
 from harness.metric import weighted_scs
 from harness.optimize.guide import GradientGuide

@@ -7,7 +7,7 @@ candidates is scored by one matrix product. Candidate strings are embedded in ba
 search on the same embedder, reads them from the store), and a string met twice in one run is scored
 from memory without even a store lookup.
 
-The numbers equal what `harness.evaluate` computes for a constant candidate on the same rows (tested),
+The numbers equal what `harness.evaluation` computes for a constant candidate on the same rows (tested),
 so a search optimises exactly the metric it is reported with.
 """
 

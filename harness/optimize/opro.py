@@ -4,7 +4,7 @@ Each round: build the meta-prompt (task description, the best instructions so fa
 sorted ascending, a few exemplars from the TRAIN split), send it to every proposer (at least two
 different models, as in an arena battle), parse one instruction out of each answer, evaluate every new
 valid one on the DEV split through the real candidate pipeline (`target.candidate(...)` +
-`harness.evaluate`), and keep everything in the history. It stops after `rounds` rounds or when the
+`harness.evaluation`), and keep everything in the history. It stops after `rounds` rounds or when the
 session's `Budget` (metric calls, tokens, dollars, seconds) is spent, checked before each round and before
 each evaluation. Then the best dev instruction, and the start for a paired comparison, are scored once on
 the HELD-OUT split: that is the reported result (`OptimizationSession.finish`, shared with GEPA and

@@ -3,7 +3,7 @@ propose instructions: scoring, budgets, the trajectory, and the one held-out rep
 
 An `OptimizationSession` is handed to a backend. It gives the backend the TRAIN and DEV rows only (the
 held-out split is kept private until `finish`), scores an instruction on any of those rows through the
-real candidate pipeline (`target.candidate(...)` + `harness.evaluate`: the same Workspace store, embedder,
+real candidate pipeline (`target.candidate(...)` + `harness.evaluation`: the same Workspace store, embedder,
 prediction cache and post-processing as any candidate), and counts what was spent:
 
 - `metric_calls`: rows scored (one candidate evaluated on one row is one call, cached or not), GEPA's own
@@ -28,7 +28,7 @@ from typing import Any
 from harness.data import Suite
 from harness.embedders import Embedder
 from harness.errors import ConfigError, LearnedFromSuiteError
-from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings, Result, evaluate
+from harness.evaluation import DEFAULT_BOOTSTRAP, BootstrapSettings, Result, evaluate
 from harness.optimize.heldout import HeldoutComparison, compare_on_heldout
 from harness.optimize.metering import MeteredChatClient
 from harness.optimize.targets import InstructionTarget
@@ -192,7 +192,7 @@ class OptimizationSession:
     # -- scoring -----------------------------------------------------------------------------------
     def score(self, instruction: str, rows: Suite | Sequence, *, part: str = "dev") -> Result:
         """`instruction`'s candidate scored on `rows` (the dev split, or train rows such as a minibatch)
-        through `harness.evaluate`; counts len(rows) metric calls. Any other row is refused."""
+        through `harness.evaluation`; counts len(rows) metric calls. Any other row is refused."""
         suite = rows if isinstance(rows, Suite) else Suite(f"{self._split.source}:{part}", tuple(rows))
         strangers = [i for i in suite.ids if i not in self._visible_ids]
         if strangers:  # the optimiser's view is train + dev; the held-out rows are read once, by finish()

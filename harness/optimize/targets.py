@@ -3,7 +3,7 @@
 - `ChatInstructionTarget`: the instruction of a chat candidate (its system message, or a preamble put
   before its user template for models without a system role). Every proposal is evaluated as a real
   `ChatCandidate` (same endpoint, model, templates, few-shot examples, sampling, post-processing) through
-  `harness.evaluate`, so its cached predictions are ordinary prediction-cache entries.
+  `harness.evaluation`, so its cached predictions are ordinary prediction-cache entries.
 - `MeanPromptTarget`: a mean prompt; a proposal is a `ConstantCandidate`.
 
 Proposals are text from a model, never templates: their braces are escaped before they are put into a

@@ -4,7 +4,7 @@ instruction of the harness.
 
 Each step:
 1. a seeded minibatch of TRAIN rows is scored with the current instruction by the session
-   (`harness.evaluate`: Workspace store, embedder, prediction cache);
+   (`harness.evaluation`: Workspace store, embedder, prediction cache);
 2. the loss is that SCS, turned into text by the harness: the minibatch mean and the worst rows with
    the model's answer, the true prompt (train rows: the split allows it) and each row's score. It is a
    `textgrad` `StringBasedFunction` of the instruction `Variable`, so `loss.backward(engine)` asks the
@@ -33,7 +33,7 @@ import numpy as np
 
 from harness.embedders import Embedder
 from harness.errors import ConfigError
-from harness.evaluate import Result
+from harness.evaluation import Result
 from harness.llm import ChatRequestError
 from harness.optimize.extras import require
 from harness.optimize.meta_prompt import check_instruction

@@ -2,7 +2,7 @@
 and rich tables for the terminal.
 
 One job: format `RunRecord`s (and the rows stored with them). Nothing here computes a score, a CI or a
-verdict; every number shown was computed upstream (harness.evaluate, harness.stats, harness.baselines)
+verdict; every number shown was computed upstream (harness.evaluation, harness.stats, harness.baselines)
 and travels in the record. What is shown (ranking, sections, which run, which rows) is decided once, in
 `harness.report.model`; each output module only writes it down:
 

@@ -31,7 +31,7 @@ class StepRecord:
 class EvalRecord:
     """One evaluation of a checkpoint on the held-out suite.
 
-    `scs`, `ci_low`, `ci_high`: mean SCS and its bootstrap interval (harness.evaluate); `eval_loss`: mean
+    `scs`, `ci_low`, `ci_high`: mean SCS and its bootstrap interval (harness.evaluation); `eval_loss`: mean
     -log p of the eval suite's true answers (answer tokens only, whatever the training loss covered);
     `train_loss`: mean step loss since the previous evaluation.
     """

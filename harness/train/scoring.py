@@ -1,5 +1,5 @@
 """Score a checkpoint as the harness scores any candidate: the hf candidate's generation, then
-`harness.evaluate` (SCS per row, mean, bootstrap CI).
+`harness.evaluation` (SCS per row, mean, bootstrap CI).
 
 The candidate is a real `HFCandidate` for (base, checkpoint adapter), with the prompt and generation
 settings the final candidates.toml entry will have, so its fingerprint is that of the checkpoint and
@@ -25,7 +25,7 @@ import numpy as np
 from harness.candidates.hf import HFCandidate
 from harness.data import Suite
 from harness.embedders import Embedder
-from harness.evaluate import DEFAULT_BOOTSTRAP, BootstrapSettings, Result, evaluate
+from harness.evaluation import DEFAULT_BOOTSTRAP, BootstrapSettings, Result, evaluate
 from harness.files import write_text_atomic
 from harness.stats import ConfidenceInterval, paired_bootstrap_delta
 from harness.store import Store

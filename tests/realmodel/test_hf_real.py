@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from harness.evaluate import evaluate
+from harness.evaluation import evaluate
 
 pytestmark = pytest.mark.realmodel
 

@@ -16,7 +16,7 @@ import math
 import pytest
 
 from harness.candidates.hf import HFCandidate
-from harness.evaluate import evaluate
+from harness.evaluation import evaluate
 from harness.stats import paired_bootstrap_test
 from realmodel.conftest import REPO_ROOT
 

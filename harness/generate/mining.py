@@ -1,6 +1,6 @@
 """Hard-sample mining: keep the rows of a pool that today's best candidates get wrong.
 
-Every candidate is scored on the pool with the harness itself (`harness.evaluate.evaluate`: the same
+Every candidate is scored on the pool with the harness itself (`harness.evaluation.evaluate`: the same
 embedder, the same caches), each row's best score over the candidates is taken, and a row is kept when
 that best score is below `threshold` and/or in the bottom `quantile` of best scores. Rows that no
 candidate answered at all are left out: they measure a failed request, not a hard row.
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from harness.candidates.base import Candidate
     from harness.data import Suite
     from harness.embedders import Embedder
-    from harness.evaluate import BootstrapSettings, Result
+    from harness.evaluation import BootstrapSettings, Result
     from harness.store import Store
 
 DEFAULT_QUANTILE = 0.25
@@ -112,7 +112,7 @@ def mine(pool: Suite, candidates: Sequence[Candidate], embedder: Embedder, *, st
          threshold: float | None = None, quantile: float | None = None,
          bootstrap: BootstrapSettings | None = None) -> Mining:
     """Score every candidate on `pool` and select its hard rows."""
-    from harness.evaluate import BootstrapSettings, evaluate
+    from harness.evaluation import BootstrapSettings, evaluate
 
     settings = bootstrap or BootstrapSettings(n_resamples=2000)
     results = tuple(evaluate(c, pool, embedder, store=store, bootstrap=settings) for c in candidates)
