@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from harness.verdict import Comparison, PredictedScore, ScorerParity, St5Estimate
-
-if TYPE_CHECKING:
-    from harness.evaluation import Result
 
 #: the layout of a stored `RunRecord` (absent in records written before it existed: the flat layout, 1)
 RUN_FORMAT = 2
@@ -178,7 +175,21 @@ def _flat_spec(data: Mapping[str, Any]) -> RunSpec:
 
 
 # -- the JSON schema of a run --------------------------------------------------------------------------------
-def run_json(record: RunRecord, result: Result | None = None, *, rows: bool = False,
+class ScoredRows(Protocol):
+    """What `run_json` reads from a scored result (`harness.evaluation.Result` is one): named here, not
+    imported, so that this module stays below evaluation in the import graph."""
+
+    ids: Sequence[str]
+    scores: Any  # a numpy array of per-row SCS
+    predictions: Sequence[str]
+    empty_prediction_ids: Sequence[str]
+    timings: Mapping[str, float]
+
+    @property
+    def interval(self) -> Any: ...
+
+
+def run_json(record: RunRecord, result: ScoredRows | None = None, *, rows: bool = False,
              predicted_lb_note: str | None = None) -> dict[str, Any]:
     """A run as JSON, the one schema of `prh score --json` and of each score in `reports/leaderboard.json`.
 
