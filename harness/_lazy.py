@@ -10,7 +10,7 @@ once, then kept on the package like any attribute.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -22,8 +22,6 @@ def lazy_exports(package: str, exports: Mapping[str, Iterable[str]]
     it provides. A name listed twice is an error here rather than a puzzle later, and so is a name equal to
     one of the package's submodules: once that submodule is imported, the import system sets the package's
     attribute to the module, and `from package import name` silently hands out the module instead."""
-    import importlib.util
-
     where: dict[str, str] = {}
     for module, names in exports.items():
         for name in names:
