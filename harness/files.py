@@ -85,6 +85,11 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_atomic(path, lambda handle: handle.write(data))
 
 
+def write_png_atomic(path: str | Path, figure: Any, *, dpi: int) -> Path:
+    """Save a matplotlib `figure` as PNG, atomically (every figure the harness draws is written here)."""
+    return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
+
+
 def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 2) -> Path:
     """Write one JSON document (UTF-8, non-ASCII kept readable, no NaN), atomically."""
     return write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False) + "\n")

@@ -49,6 +49,11 @@ class SCSMetric(BaseMetric):
     """
 
     _required_params = [SingleTurnParams.ACTUAL_OUTPUT, SingleTurnParams.EXPECTED_OUTPUT]
+    # the same for every instance, so set here over BaseMetric's class defaults
+    include_reason = True
+    async_mode = False
+    evaluation_model = None
+    evaluation_cost = 0.0  # no LLM judge: embedding costs nothing
 
     def __init__(self, embedder: Embedder | str = "auto", *, threshold: float = 0.5, store: Any = None,
                  signed: bool = False) -> None:
@@ -56,10 +61,6 @@ class SCSMetric(BaseMetric):
         self.store = store
         self.signed = signed
         self._embedder = embedder
-        self.include_reason = True
-        self.async_mode = False
-        self.evaluation_model = None
-        self.evaluation_cost = 0.0  # no LLM judge: embedding costs nothing
 
     @property
     def embedder(self) -> Embedder:

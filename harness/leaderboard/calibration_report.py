@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.files import write_atomic, write_text_atomic
+from harness.files import write_png_atomic, write_text_atomic
 from harness.leaderboard.book import Probe
 from harness.leaderboard.calibrate import CalibrationRow, Correlation, rank_rows
 
@@ -170,7 +170,7 @@ def render_plot(rows: Sequence[CalibrationRow], path: str | Path) -> Path | None
         ax.set_title(f"{row.suite} · {row.embedder}" + ("" if row.comparable_with_kaggle else " (not Kaggle's scorer)"),
                      fontsize="medium")
         ax.grid(alpha=0.3)
-    return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
+    return write_png_atomic(path, figure, dpi=110)
 
 
 def write_calibration(rows: Sequence[CalibrationRow], probes: Sequence[Probe], directory: str | Path, *,

@@ -38,7 +38,6 @@ class GradientGuide:
                  gaps: int = 2) -> None:
         import torch
 
-        self.torch = torch
         self.model = model
         self.space = space
         self.values = values
@@ -69,7 +68,8 @@ class GradientGuide:
         """Rank the top-k entries of every slot of every prompt of a step (its beam) in ONE batched
         forward/backward pass: ("replace", p) for each position, ("append", n), and ("insert", q) for a few
         random gaps q."""
-        torch = self.torch
+        import torch
+
         sequences: list[tuple[int, list[int], tuple[str, int] | None]] = []
         for k, units in enumerate(prompts):
             n = len(units)

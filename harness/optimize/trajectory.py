@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import DataError
-from harness.files import write_atomic, write_jsonl_atomic
+from harness.files import write_jsonl_atomic, write_png_atomic
 from harness.optimize.meta_prompt import EMPTY_INSTRUCTION
 
 RECORD_TYPES = ("run", "round", "proposal", "final")
@@ -172,4 +172,4 @@ def plot_trajectory(records: Iterable[Mapping[str, Any]], path: str | Path) -> P
     ax.set_title(title, fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
-    return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
+    return write_png_atomic(path, figure, dpi=110)

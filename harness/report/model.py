@@ -159,12 +159,24 @@ class CandidateRow:
 
 
 @dataclass(frozen=True)
-class Section:
-    """All runs scored by one embedder with one fingerprint: the only scores that may share a table."""
+class EmbedderBuild:
+    """The embedder build (name and fingerprint) a group of runs was scored with: scores of different
+    builds are never compared, so the leaderboard's sections and a candidate page's parts are one each."""
 
     embedder: str
     fingerprint: str
     comparable_with_kaggle: bool
+
+    @property
+    def build_order(self) -> tuple[bool, str, str]:
+        """Sort key: Kaggle-comparable builds first (they are the ones a reader will quote), then by name."""
+        return (not self.comparable_with_kaggle, self.embedder, self.fingerprint)
+
+
+@dataclass(frozen=True)
+class Section(EmbedderBuild):
+    """All runs scored by one embedder with one fingerprint: the only scores that may share a table."""
+
     #: main suites with at least one run here, in suites-file order
     suites: tuple[str, ...]
     rows: tuple[CandidateRow, ...]
@@ -240,8 +252,7 @@ def build_view(records: Sequence[RunRecord], *, main_suites: Sequence[str] | Non
         grouped.setdefault((record.embedder, record.embedder_fingerprint), []).append(record)
     sections = [_section(embedder, fingerprint, section_records, main, learned_from or {})
                 for (embedder, fingerprint), section_records in grouped.items()]
-    # Kaggle-comparable sections first: they are the ones a reader will quote
-    sections.sort(key=lambda s: (not s.comparable_with_kaggle, s.embedder, s.fingerprint))
+    sections.sort(key=lambda s: s.build_order)
     moment = generated_at if generated_at is not None else datetime.now(timezone.utc)
     return ReportView(title, moment, tuple(sections), main)
 
@@ -331,12 +342,9 @@ class PageRow:
 
 
 @dataclass(frozen=True)
-class PagePart:
+class PagePart(EmbedderBuild):
     """A candidate's rows under one embedder build: the runs they come from and the three selections."""
 
-    embedder: str
-    fingerprint: str
-    comparable_with_kaggle: bool
     runs: tuple[RunRecord, ...]
     rows_by_suite: Mapping[str, tuple[RunRow, ...]]
     worst: tuple[PageRow, ...]
@@ -414,7 +422,7 @@ def build_page(records: Sequence[RunRecord], candidate: str, rows: RowSource | N
             gained=tuple(sorted((p for p in with_delta if p.delta > TIE_EPSILON),
                                 key=lambda p: (-p.delta, p.suite, p.row.position))[:limit]),
             without_rows=tuple(s for s, suite_rows in by_suite.items() if not suite_rows)))
-    parts.sort(key=lambda p: (not p.comparable_with_kaggle, p.embedder, p.fingerprint))
+    parts.sort(key=lambda p: p.build_order)
     key_text = repr((PAGE_FORMAT, candidate, limit, [(p.embedder, p.fingerprint, [(r.run_id, r.suite, r.created) for r in p.runs],
                                          {s: len(v) for s, v in p.rows_by_suite.items()}) for p in parts]))
     return CandidatePage(candidate, safe_file_stem(candidate), tuple(parts), limit,

@@ -13,8 +13,9 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from harness.files import write_atomic
+from harness.files import write_png_atomic
 from harness.report.model import CandidatePage, ReportView, Section, is_number, settings_label, short
 from harness.report.text import clip, fmt
 from harness.store import RunRecord
@@ -72,12 +73,12 @@ def leaderboard_figure(view: ReportView):
 
 def render_plot(view: ReportView, path: str | Path) -> Path | None:
     """Write the leaderboard PNG atomically; None (nothing written) when there is nothing to plot."""
-    figure = leaderboard_figure(view)
-    if figure is None:
-        return None
-    target = Path(path)
-    write_atomic(target, lambda handle: figure.savefig(handle, format="png", dpi=_DPI))
-    return target
+    return _write_figure(leaderboard_figure(view), path, dpi=_DPI)
+
+
+def _write_figure(figure: Any, path: str | Path, *, dpi: int) -> Path | None:
+    """Write `figure` as PNG atomically; None (nothing written) when there is no figure (nothing to plot)."""
+    return None if figure is None else write_png_atomic(path, figure, dpi=dpi)
 
 
 def _x_suites(section: Section) -> list[str]:
@@ -206,9 +207,4 @@ def histogram_figure(page: CandidatePage):
 
 
 def render_histogram(page: CandidatePage, path: str | Path) -> Path | None:
-    figure = histogram_figure(page)
-    if figure is None:
-        return None
-    target = Path(path)
-    write_atomic(target, lambda handle: figure.savefig(handle, format="png", dpi=90))
-    return target
+    return _write_figure(histogram_figure(page), path, dpi=90)

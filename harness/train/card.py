@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.files import write_atomic, write_text_atomic
+from harness.files import write_png_atomic, write_text_atomic
 from harness.stats import ConfidenceInterval
 from harness.train.config import TrainConfig
 from harness.train.history import EvalRecord, History
@@ -226,7 +226,7 @@ def render_plot(history: History, path: Path, *, title: str = "", embedder: str 
     bottom.set_ylabel("loss")
     bottom.grid(alpha=0.3)
     bottom.legend(loc="upper right", fontsize="small")
-    return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=100))
+    return write_png_atomic(path, figure, dpi=100)
 
 
 def write_card(facts: CardFacts, history: History) -> tuple[Path, Path | None]:
