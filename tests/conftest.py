@@ -190,6 +190,20 @@ def copy_shipped_project(destination: Path, store: Path | None = None) -> Path:
 
 
 @pytest.fixture
+def bare_project(tmp_path, monkeypatch) -> Path:
+    """The shipped suites, candidates and fixtures copied into tmp_path (no baselines, no leaderboard models:
+    a test fits its own), the current directory and $PRH_STORE set there."""
+    import shutil
+
+    for name in ("suites.toml", "candidates.toml"):
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    shutil.copytree(REPO_ROOT / "fixtures", tmp_path / "fixtures")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PRH_STORE", str(tmp_path / "store.sqlite"))
+    return tmp_path
+
+
+@pytest.fixture
 def shipped_project(pytester, shipped_store, minilm):
     """pytester in a copy of the shipped project (suites, candidates, baselines, fixtures), its store already
     holding the shipped suites' MiniLM embeddings (`shipped_store`: paid once per session), with the heavy

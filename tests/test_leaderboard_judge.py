@@ -5,7 +5,6 @@ record and `prh score --json`), and NOT_JUDGED for answers the embedder cannot s
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from conftest import REPO_ROOT, embedder_factory, prh_with
@@ -33,15 +32,6 @@ FACTORY = embedder_factory(EMBEDDERS["bow"], EMBEDDERS)
 prh = prh_with(EMBEDDERS["bow"], EMBEDDERS)
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A copy of the shipped project, every embedder the bag-of-words stub (models fitted here)."""
-    for name in ("suites.toml", "candidates.toml"):
-        shutil.copy(REPO_ROOT / name, tmp_path / name)
-    shutil.copytree(REPO_ROOT / "fixtures", tmp_path / "fixtures")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PRH_STORE", str(tmp_path / "store.sqlite"))
-    return tmp_path
 
 
 def fit_model(workspace: Workspace, suite: str, embedder: str = "bow"):
@@ -53,8 +43,8 @@ def fit_model(workspace: Workspace, suite: str, embedder: str = "bow"):
     return read_model(write_model(workspace.baselines_dir, row.model).path)  # as a fresh clone reads it
 
 
-def test_the_predicted_leaderboard_score_is_in_every_record_and_in_prh_score(project, capsys):
-    with Workspace.from_dir(project, embedder_factory=FACTORY) as workspace:
+def test_the_predicted_leaderboard_score_is_in_every_record_and_in_prh_score(bare_project, capsys):
+    with Workspace.from_dir(bare_project, embedder_factory=FACTORY) as workspace:
         assert workspace.score("mean-prompt", "leaked", embedder="bow").record.predicted_lb is None
         model = fit_model(workspace, "leaked")
         scored = workspace.score("mean-prompt", "leaked", embedder="bow")
@@ -66,10 +56,10 @@ def test_the_predicted_leaderboard_score_is_in_every_record_and_in_prh_score(pro
     assert predicted.informative == (model.fit.loo_mae < model.fit.loo_mae_constant)
     assert predicted.note.startswith("fitted on the shipped public probes") and "leaked.leaderboard.json" in predicted.model
     assert any(s.startswith("4th-lucrarea-0.666: its answers contain the lucrarea string") for s in predicted.set_aside)
-    stored = Workspace.from_dir(project, embedder_factory=FACTORY).store(create=False).runs()[-1]
+    stored = Workspace.from_dir(bare_project, embedder_factory=FACTORY).store(create=False).runs()[-1]
     assert stored.predicted_lb == predicted  # kept in the history for the reports
     assert any(p.row_scores for p in model.fit.fitted if p.kind == "template")
-    with Workspace.from_dir(project, embedder_factory=FACTORY, store=project / "fresh.sqlite") as fresh:
+    with Workspace.from_dir(bare_project, embedder_factory=FACTORY, store=bare_project / "fresh.sqlite") as fresh:
         bow = fresh.embedder("bow").embedder
         before = len(bow.calls)
         again = fresh.score("mean-prompt", "leaked", embedder="bow").record.predicted_lb
@@ -89,10 +79,10 @@ def test_the_predicted_leaderboard_score_is_in_every_record_and_in_prh_score(pro
     assert data["predicted_lb"] is None and "no leaderboard model for suite 'public'" in data["predicted_lb_note"]
 
 
-def test_a_model_of_another_suite_or_embedder_build_is_not_used(project, capsys):
-    with Workspace.from_dir(project, embedder_factory=FACTORY) as workspace:
+def test_a_model_of_another_suite_or_embedder_build_is_not_used(bare_project, capsys):
+    with Workspace.from_dir(bare_project, embedder_factory=FACTORY) as workspace:
         fit_model(workspace, "leaked")
-    path = model_path(project / "baselines", "bow", "leaked")
+    path = model_path(bare_project / "baselines", "bow", "leaked")
     data = json.loads(path.read_text())
     data["embedder_fingerprint"] = "another-build"
     path.write_text(json.dumps(data))
@@ -106,8 +96,8 @@ def test_a_model_of_another_suite_or_embedder_build_is_not_used(project, capsys)
     assert "suite 'leaked' changed" in json.loads(capsys.readouterr().out)["predicted_lb_note"]
 
 
-def test_scorer_specific_answers_are_not_judged_by_another_embedder(project):
-    (project / "candidates.toml").write_text((project / "candidates.toml").read_text() + '''
+def test_scorer_specific_answers_are_not_judged_by_another_embedder(bare_project):
+    (bare_project / "candidates.toml").write_text((bare_project / "candidates.toml").read_text() + '''
 [candidates.zebra]
 kind = "constant"
 prompt = "Rewrite the text. zebra zebra zebra"
@@ -117,7 +107,7 @@ scorer_specific = ["zebra"]
 kind = "ensemble"
 members = ["zebra"]
 ''')
-    with Workspace.from_dir(project, embedder_factory=FACTORY) as workspace:
+    with Workspace.from_dir(bare_project, embedder_factory=FACTORY) as workspace:
         for embedder in ("bow", "kaggle-bow"):
             workspace.update_baseline(workspace.score("mean-prompt", "leaked", embedder=embedder))
         plain = workspace.score("mean:banana banana", "leaked", embedder="bow").comparison
@@ -136,8 +126,8 @@ members = ["zebra"]
     assert history[-2].baseline.status == NOT_JUDGED
 
 
-def test_scorer_specific_must_be_a_list_of_strings(project, capsys):
-    (project / "candidates.toml").write_text('[candidates.x]\nkind = "constant"\nprompt = "x"\nscorer_specific = "x"\n')
+def test_scorer_specific_must_be_a_list_of_strings(bare_project, capsys):
+    (bare_project / "candidates.toml").write_text('[candidates.x]\nkind = "constant"\nprompt = "x"\nscorer_specific = "x"\n')
     assert prh(["score", "--suite", "leaked", "--candidate", "x", "--embedder", "bow"]) == 2
     assert "'scorer_specific' must be a list of strings" in capsys.readouterr().err
 

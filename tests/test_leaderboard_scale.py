@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -201,21 +200,13 @@ FACTORY = embedder_factory(BagOfWordsEmbedder())
 prh = prh_with(BagOfWordsEmbedder())
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    for name in ("suites.toml", "candidates.toml"):
-        shutil.copy(REPO_ROOT / name, tmp_path / name)
-    shutil.copytree(REPO_ROOT / "fixtures", tmp_path / "fixtures")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PRH_STORE", str(tmp_path / "store.sqlite"))
-    return tmp_path
 
 
-def varied_predictions(project) -> str:
+def varied_predictions(bare_project) -> str:
     """A predictions file: each true prompt of `leaked` with its last word dropped (varied, prompt-like)."""
     with open(REPO_ROOT / "fixtures" / "leaked.csv", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    path = project / "varied.csv"
+    path = bare_project / "varied.csv"
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "rewrite_prompt"])
@@ -223,9 +214,9 @@ def varied_predictions(project) -> str:
     return f"file:{path}"
 
 
-def test_every_result_under_a_mapped_embedder_gets_an_st5_estimate(project, capsys):
-    candidate = varied_predictions(project)
-    with Workspace.from_dir(project, embedder_factory=FACTORY) as workspace:
+def test_every_result_under_a_mapped_embedder_gets_an_st5_estimate(bare_project, capsys):
+    candidate = varied_predictions(bare_project)
+    with Workspace.from_dir(bare_project, embedder_factory=FACTORY) as workspace:
         assert workspace.score(candidate, "leaked", embedder="bow").record.st5_estimate is None  # no map
         write_scale_map(workspace.baselines_dir, domain_map())
         scored = workspace.score(candidate, "leaked", embedder="bow")
@@ -242,14 +233,14 @@ def test_every_result_under_a_mapped_embedder_gets_an_st5_estimate(project, caps
     assert constant.note.startswith("no estimate on Kaggle's scale: constant")
 
 
-def test_prh_score_json_carries_st5_estimate_or_null(project, capsys):
+def test_prh_score_json_carries_st5_estimate_or_null(bare_project, capsys):
     assert prh(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["st5_estimate"] is None
-    write_scale_map(project / "baselines", domain_map())
+    write_scale_map(bare_project / "baselines", domain_map())
     assert prh(["score", "--suite", "leaked", "--candidate", "mean-prompt", "--embedder", "bow", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)["st5_estimate"]
     assert set(data) == {"estimate", "low", "high", "in_domain", "note", "map"} and data["in_domain"] is False
-    assert prh(["score", "--suite", "leaked", "--candidate", varied_predictions(project), "--embedder", "bow"]) == 0
+    assert prh(["score", "--suite", "leaked", "--candidate", varied_predictions(bare_project), "--embedder", "bow"]) == 0
     assert "Kaggle-scale est. 0." in capsys.readouterr().out
 
 
