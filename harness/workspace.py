@@ -96,6 +96,8 @@ class Workspace:
     _suite_specs: dict[str, SuiteSpec] | None = field(default=None, repr=False)
     _registry: CandidateRegistry | None = field(default=None, repr=False)
     _embedders: dict[str, EmbedderChoice] = field(default_factory=dict, repr=False)
+    _candidates: dict[str, Candidate] = field(default_factory=dict, repr=False)
+    _named_suites: dict[tuple[str, bool], Suite] = field(default_factory=dict, repr=False)
     #: builds the embedder of a spec (auto, st5, minilm, path:DIR); None: harness.embedders.choose_embedder.
     #: Tests and callers give their own here (one tiny model for every spec), never by patching the module.
     embedder_factory: Callable[[str], EmbedderChoice] | None = field(default=None, repr=False)
@@ -175,7 +177,11 @@ class Workspace:
             if columns:
                 raise ConfigError(f"suite '{name}' is defined in {self.suites_file}: its columns are set there, "
                                   "not on the command line")
-            return load_suite(self.suite_specs[name], needs_truth=needs_truth)
+            # Read once: the plugin reads every suite before any test (to stop a broken set-up) and again
+            # to score it.
+            if (name, needs_truth) not in self._named_suites:
+                self._named_suites[name, needs_truth] = load_suite(self.suite_specs[name], needs_truth=needs_truth)
+            return self._named_suites[name, needs_truth]
         path = Path(name_or_path).expanduser()
         if not path.is_file():
             known = ", ".join(self.suite_specs) or f"none ({self.suites_file} not found)"
@@ -208,14 +214,17 @@ class Workspace:
 
     def candidate(self, spec: str | Candidate) -> Candidate:
         """A candidate from a spec: a candidates-file name, `mean:TEXT` or `file:PATH` (a Candidate
-        object is returned as is). Building loads no model."""
+        object is returned as is). Building loads no model. Built once per spec, so that its preflight
+        (`check_candidate`) and a loaded model serve every suite of the run."""
         if not isinstance(spec, str):
             return spec
-        from harness.candidates import CandidateContext, resolve_candidate
+        if spec not in self._candidates:
+            from harness.candidates import CandidateContext, resolve_candidate
 
-        context = CandidateContext(base_dir=self.root, store=self.store(), suites=self.suite_specs,
-                                   embedder=lambda spec: self.embedder(spec).embedder)
-        return resolve_candidate(spec, self.registry, context)
+            context = CandidateContext(base_dir=self.root, store=self.store(), suites=self.suite_specs,
+                                       embedder=lambda spec: self.embedder(spec).embedder)
+            self._candidates[spec] = resolve_candidate(spec, self.registry, context)
+        return self._candidates[spec]
 
     def check_candidate(self, spec: str | Candidate, suites: Sequence[str] = ()) -> Candidate:
         """Build the candidate and check, before any row, that it can answer: its model is there and fits
@@ -251,6 +260,7 @@ class Workspace:
         if self._store is not None:
             self._store.close()
             self._store = None
+        self._candidates.clear()  # they hold the closed store; a reopened workspace builds them afresh
 
     def __enter__(self) -> Workspace:
         return self

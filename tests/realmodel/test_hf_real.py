@@ -11,6 +11,8 @@ import re
 import pytest
 
 from harness.evaluation import evaluate
+from harness.workspace import Workspace
+from realmodel.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.realmodel
 
@@ -48,8 +50,10 @@ def test_gemma_answers_every_row_with_one_clean_prompt_like_line(first_run, gemm
 
 def test_a_rerun_is_served_from_the_prediction_cache(first_run, realmodel_workspace, minilm):
     suite, result = first_run
-    again = realmodel_workspace.candidate("gemma-270m")  # a new instance: nothing loaded
-    rerun = evaluate(again, suite, minilm, store=realmodel_workspace.store())
+    # a new instance (a workspace builds each spec once, so from a second one over the same store): nothing loaded
+    with Workspace.from_dir(REPO_ROOT, store=realmodel_workspace.store_path) as second:
+        again = second.candidate("gemma-270m")
+        rerun = evaluate(again, suite, minilm, store=realmodel_workspace.store())
     assert again.generated_rows == 0 and again.generated_tokens == 0 and again._loaded is None
     assert rerun.predictions == result.predictions
 
